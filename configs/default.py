@@ -1,0 +1,68 @@
+"""Default config: the embedded engraved corpus, sized for a 2-core CPU.
+
+`python run.py` uses this. Every field has a comment; variants (`tiny.py`, `deepscores_v2.py`)
+import it and override. Override any field on the command line, absl style:
+`python run.py train --config=configs/default.py --config.train.steps=500`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # One seed for data order, crops, init and engraving.
+
+    # --- Data (tfds builder `deep_scores`, read with tfds.data_source) -------------------------
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "deep_scores/synthetic"  # TFDS name/config to train and evaluate on.
+    c.data.data_dir = ""  # TFDS data dir; "" = <workdir>/../tensorflow_datasets? see run.py.
+    c.data.manual_dir = ""  # Where the DeepScoresV2 download or the engraved folder lives.
+    c.data.train_split = "train"
+    c.data.eval_split = "test"
+    c.data.scale = 0.5  # Pages are scaled by this before cropping (spec section 4).
+    c.data.crop_size = 960  # Random square crops of this many pixels (spec section 4).
+    c.data.crop_top_left_prob = 0.3  # Share of crops taken at the page's top-left corner.
+    c.data.pad_multiple = 160  # White padding to a multiple of this (spec section 2).
+    c.data.max_objects = 1024  # Boxes per crop are padded/truncated to this (static shapes).
+    c.data.batch_size = 2  # Global batch size, split over all devices and processes.
+    c.data.worker_count = 2  # Background grain workers decoding and cropping pages.
+
+    # --- Engraved corpus (dwd_jax.engrave, `run.py generate`) ---------------------------------
+    c.engrave = ml_collections.ConfigDict()
+    c.engrave.num_pages = 300  # Pages to engrave from music21's corpus.
+    c.engrave.workers = 2  # Worker processes (verovio crashes are isolated per worker).
+
+    # --- Model (dwd_jax.model) ----------------------------------------------------------------
+    c.model = ml_collections.ConfigDict()
+    c.model.depth = 18  # ResNet v1 depth: 18, 34, 50, 101 or 152.
+    c.model.width = 0.5  # Channel multiplier of the backbone and decoder.
+    c.model.decoder_channels = 256  # RefineNet channels (before `width`).
+    c.model.norm = "group"  # Backbone normalisation: "group", "batch" (per-batch stats), "none".
+    c.model.dtype = "float32"  # Compute dtype: "float32" or "bfloat16" (params stay f32).
+    c.model.output_strides = (2, 8, 16)  # Strides at which heads are evaluated (finest decodes).
+
+    # --- Targets (dwd_jax.targets) ------------------------------------------------------------
+    c.targets = ml_collections.ConfigDict()
+    c.targets.energy_levels = 20  # Quantised energy levels, 0 = background (spec section 3).
+    c.targets.energy_marker = 17  # Oval energy-marker size in input pixels (spec section 3).
+    c.targets.class_marker = 9  # Class-marker size in input pixels.
+    c.targets.box_marker = 9  # Box-marker size in input pixels.
+    c.targets.energy_groups = ()  # Tuple of tuples of class names; () = one group (original).
+
+    # --- Losses and training (dwd_jax.losses, dwd_jax.train) ----------------------------------
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 2000  # Total optimiser steps.
+    c.train.log_every = 10  # Steps between metric logs.
+    c.train.checkpoint_every = 200  # Steps between orbax checkpoints.
+    c.train.keep_checkpoints = 3  # Checkpoints kept.
+
+    # --- Decoding (dwd_jax.decode) ------------------------------------------------------------
+    c.decode = ml_collections.ConfigDict()
+    c.decode.energy_cutoff = 1  # Foreground = argmax energy > this (spec section 6).
+    c.decode.min_size = 4  # Components with fewer pixels are dropped.
+    c.decode.max_detections = 2048  # Detections per page (padded; overflow is reported).
+
+    # --- Evaluation (dwd_jax.evaluate) --------------------------------------------------------
+    c.eval = ml_collections.ConfigDict()
+    c.eval.max_pages = 0  # Pages of the eval split to evaluate; 0 = all.
+    return c
