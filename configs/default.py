@@ -38,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.width = 0.5  # Channel multiplier of the backbone and decoder.
     c.model.decoder_channels = 256  # RefineNet channels (before `width`).
     c.model.norm = "group"  # Backbone normalisation: "group", "batch" (per-batch stats), "none".
+    c.model.norm_groups = 32  # GroupNorm groups (gcd with the channel count when they differ).
     c.model.dtype = "float32"  # Compute dtype: "float32" or "bfloat16" (params stay f32).
     c.model.output_strides = (2, 8, 16)  # Strides at which heads are evaluated (finest decodes).
 
@@ -48,6 +49,23 @@ def get_config() -> ml_collections.ConfigDict:
     c.targets.class_marker = 9  # Class-marker size in input pixels.
     c.targets.box_marker = 9  # Box-marker size in input pixels.
     c.targets.energy_groups = ()  # Tuple of tuples of class names; () = one group (original).
+
+    # --- Losses (dwd_jax.losses; spec section 4) ------------------------------------------------
+    c.loss = ml_collections.ConfigDict()
+    c.loss.energy_strides = (2, 8, 16)  # model.output_strides where energy is supervised.
+    c.loss.class_strides = (2,)  # model.output_strides where class is supervised.
+    c.loss.box_strides = (2, 8)  # model.output_strides where box is supervised.
+    c.loss.combined_factors = (2.0, 1.0, 1.0)  # (energy, class, box) factors of the combined loss.
+    c.loss.normaliser_window = 5  # Combined loss divides each head by its mean of this many steps.
+    # Stages (head, steps) run in order, each optimising only its head's loss ("combined" = all,
+    # normalised); the last stage continues past its end. The paper's 20k/20k/20k/10k/30k, scaled.
+    c.loss.schedule = (
+        ("energy", 400),
+        ("class", 400),
+        ("box", 400),
+        ("energy", 200),
+        ("combined", 600),
+    )
 
     # --- Losses and training (dwd_jax.losses, dwd_jax.train) ----------------------------------
     c.train = ml_collections.ConfigDict()
