@@ -70,7 +70,12 @@ def get_config() -> ml_collections.ConfigDict:
     # --- Losses and training (dwd_jax.losses, dwd_jax.train) ----------------------------------
     c.train = ml_collections.ConfigDict()
     c.train.steps = 2000  # Total optimiser steps.
-    c.train.log_every = 10  # Steps between metric logs.
+    c.train.optimizer = "rmsprop"  # "rmsprop" (TF1 semantics, spec section 4) or "adam".
+    c.train.learning_rate = 1e-4  # Constant learning rate (spec section 4).
+    c.train.rmsprop_decay = 0.995  # RMSProp mean-square decay (spec section 4).
+    c.train.weight_decay = 5e-7  # L2 factor on all weights, added to the loss (spec section 4).
+    c.train.log_every = 10  # Steps between metric logs (progress bar, TensorBoard, JSONL).
+    c.train.picture_every = 200  # Steps between PNGs of predicted vs target maps; 0 = never.
     c.train.checkpoint_every = 200  # Steps between orbax checkpoints.
     c.train.keep_checkpoints = 3  # Checkpoints kept.
 
