@@ -1,0 +1,293 @@
+"""Training input pipeline: `tfds.data_source` -> grain -> padded, fixed-shape batches.
+
+A page goes through `parse_page` (any PNG flavour -> grey u8, normalised boxes -> pixels,
+labels -> model classes), `scale_page` (bilinear, spec section 4) and `crop_page` (a random
+square crop, white padding, boxes clipped and padded to `data.max_objects`). Each process reads
+its own shard (`grain.python.ShardByJaxProcess`) and yields its slice of the global batch:
+
+    {"image": u8[b, S, S, 1], "boxes": f32[b, M, 4], "classes": i32[b, M], "valid": bool[b, M]}
+
+with b = data.batch_size // process_count, S = data.crop_size, M = data.max_objects. Images stay
+u8 until the train step (4x less host-to-device traffic); targets are made inside the step.
+
+Randomness comes from grain's per-record generator (seeded by `seed` and the record's position
+in the sampler), so batches are identical for any worker count, and the iterator state
+(`iterator.get_state()`) is a few bytes that the checkpoint stores to resume exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cv2
+import grain.python as grain
+import jax
+import ml_collections
+import numpy as np
+from PIL import Image
+
+# A box is kept in a crop when at least this share of it is visible; it is then clipped to the
+# crop. Its marker sits at the clipped box's centre, which is always inside the crop.
+MIN_VISIBLE_FRACTION = 0.5
+WHITE = 255
+
+
+def to_grey_u8(image: np.ndarray | bytes, *, name: str = "page") -> np.ndarray:
+    """Any page image as grey uint8, 0 = black ink, 255 = white paper.
+
+    Handles PNG/JPEG bytes and arrays that are grey (`[H, W]` or `[H, W, 1]`), grey + alpha,
+    RGB or RGBA, of dtype uint8 or uint16. Transparent pixels are composited onto white paper
+    (DeepScoresV2 pages are RGBA).
+
+    Args:
+      image: encoded bytes or `u8|u16[H, W(, C)]` with C in {1, 2, 3, 4}.
+      name: what to call the image in error messages (e.g. the record index).
+
+    Returns:
+      `u8[H, W]`.
+    """
+    if isinstance(image, bytes):
+        image = np.asarray(Image.open(io.BytesIO(image)))
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(
+            f"{name}: image of shape {image.shape} is not [H, W] or [H, W, C] with C in 1..4; "
+            "store pages as grey, RGB or RGBA PNGs."
+        )
+    if image.dtype == np.uint16:
+        pixels = image.astype(np.float32) / 65535.0
+    elif image.dtype == np.uint8:
+        pixels = image.astype(np.float32) / 255.0
+    else:
+        raise ValueError(f"{name}: image dtype {image.dtype} is not uint8 or uint16.")
+    has_alpha = pixels.shape[-1] in (2, 4)
+    colour = pixels[..., :-1] if has_alpha else pixels
+    # ITU-R 601 luma, as PIL's "L" conversion.
+    grey = colour[..., 0] if colour.shape[-1] == 1 else colour @ np.float32([0.299, 0.587, 0.114])
+    if has_alpha:
+        alpha = pixels[..., -1]
+        grey = grey * alpha + (1.0 - alpha)
+    return np.round(grey * 255.0).astype(np.uint8)
+
+
+def parse_page(record: Mapping[str, Any], *, name: str = "page") -> dict[str, np.ndarray]:
+    """A `deep_scores` TFDS record as a grey page with pixel boxes and model classes.
+
+    Args:
+      record: `{"image": u8[H, W, 1] or bytes, "objects": {"bbox": f32[N, 4] normalised
+        [ymin, xmin, ymax, xmax], "label": int[N] DeepScores labels 0..135}}`.
+      name: what to call the record in error messages.
+
+    Returns:
+      `{"image": u8[H, W], "boxes": f32[N, 4] [y0, x0, y1, x1] pixels, "classes": i32[N]}`
+      with classes = label + 1 (0 is background, docs/DESIGN.md).
+    """
+    image = to_grey_u8(record["image"], name=name)
+    objects = record["objects"]
+    boxes = np.asarray(objects["bbox"], np.float32).reshape(-1, 4)
+    labels = np.asarray(objects["label"]).reshape(-1)
+    if len(boxes) != len(labels):
+        raise ValueError(f"{name}: {len(boxes)} boxes but {len(labels)} labels.")
+    height, width = image.shape
+    return {
+        "image": image,
+        "boxes": boxes * np.float32([height, width, height, width]),
+        "classes": labels.astype(np.int32) + 1,
+    }
+
+
+def scale_page(page: Mapping[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+    """Bilinear scaling of a page and its boxes (spec section 4: 0.5 for DeepScores).
+
+    Args:
+      page: `{"image": u8[H, W], "boxes": f32[N, 4], "classes": i32[N]}`.
+      scale: size factor.
+
+    Returns:
+      The page with `image` u8[round(H * scale), round(W * scale)] and boxes scaled to match.
+    """
+    if scale == 1.0:
+        return dict(page)
+    height, width = page["image"].shape
+    new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
+    image = cv2.resize(page["image"], (new_width, new_height), interpolation=cv2.INTER_LINEAR)
+    factors = np.float32([new_height / height, new_width / width] * 2)
+    return {**page, "image": image, "boxes": page["boxes"] * factors}
+
+
+def crop_page(
+    page: Mapping[str, np.ndarray],
+    rng: np.random.Generator,
+    *,
+    crop_size: int,
+    top_left_prob: float,
+    max_objects: int,
+    name: str = "page",
+) -> dict[str, np.ndarray]:
+    """A random square crop, padded white, with its boxes clipped and padded.
+
+    With probability `top_left_prob` the crop starts at the page's top-left corner (spec
+    section 4: 30 % there, so titles and first systems are seen often), otherwise anywhere.
+    Sides shorter than the crop are padded with white at the bottom/right, not an error. A box
+    is kept when at least MIN_VISIBLE_FRACTION of it lies inside the crop, then clipped to it.
+    More than `max_objects` kept boxes are truncated with a warning (raise `data.max_objects`).
+
+    Args:
+      page: `{"image": u8[H, W], "boxes": f32[N, 4], "classes": i32[N]}`.
+      rng: the per-record generator.
+      crop_size: S, the side of the crop.
+      top_left_prob: probability of a top-left crop.
+      max_objects: M, boxes per crop after padding.
+      name: what to call the page in warnings.
+
+    Returns:
+      `{"image": u8[S, S, 1], "boxes": f32[M, 4], "classes": i32[M], "valid": bool[M]}`;
+      padding rows have zero boxes, class 0 and valid False.
+    """
+    image, boxes, classes = page["image"], page["boxes"], page["classes"]
+    height, width = image.shape
+    top_left = rng.random() < top_left_prob
+    y0 = 0 if top_left else int(rng.integers(0, max(height - crop_size, 0) + 1))
+    x0 = 0 if top_left else int(rng.integers(0, max(width - crop_size, 0) + 1))
+    crop = np.full((crop_size, crop_size, 1), WHITE, np.uint8)
+    window = image[y0 : y0 + crop_size, x0 : x0 + crop_size]
+    crop[: window.shape[0], : window.shape[1], 0] = window
+
+    shifted = boxes - np.float32([y0, x0, y0, x0])
+    clipped = np.clip(shifted, 0.0, np.float32(crop_size))
+    kept = _visible_fraction(shifted, clipped) >= MIN_VISIBLE_FRACTION
+    kept_boxes, kept_classes = clipped[kept], classes[kept]
+    if len(kept_boxes) > max_objects:
+        logging.warning(
+            "%s: %d objects in a crop, keeping the first %d; raise data.max_objects.",
+            name, len(kept_boxes), max_objects,
+        )
+    count = min(len(kept_boxes), max_objects)
+    out_boxes = np.zeros((max_objects, 4), np.float32)
+    out_classes = np.zeros((max_objects,), np.int32)
+    out_boxes[:count] = kept_boxes[:count]
+    out_classes[:count] = kept_classes[:count]
+    return {
+        "image": crop,
+        "boxes": out_boxes,
+        "classes": out_classes,
+        "valid": np.arange(max_objects) < count,
+    }
+
+
+def _visible_fraction(boxes: np.ndarray, clipped: np.ndarray) -> np.ndarray:
+    """Share of each box inside the crop, per axis multiplied; f32[N].
+
+    A zero-length side (a horizontal line annotated 0 px high) counts as fully visible along
+    that axis when it lies inside the crop.
+    """
+    extent = boxes[:, 2:] - boxes[:, :2]
+    visible = clipped[:, 2:] - clipped[:, :2]
+    inside = (boxes[:, :2] >= clipped[:, :2]) & (boxes[:, :2] <= clipped[:, 2:])
+    per_axis = np.where(extent > 0, visible / np.maximum(extent, 1e-6), inside.astype(np.float32))
+    return per_axis.prod(axis=1)
+
+
+class _TrainPage(grain.RandomMapTransform):
+    """parse -> scale -> random crop, for one record; `rng` is grain's per-record generator."""
+
+    def __init__(self, data: ml_collections.ConfigDict):
+        self._scale = data.scale
+        self._crop_size = data.crop_size
+        self._top_left_prob = data.crop_top_left_prob
+        self._max_objects = data.max_objects
+
+    def random_map(self, element: Mapping[str, Any], rng: np.random.Generator):
+        name = f"record {element.get('index', '?')}"
+        page = scale_page(parse_page(element, name=name), self._scale)
+        return crop_page(
+            page, rng, crop_size=self._crop_size, top_left_prob=self._top_left_prob,
+            max_objects=self._max_objects, name=name,
+        )
+
+
+class _WithIndex(Sequence):
+    """A random-access source whose records also carry their index (for error messages)."""
+
+    def __init__(self, source: Sequence[Mapping[str, Any]]):
+        self._source = source
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self._source[index], "index": index}
+
+    def __repr__(self) -> str:
+        # Grain compares this string on resume: a different dataset size is refused.
+        return f"{type(self._source).__name__} of {len(self._source)} records"
+
+
+def process_batch_size(global_batch_size: int) -> int:
+    """This process's share of the global batch; checks it divides over devices and hosts."""
+    devices, processes = jax.device_count(), jax.process_count()
+    if global_batch_size % devices:
+        raise ValueError(
+            f"data.batch_size={global_batch_size} does not divide over {devices} devices; "
+            f"set --config.data.batch_size to a multiple of {devices}."
+        )
+    return global_batch_size // processes
+
+
+def validate_data_config(data: ml_collections.ConfigDict) -> None:
+    """Raises ValueError naming the `data` field that cannot work."""
+    if data.crop_size % data.pad_multiple:
+        raise ValueError(
+            f"data.crop_size={data.crop_size} is not a multiple of data.pad_multiple="
+            f"{data.pad_multiple}; the model's upsampling needs it (spec section 2)."
+        )
+    if not 0.0 <= data.crop_top_left_prob <= 1.0:
+        raise ValueError(f"data.crop_top_left_prob={data.crop_top_left_prob} is not in [0, 1].")
+    if data.scale <= 0:
+        raise ValueError(f"data.scale={data.scale} must be positive.")
+
+
+def make_train_loader(
+    source: Sequence[Mapping[str, Any]],
+    data: ml_collections.ConfigDict,
+    *,
+    seed: int,
+) -> grain.DataLoader:
+    """An endless, shuffled, per-process loader of fixed-shape training batches.
+
+    Args:
+      source: random access records in the `deep_scores` TFDS format
+        (e.g. `tfds.data_source("deep_scores/dense", split="train")`).
+      data: the `config.data` section.
+      seed: shuffling and cropping seed; the same seed gives the same batches.
+
+    Returns:
+      A `grain.python.DataLoader`; `iter(loader)` yields this process's slice of each global
+      batch (see the module docstring) and has `get_state()` / `set_state()`.
+    """
+    validate_data_config(data)
+    if len(source) == 0:
+        raise ValueError(f"data.name={data.name!r}, split {data.train_split!r}: no records.")
+    sampler = grain.IndexSampler(
+        num_records=len(source),
+        shard_options=grain.ShardByJaxProcess(drop_remainder=True),
+        shuffle=True,
+        num_epochs=None,
+        seed=seed,
+    )
+    return grain.DataLoader(
+        data_source=_WithIndex(source),
+        sampler=sampler,
+        operations=[
+            _TrainPage(data),
+            grain.Batch(process_batch_size(data.batch_size), drop_remainder=True),
+        ],
+        worker_count=data.worker_count,
+        # Each worker keeps this many batches ready, so the step never waits on decoding.
+        worker_buffer_size=2,
+    )

@@ -1,0 +1,184 @@
+"""Input pipeline: page formats, crop/box rules, determinism and resume position."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import tiny
+from dwd_jax import input_pipeline
+
+
+def synthetic_records(num_pages: int, *, height: int = 200, width: int = 150, seed: int = 0):
+    """Records in the `deep_scores` TFDS format: grey u8 pages with black boxes drawn in."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for _ in range(num_pages):
+        image = np.full((height, width, 1), 255, np.uint8)
+        count = int(rng.integers(3, 8))
+        y0 = rng.integers(0, height - 12, count)
+        x0 = rng.integers(0, width - 12, count)
+        size = rng.integers(4, 12, (count, 2))
+        for y, x, (h, w) in zip(y0, x0, size):
+            image[y : y + h, x : x + w] = 0
+        boxes = np.stack([y0, x0, y0 + size[:, 0], x0 + size[:, 1]], 1) / [height, width, height, width]
+        records.append(
+            {
+                "image": image,
+                "objects": {
+                    "bbox": boxes.astype(np.float32),
+                    "label": rng.integers(0, 136, count).astype(np.int64),
+                },
+            }
+        )
+    return records
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_grey_rgba_16bit_and_png_bytes_agree():
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    # PIL's own RGB -> L conversion is the reference (integer ITU-R 601 luma).
+    reference = np.asarray(Image.fromarray(rgb).convert("L")).astype(int)
+    opaque = np.concatenate([rgb, np.full((5, 7, 1), 255, np.uint8)], -1)
+    for image in (rgb, opaque, _png(opaque), rgb.astype(np.uint16) * 257):
+        assert np.abs(input_pipeline.to_grey_u8(image).astype(int) - reference).max() <= 1
+    grey = rgb[..., 0]
+    np.testing.assert_array_equal(input_pipeline.to_grey_u8(grey[..., None]), grey)
+    np.testing.assert_array_equal(input_pipeline.to_grey_u8(_png(grey)), grey)
+    # Transparent ink composites onto white paper; half-transparent black reads mid-grey.
+    transparent = np.zeros((2, 2, 4), np.uint8)
+    transparent[1, 1, 3] = 128
+    np.testing.assert_array_equal(input_pipeline.to_grey_u8(transparent), [[255, 255], [255, 127]])
+
+
+def test_bad_image_names_the_record():
+    with pytest.raises(ValueError, match="record 7.*float64"):
+        input_pipeline.to_grey_u8(np.zeros((4, 4)), name="record 7")
+
+
+def test_scale_page_scales_image_and_boxes():
+    page = {
+        "image": np.full((100, 60), 255, np.uint8),
+        "boxes": np.float32([[10, 20, 30, 40]]),
+        "classes": np.int32([5]),
+    }
+    scaled = input_pipeline.scale_page(page, 0.5)
+    assert scaled["image"].shape == (50, 30)
+    np.testing.assert_allclose(scaled["boxes"], [[5, 10, 15, 20]])
+
+
+def test_small_page_is_padded_white_and_boxes_follow_the_visibility_rule():
+    page = {
+        "image": np.zeros((50, 60), np.uint8),
+        "boxes": np.float32(
+            [
+                [10, 10, 20, 20],  # inside: kept
+                [5, 50, 15, 80],  # a third visible (x 50..64 of 50..80 is 14/30): dropped
+                [30, 40, 40, 66],  # 24/26 visible: kept, clipped to the crop (x1 = 64)
+                [25, 0, 25, 30],  # zero height, inside: kept
+            ]
+        ),
+        "classes": np.int32([1, 2, 3, 4]),
+    }
+    out = input_pipeline.crop_page(
+        page, np.random.default_rng(0), crop_size=64, top_left_prob=0.0, max_objects=5
+    )
+    # The page is smaller than the crop on both sides: no offset, white below and right.
+    assert out["image"].shape == (64, 64, 1)
+    assert (out["image"][:50, :60] == 0).all()
+    assert (out["image"][50:] == 255).all() and (out["image"][:, 60:] == 255).all()
+    np.testing.assert_array_equal(out["valid"], [True, True, True, False, False])
+    np.testing.assert_array_equal(out["classes"], [1, 3, 4, 0, 0])
+    np.testing.assert_array_equal(
+        out["boxes"], [[10, 10, 20, 20], [30, 40, 40, 64], [25, 0, 25, 30], [0] * 4, [0] * 4]
+    )
+
+
+def test_top_left_crop_and_clipping_exact():
+    page = {
+        "image": (np.arange(100 * 100).reshape(100, 100) % 251).astype(np.uint8),
+        "boxes": np.float32([[30, 30, 50, 50], [35, 0, 45, 10]]),
+        "classes": np.int32([9, 8]),
+    }
+    out = input_pipeline.crop_page(
+        page, np.random.default_rng(0), crop_size=40, top_left_prob=1.0, max_objects=3
+    )
+    np.testing.assert_array_equal(out["image"][..., 0], page["image"][:40, :40])
+    # Box 0 shows 10x10 of 20x20 (a quarter): dropped. Box 1 shows half its height: kept.
+    np.testing.assert_array_equal(out["valid"], [True, False, False])
+    np.testing.assert_array_equal(out["boxes"][0], [35, 0, 40, 10])
+    assert out["classes"][0] == 8
+
+
+def test_random_crops_stay_inside_the_page():
+    rows = np.repeat(np.arange(250, dtype=np.uint8)[:, None], 200, axis=1)  # pixel = its row
+    page = {"image": rows, "boxes": np.zeros((0, 4), np.float32), "classes": np.zeros(0, np.int32)}
+    rng = np.random.default_rng(0)
+    tops = []
+    for _ in range(5):
+        crop = input_pipeline.crop_page(page, rng, crop_size=64, top_left_prob=0.0, max_objects=1)
+        top = int(crop["image"][0, 0, 0])
+        # A crop that left the page would show white (255) padding rows.
+        np.testing.assert_array_equal(crop["image"][:, 0, 0], np.arange(top, top + 64))
+        tops.append(top)
+    assert len(set(tops)) > 1 and max(tops) <= 250 - 64
+
+
+def test_page_without_objects():
+    record = {
+        "image": np.full((30, 30, 1), 255, np.uint8),
+        "objects": {"bbox": np.zeros((0, 4), np.float32), "label": np.zeros((0,), np.int64)},
+    }
+    page = input_pipeline.parse_page(record)
+    out = input_pipeline.crop_page(
+        page, np.random.default_rng(0), crop_size=32, top_left_prob=0.3, max_objects=4
+    )
+    assert not out["valid"].any() and out["image"].shape == (32, 32, 1)
+
+
+def test_labels_become_model_classes_and_boxes_pixels():
+    record = synthetic_records(1, height=200, width=100)[0]
+    page = input_pipeline.parse_page(record)
+    np.testing.assert_array_equal(page["classes"], record["objects"]["label"] + 1)
+    np.testing.assert_allclose(page["boxes"], record["objects"]["bbox"] * [200, 100, 200, 100])
+
+
+def _take(iterator, count):
+    return [next(iterator) for _ in range(count)]
+
+
+def test_loader_is_deterministic_and_resumes_at_its_position():
+    config = tiny.get_config()
+    source = synthetic_records(5)
+    first = iter(input_pipeline.make_train_loader(source, config.data, seed=3))
+    batches = _take(first, 2)
+    assert batches[0]["image"].shape == (config.data.batch_size, 64, 64, 1)
+    assert batches[0]["boxes"].shape == (config.data.batch_size, config.data.max_objects, 4)
+    state = first.get_state()
+    after = _take(first, 2)
+
+    again = iter(input_pipeline.make_train_loader(source, config.data, seed=3))
+    for a, b in zip(batches, _take(again, 2)):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    resumed = iter(input_pipeline.make_train_loader(source, config.data, seed=3))
+    resumed.set_state(state)
+    for a, b in zip(after, _take(resumed, 2)):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    other = next(iter(input_pipeline.make_train_loader(source, config.data, seed=4)))
+    assert not all(np.array_equal(other[k], batches[0][k]) for k in other)
+
+
+def test_crop_size_must_be_a_multiple_of_the_padding():
+    config = tiny.get_config()
+    config.data.crop_size = 70
+    with pytest.raises(ValueError, match="data.crop_size=70"):
+        input_pipeline.make_train_loader(synthetic_records(1), config.data, seed=0)
