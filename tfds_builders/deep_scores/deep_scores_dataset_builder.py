@@ -1,0 +1,200 @@
+"""TFDS builder `deep_scores`: DeepScoresV2 pages and our engraved corpus, one reader for both.
+
+Configs:
+  dense     DeepScoresV2 dense (1,714 pages) from `ds2_dense.tar.gz`, Zenodo record 4012193.
+  complete  DeepScoresV2 complete (255,385 pages, over 80 GB) from `ds2_complete.tar.gz`.
+  synthetic our engraved corpus (`dwd_jax.engrave`, `run.py generate`) in the same layout.
+
+All three read a folder in DeepScoresV2 layout (`images/` and `deepscores_<split>.json`) from
+the manual dir, with `dwd_jax.deepscores_json`. Splits are whatever annotation files the folder
+has: `train` and `test` in the releases, `v2_sample` for the one-page sample.
+
+Everything runs without TensorFlow: images are handed to TFDS as PNG bytes, specs use numpy
+dtypes, and the files are `array_record`, read with `tfds.data_source`.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from dwd_jax import deepscores_json
+from dwd_jax.classes import DEEPSCORES_CLASSES
+
+_URL = "https://zenodo.org/records/4012193"
+
+# zlib level of the stored grey PNGs. Level 3 decodes about 1.7x faster than PIL's default 6
+# (fewer, cheaper filter choices) for about 25 % more disk; decoding is what bounds reading
+# throughput (BENCHMARKS.md, "Reading DeepScores through TFDS").
+PNG_COMPRESS_LEVEL = 3
+
+# config name -> (folder or archive stem in the manual dir, what to download)
+_SOURCES = {
+    "dense": ("ds2_dense", f"`ds2_dense.tar.gz` from {_URL}"),
+    "complete": ("ds2_complete", f"`ds2_complete.tar.gz` (over 80 GB) from {_URL}"),
+    "synthetic": ("synthetic", "nothing: engrave it with `python run.py generate`"),
+}
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """DeepScoresV2-format music pages with their `deepscores` symbol boxes."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    BUILDER_CONFIGS = [
+        tfds.core.BuilderConfig(name="dense", description="DeepScoresV2 dense (1,714 pages)."),
+        tfds.core.BuilderConfig(
+            name="complete", description="DeepScoresV2 complete (255,385 pages)."
+        ),
+        tfds.core.BuilderConfig(
+            name="synthetic", description="Pages engraved by dwd_jax.engrave from music21."
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "synthetic"
+
+    def __init__(self, *, file_format=None, **kwargs):
+        # TFDS defaults to TFRecord, which needs TensorFlow to read; array_record does not.
+        super().__init__(file_format=file_format or "array_record", **kwargs)
+
+    MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
+    Put the pages in the manual dir (default `<data_dir>/downloads/manual/`; pass another with
+    `download_and_prepare_kwargs={{"download_config": tfds.download.DownloadConfig(
+    manual_dir=...)}}` or `tfds build --manual_dir=...`), one of:
+      dense:     ds2_dense.tar.gz from {_URL} (or its extracted `ds2_dense/` folder)
+      complete:  ds2_complete.tar.gz from {_URL} (or its extracted `ds2_complete/` folder)
+      synthetic: the `synthetic/` folder written by `python run.py generate`
+    A folder in DeepScoresV2 layout (`images/`, `deepscores_<split>.json`) given directly as
+    the manual dir is read as it is, whatever the config.
+    """
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {
+                    # Grey, 0 = ink, 255 = paper (docs/DESIGN.md "Images").
+                    "image": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
+                    "filename": tfds.features.Text(),
+                    "id": np.int64,
+                    "width": np.int32,
+                    "height": np.int32,
+                    "objects": tfds.features.Sequence(
+                        {
+                            "bbox": tfds.features.BBoxFeature(),
+                            "label": tfds.features.ClassLabel(names=DEEPSCORES_CLASSES),
+                            "obbox": tfds.features.Tensor(shape=(8,), dtype=np.float32),
+                            "area": np.float32,
+                            "onset": np.float32,
+                            "staff_position": np.float32,
+                            "duration": np.float32,
+                        }
+                    ),
+                }
+            ),
+            homepage="https://tuggeluk.github.io/deepscores/",
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        folder = _dsv2_folder(self.builder_config.name, Path(dl_manager.manual_dir), dl_manager)
+        return {
+            split: self._generate_examples(files, folder / "images")
+            for split, files in deepscores_json.annotation_files(folder).items()
+        }
+
+    def _generate_examples(self, files: list[Path], image_dir: Path):
+        for path in files:
+            for page in deepscores_json.load_pages(path):
+                yield page.filename, page_example(page, image_dir / page.filename)
+
+
+def page_example(page: deepscores_json.Page, image_path: Path) -> dict:
+    """The TFDS example of one page: its grey PNG and its objects.
+
+    Args:
+      page: the page's annotations.
+      image_path: its image file (any PIL-readable mode; alpha is composited on white).
+
+    Returns:
+      A dict matching the builder's features; boxes normalised to [0, 1].
+
+    Raises:
+      FileNotFoundError: the image file is missing.
+      ValueError: the image is corrupt or its size differs from the annotation's.
+    """
+    scale = np.array([page.height, page.width] * 2, np.float64)
+    return {
+        "image": grey_png(image_path, (page.width, page.height), page.id),
+        "filename": page.filename,
+        "id": page.id,
+        "width": page.width,
+        "height": page.height,
+        "objects": {
+            "bbox": (page.boxes / scale).astype(np.float32),
+            "label": page.labels.astype(np.int64),
+            "obbox": page.oboxes,
+            "area": page.areas,
+            "onset": page.onsets,
+            "staff_position": page.staff_positions,
+            "duration": page.durations,
+        },
+    }
+
+
+def grey_png(image_path: Path, size: tuple[int, int], page_id: int) -> bytes:
+    """A page image as grey PNG bytes, transparent parts composited on white paper.
+
+    Args:
+      image_path: the image file.
+      size: the (width, height) the annotation file gives for it.
+      page_id: the page's id, for error messages.
+
+    Returns:
+      PNG bytes of a mode `L` image of `size`.
+    """
+    if not image_path.is_file():
+        raise FileNotFoundError(
+            f"page {page_id}: image {image_path} is missing; the annotations name it, so the "
+            "download or engraved folder is incomplete: extract or generate it again"
+        )
+    try:
+        with Image.open(image_path) as image:
+            image.load()
+            if image.has_transparency_data:
+                paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
+                image = Image.alpha_composite(paper, image.convert("RGBA"))
+            grey = image.convert("L")
+    except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for corrupt files.
+        raise ValueError(
+            f"page {page_id}: image {image_path} cannot be decoded ({e}); the file is corrupt "
+            "or truncated: extract or generate it again"
+        ) from e
+    if grey.size != size:
+        raise ValueError(
+            f"page {page_id}: image {image_path} is {grey.size[0]}x{grey.size[1]} but its "
+            f"annotations say {size[0]}x{size[1]}; boxes would not match the pixels"
+        )
+    out = io.BytesIO()
+    grey.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return out.getvalue()
+
+
+def _dsv2_folder(config: str, manual_dir: Path, dl_manager) -> Path:
+    """The folder in DSv2 layout for `config`: the manual dir itself, its `<stem>/` subfolder or
+    the extracted `<stem>.tar.gz` (releases unpack to a `<stem>/` folder inside)."""
+    stem, download = _SOURCES[config]
+    candidates = [manual_dir, manual_dir / stem]
+    archive = manual_dir / f"{stem}.tar.gz"
+    if archive.is_file():
+        extracted = Path(dl_manager.extract(archive))
+        candidates += [extracted, extracted / stem]
+    for folder in candidates:
+        if deepscores_json.annotation_files(folder):
+            return folder
+    raise FileNotFoundError(
+        f"deep_scores/{config}: no DeepScoresV2 annotation file (deepscores_<split>.json) in "
+        f"{manual_dir}, {manual_dir / stem}/ or {archive}. Download {download}, and put the "
+        f"archive (or its extracted `{stem}/` folder) in {manual_dir}, the manual dir."
+    )
