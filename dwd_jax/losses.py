@@ -1,0 +1,238 @@
+"""Per-head losses, the normalised combined loss and the stage-wise schedule (spec section 4).
+
+All functions are pure and jittable:
+- `head_losses(outputs, targets, config)`: energy softmax cross-entropy on every pixel, class
+  cross-entropy and box squared error on marker pixels (`box_mask`), each averaged over the
+  strides `config.loss.<head>_strides` it is supervised at.
+- `total_loss(losses, normaliser, step, config)`: the loss the optimiser sees at `step`. The
+  schedule (`config.loss.schedule`) picks one head per stage; the "combined" stage sums
+  f_i * L_i / mean(last `normaliser_window` values of L_i) with f = `combined_factors`, the
+  normalisers held constant (stop_gradient). The last values live in a small ring buffer
+  (`Normaliser`) passed in and out, so the step stays a pure function. The stage is looked up
+  from the traced step, so a stage change never recompiles.
+
+Masked means pool over the whole batch (sum of per-pixel losses / number of marker pixels):
+a page without objects contributes nothing, and a batch without any marker pixel gives 0 (not
+NaN) with zero gradient.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+HEADS = ("energy", "class", "box")  # Order of the per-head weight and normaliser arrays.
+STAGES = HEADS + ("combined",)
+
+
+def energy_loss(logits: jax.Array, target: jax.Array) -> jax.Array:
+    """Softmax cross-entropy of the energy levels, averaged over every pixel and group.
+
+    Args:
+      logits: f32[B, h, w, G, L].
+      target: i32[B, h, w, G], levels 0..L-1 (0 = background).
+
+    Returns:
+      f32[] mean cross-entropy.
+    """
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return -jnp.take_along_axis(logp, target[..., None], axis=-1).mean()
+
+
+def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean of `values` where `mask`, 0 if the mask is empty. values: f32[...], mask: bool[...]."""
+    count = mask.sum()
+    return jnp.where(mask, values, 0.0).sum() / jnp.maximum(count, 1).astype(jnp.float32)
+
+
+def class_loss(logits: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+    """Softmax cross-entropy of the model classes on marker pixels.
+
+    Args:
+      logits: f32[B, h, w, G, C] (C = 137).
+      target: i32[B, h, w, G] model classes.
+      mask: bool[B, h, w, G], the marker pixels.
+
+    Returns:
+      f32[] mean cross-entropy over marker pixels (0 when there are none).
+    """
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    ce = -jnp.take_along_axis(logp, target[..., None], axis=-1)[..., 0]
+    return _masked_mean(ce, mask)
+
+
+def box_loss(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+    """Squared error of (height, width), averaged over both and over marker pixels.
+
+    Args:
+      pred: f32[B, h, w, G, 2] predicted (height, width) in input pixels.
+      target: f32[B, h, w, G, 2].
+      mask: bool[B, h, w, G], the marker pixels.
+
+    Returns:
+      f32[] mean squared error over marker pixels (0 when there are none).
+    """
+    se = jnp.square(pred.astype(jnp.float32) - target).mean(axis=-1)
+    return _masked_mean(se, mask)
+
+
+def loss_strides(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]]:
+    """The strides each head is supervised at, checked against `config.model.output_strides`.
+
+    Returns:
+      {"energy": strides, "class": strides, "box": strides}; `targets.make_targets` is needed
+      at the union of these strides.
+
+    Raises:
+      ValueError: naming the `config.loss` field with a stride the model does not output.
+    """
+    outputs = tuple(config.model.output_strides)
+    strides = {}
+    for head in HEADS:
+        field = f"{head}_strides"
+        value = tuple(config.loss[field])
+        if not value or any(s not in outputs for s in value):
+            raise ValueError(
+                f"config.loss.{field} = {value!r} must be a non-empty subset of "
+                f"config.model.output_strides = {outputs!r}; add the stride to the model's "
+                f"outputs or drop it from the loss."
+            )
+        strides[head] = value
+    return strides
+
+
+def head_losses(
+    outputs: dict[int, dict[str, jax.Array]],
+    targets: dict[int, dict[str, jax.Array]],
+    config: ml_collections.ConfigDict,
+) -> dict[str, jax.Array]:
+    """The three per-head losses, each averaged over its supervised strides (spec section 4).
+
+    Args:
+      outputs: `model.apply` output, {stride: {"energy": f32[B, h, w, G, L],
+        "class": f32[B, h, w, G, 137], "box": f32[B, h, w, G, 2]}}.
+      targets: {stride: `targets.make_targets(...)` at that stride}, i.e. {"energy":
+        i32[B, h, w, G], "class": i32[B, h, w, G], "box": f32[B, h, w, G, 2],
+        "box_mask": bool[B, h, w, G]}, for every stride in `loss_strides(config)`.
+      config: the experiment config (`config.loss`, `config.model.output_strides`).
+
+    Returns:
+      {"energy": f32[], "class": f32[], "box": f32[]}.
+    """
+    per_stride = {
+        "energy": lambda o, t: energy_loss(o["energy"], t["energy"]),
+        "class": lambda o, t: class_loss(o["class"], t["class"], t["box_mask"]),
+        "box": lambda o, t: box_loss(o["box"], t["box"], t["box_mask"]),
+    }
+    losses = {}
+    for head, strides in loss_strides(config).items():
+        missing = [s for s in strides if s not in targets]
+        if missing:
+            raise ValueError(
+                f"head_losses: no targets at stride(s) {missing} for the {head} loss "
+                f"(config.loss.{head}_strides); build targets at every stride of loss_strides()."
+            )
+        terms = [per_stride[head](outputs[s], targets[s]) for s in strides]
+        losses[head] = sum(terms) / len(terms)
+    return losses
+
+
+class Normaliser(NamedTuple):
+    """Ring buffer of the last per-head losses for the combined loss.
+
+    history: f32[3, window], rows in `HEADS` order; count: i32[] values pushed so far.
+    """
+
+    history: jax.Array
+    count: jax.Array
+
+
+def init_normaliser(window: int) -> Normaliser:
+    """An empty normaliser holding up to `window` values per head."""
+    return Normaliser(jnp.zeros((len(HEADS), window), jnp.float32), jnp.zeros((), jnp.int32))
+
+
+def _schedule_table(
+    schedule: tuple[tuple[str, int], ...], factors: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Static per-stage tables: ends i32[S], weights f32[S, 3], normalised f32[S]."""
+    ends, weights, normalised = [], [], []
+    total = 0
+    for i, (stage, steps) in enumerate(schedule):
+        if stage not in STAGES or int(steps) <= 0:
+            raise ValueError(
+                f"config.loss.schedule[{i}] = {(stage, steps)!r}: the stage must be one of "
+                f"{STAGES} with a positive number of steps."
+            )
+        total += int(steps)
+        ends.append(total)
+        if stage == "combined":
+            weights.append(np.asarray(factors, np.float32))
+        else:
+            weights.append(np.asarray([h == stage for h in HEADS], np.float32))
+        normalised.append(float(stage == "combined"))
+    if not ends:
+        raise ValueError("config.loss.schedule is empty; give at least one (stage, steps) pair.")
+    return np.asarray(ends), np.stack(weights), np.asarray(normalised, np.float32)
+
+
+def schedule_weights(
+    step: jax.Array, schedule: tuple[tuple[str, int], ...], factors: tuple[float, ...]
+) -> tuple[jax.Array, jax.Array]:
+    """The head weights of the stage that `step` falls in (a traced lookup, no recompiles).
+
+    Stage k covers steps [end_{k-1}, end_k); steps past the schedule stay in the last stage.
+
+    Args:
+      step: i32[] optimiser step, counted from 0.
+      schedule: ((stage, steps), ...), stage in "energy", "class", "box", "combined".
+      factors: (f_energy, f_class, f_box) of the combined stage.
+
+    Returns:
+      (weights f32[3] in `HEADS` order, normalised f32[]: 1.0 in a combined stage, else 0.0).
+    """
+    ends, weights, normalised = _schedule_table(tuple(schedule), tuple(factors))
+    stage = jnp.minimum(jnp.searchsorted(ends, step, side="right"), len(ends) - 1)
+    return jnp.asarray(weights)[stage], jnp.asarray(normalised)[stage]
+
+
+def total_loss(
+    losses: dict[str, jax.Array],
+    normaliser: Normaliser,
+    step: jax.Array,
+    config: ml_collections.ConfigDict,
+) -> tuple[jax.Array, Normaliser]:
+    """The scheduled loss to optimise at `step`, and the normaliser with this step's losses.
+
+    In a single-head stage this is that head's raw loss. In the combined stage it is
+    sum_i f_i * L_i / n_i, with n_i the mean of L_i over the last `normaliser_window` steps
+    before this one (this step's own value at the very first step), held constant (spec
+    section 4). Every head's loss is pushed every step, so the window is full when a combined
+    stage starts.
+
+    Args:
+      losses: {"energy": f32[], "class": f32[], "box": f32[]} from `head_losses`.
+      normaliser: the ring buffer from the previous step (`init_normaliser` at step 0).
+      step: i32[] optimiser step, counted from 0.
+      config: the experiment config (`config.loss`).
+
+    Returns:
+      (loss f32[], updated normaliser).
+    """
+    values = jnp.stack([losses[h] for h in HEADS]).astype(jnp.float32)
+    history, count = normaliser
+    window = history.shape[1]
+    filled = jnp.arange(window) < count
+    past_mean = jnp.where(filled, history, 0.0).sum(axis=1) / jnp.maximum(filled.sum(), 1)
+    scale = jax.lax.stop_gradient(jnp.where(count > 0, past_mean, values))
+    weights, normalised = schedule_weights(step, config.loss.schedule, config.loss.combined_factors)
+    # A head whose recent losses are all 0 (no marker pixels yet) is left unscaled.
+    divisor = jnp.where((normalised > 0) & (scale > 0), scale, 1.0)
+    loss = jnp.sum(weights * values / divisor)
+    slot = count % window
+    new = Normaliser(history.at[:, slot].set(jax.lax.stop_gradient(values)), count + 1)
+    return loss, new

@@ -1,0 +1,378 @@
+"""The Deep Watershed Detector network: ResNet v1 backbone, RefineNet decoder, per-group heads.
+
+`build_model(config)` returns a flax.linen module used purely functionally:
+`variables = model.init(rng, images)`, `outputs = model.apply(variables, images)`. The only
+variable collection is `params`; there is no mutable state, whatever the normalisation.
+
+Architecture (DWD_SPEC.md section 2, followed on purpose unless noted):
+- Backbone: ResNet v1, bottleneck units for depth >= 50 and basic units for 18/34. The stride-2
+  sits in the *last* unit of blocks 1 to 3 and block 4 keeps stride 32, as in the original's
+  TF-slim ResNet, so the decoder taps are the stem after its max-pool (stride 4), block 1
+  (stride 8), block 2 (stride 16) and block 4 (stride 32). Channel counts scale with
+  `config.model.width`.
+- Decoder: RefineNet. 1x1 adapters to `decoder_channels` + ReLU, then refine blocks coarse to
+  fine (32 -> 16 -> 8 -> 4): two residual conv units (RCU) per input, multi-resolution fusion
+  (conv3x3 per input, the coarser one upsampled x2 bilinearly, summed), chained residual
+  pooling (two 5x5 max-pool stride-1 + conv3x3 stages, as in the RefineNet the original used),
+  and a final RCU. Decoder convs have no normalisation. We differ in one detail: every refine
+  block has `decoder_channels` channels (the original widened the stride-32 block to 512).
+- Heads: 1x1 convs (energy, class, box) per output stride, each with its own weights. A stride
+  finer than 4 reads the stride-4 decoder output upsampled bilinearly (x4 to full resolution
+  for stride 1, the original); strides 4 to 32 read the refine block of that stride, which is
+  how the original supervised energy at strides 8 and 16.
+
+Input: grey 0..255 with 0 = ink. The original fed raw 0..255; we map it to ink = 1, paper = 0
+so that white padding (spec section 2) equals the convs' zero padding and the scale suits
+un-normalised layers.
+
+Normalisation (`config.model.norm`): the original used batch-norm statistics of the current
+batch at training *and* test time with batch size 1, i.e. per-image statistics (spec section 2
+quirk). Options:
+- "group": GroupNorm (`norm_groups` groups, fewer if the channels do not divide). Per image,
+  so the result for a page does not depend on its batch mates or on the device count: the
+  default. BENCHMARKS.md `## Model` measures it against the others.
+- "batch": normalise with the statistics of the current batch, always (no running averages,
+  so `apply` stays pure). With batch size 1 this is exactly the original.
+- "none": no normalisation in the backbone.
+
+`config.model.dtype = "bfloat16"` computes convs in bf16 with f32 parameters; outputs are f32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+NUM_MODEL_CLASSES = 137  # Background + the 136 DeepScoresV2 classes (docs/DESIGN.md).
+DECODER_STRIDES = (4, 8, 16, 32)  # Strides of the backbone taps and refine blocks.
+NORMS = ("group", "batch", "none")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+# Units per block and whether units are bottlenecks, per ResNet depth.
+RESNET_LAYOUTS = {
+    18: ((2, 2, 2, 2), False),
+    34: ((3, 4, 6, 3), False),
+    50: ((3, 4, 6, 3), True),
+    101: ((3, 4, 23, 3), True),
+    152: ((3, 8, 36, 3), True),
+}
+
+
+def upsample_bilinear(x: jax.Array, factor: int) -> jax.Array:
+    """Upsamples by an integer factor with bilinear interpolation (half-pixel centres).
+
+    Equal to `jax.image.resize(x, (B, H * f, W * f, C), "bilinear")`, but written as two
+    neighbour blends per output phase instead of resize's dense interpolation matrices, which
+    cost O(H_out * H_in) per row and dominate a full-resolution step.
+
+    Args:
+      x: f32[B, H, W, C] (any float dtype).
+      factor: integer upsampling factor >= 1.
+
+    Returns:
+      [B, H * factor, W * factor, C], the dtype of `x`.
+    """
+    if factor == 1:
+        return x
+    for axis in (1, 2):
+        n = x.shape[axis]
+        # Edge replication reproduces resize's renormalised weights at the borders.
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (1, 1)
+        padded = jnp.pad(x, pad, mode="edge")
+        phases = []
+        for r in range(factor):
+            offset = (r + 0.5) / factor - 0.5  # Source position of phase r relative to j.
+            lo = int(np.floor(offset))  # -1 or 0: the left neighbour of that position.
+            frac = offset - lo
+            left = jax.lax.slice_in_dim(padded, 1 + lo, 1 + lo + n, axis=axis)
+            right = jax.lax.slice_in_dim(padded, 2 + lo, 2 + lo + n, axis=axis)
+            phases.append((1.0 - frac) * left + frac * right)
+        stacked = jnp.stack(phases, axis=axis + 1)  # [..., n, factor, ...]
+        shape = list(x.shape)
+        shape[axis] = n * factor
+        x = stacked.reshape(shape)
+    return x
+
+
+def _channels(base: int, width: float) -> int:
+    """Scales a channel count by `width`, keeping at least 8 channels."""
+    return max(8, int(round(base * width)))
+
+
+def _backbone_conv(
+    channels: int, kernel: int, stride: int, norm: str, dtype: jnp.dtype, name: str
+) -> nn.Conv:
+    """A backbone conv; symmetric padding puts output pixel i over input pixel stride * i, as
+    TF-slim's conv2d_same does, so subsampled shortcuts stay aligned with their branch."""
+    pad = ((kernel // 2, kernel // 2),) * 2
+    # A bias right before a normalisation would be cancelled by it.
+    return nn.Conv(
+        channels,
+        (kernel, kernel),
+        (stride, stride),
+        pad,
+        use_bias=norm == "none",
+        dtype=dtype,
+        name=name,
+    )
+
+
+class Norm(nn.Module):
+    """The backbone's normalisation, chosen by `kind` (see the module docstring).
+
+    x: [B, H, W, C] -> [B, H, W, C].
+    """
+
+    kind: str
+    groups: int
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.kind == "none":
+            return x
+        if self.kind == "group":  # Per image: independent of batch mates and device count.
+            return nn.GroupNorm(
+                num_groups=math.gcd(self.groups, x.shape[-1]), dtype=self.dtype, name="gn"
+            )(x)
+        # "batch": statistics of this batch, in f32, never running averages (spec section 2).
+        xf = x.astype(jnp.float32)
+        mean = xf.mean(axis=(0, 1, 2))
+        var = jnp.square(xf - mean).mean(axis=(0, 1, 2))
+        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],), jnp.float32)
+        y = (xf - mean) * jax.lax.rsqrt(var + 1e-5) * scale + bias
+        return y.astype(self.dtype)
+
+
+class ResidualUnit(nn.Module):
+    """One ResNet v1 unit (basic or bottleneck); the stride sits on the 3x3 conv.
+
+    x: [B, H, W, C] -> [B, H / stride, W / stride, out_channels].
+    """
+
+    channels: int  # Bottleneck width (basic units: the output width).
+    stride: int
+    bottleneck: bool
+    norm: str
+    norm_groups: int
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        conv = lambda c, k, s, name: _backbone_conv(c, k, s, self.norm, self.dtype, name)
+        norm = lambda name: Norm(self.norm, self.norm_groups, self.dtype, name=name)
+        out_channels = self.channels * 4 if self.bottleneck else self.channels
+        if self.bottleneck:
+            y = nn.relu(norm("norm1")(conv(self.channels, 1, 1, "conv1")(x)))
+            y = nn.relu(norm("norm2")(conv(self.channels, 3, self.stride, "conv2")(y)))
+            y = norm("norm3")(conv(out_channels, 1, 1, "conv3")(y))
+        else:
+            y = nn.relu(norm("norm1")(conv(self.channels, 3, self.stride, "conv1")(x)))
+            y = norm("norm2")(conv(out_channels, 3, 1, "conv2")(y))
+        if x.shape[-1] != out_channels:
+            x = norm("norm_proj")(conv(out_channels, 1, self.stride, "proj")(x))
+        else:  # TF-slim v1 subsamples an identity shortcut instead of projecting it.
+            x = x[:, :: self.stride, :: self.stride]
+        return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+    """ResNet v1 trunk returning the decoder taps.
+
+    x: [B, H, W, 1] -> {4: [B, H/4, W/4, c4], 8: ..., 16: ..., 32: [B, H/32, W/32, c32]}.
+    """
+
+    depth: int
+    width: float
+    norm: str
+    norm_groups: int
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> dict[int, jax.Array]:
+        units, bottleneck = RESNET_LAYOUTS[self.depth]
+        stem = _channels(64, self.width)
+        x = _backbone_conv(stem, 7, 2, self.norm, self.dtype, "stem")(x)
+        x = nn.relu(Norm(self.norm, self.norm_groups, self.dtype, name="stem_norm")(x))
+        x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+        taps = {4: x}
+        for block, count in enumerate(units):
+            for unit in range(count):
+                # TF-slim v1 placement: stride 2 in the last unit of blocks 1-3 (spec section 2).
+                stride = 2 if block < 3 and unit == count - 1 else 1
+                x = ResidualUnit(
+                    _channels(64 * 2**block, self.width),
+                    stride,
+                    bottleneck,
+                    self.norm,
+                    self.norm_groups,
+                    self.dtype,
+                    name=f"block{block + 1}_unit{unit + 1}",
+                )(x)
+            if block < 2:
+                taps[8 * 2**block] = x
+        taps[32] = x
+        return taps
+
+
+class RCU(nn.Module):
+    """Residual conv unit: x + conv3x3(relu(conv3x3(relu(x)))). x: [B, H, W, C] -> same."""
+
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        y = nn.Conv(c, (3, 3), dtype=self.dtype, name="conv1")(nn.relu(x))
+        y = nn.Conv(c, (3, 3), dtype=self.dtype, name="conv2")(nn.relu(y))
+        return x + y
+
+
+class RefineBlock(nn.Module):
+    """RefineNet block at one stride, fusing the (optional) coarser block's output.
+
+    fine: [B, H, W, C]; coarse: [B, H/2, W/2, C] or None -> [B, H, W, C].
+    """
+
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, fine: jax.Array, coarse: jax.Array | None) -> jax.Array:
+        c = fine.shape[-1]
+        conv = lambda name: nn.Conv(c, (3, 3), dtype=self.dtype, name=name)
+        x = RCU(self.dtype, name="fine_rcu2")(RCU(self.dtype, name="fine_rcu1")(fine))
+        if coarse is not None:  # The stride-32 block has a single input and no fusion.
+            y = RCU(self.dtype, name="coarse_rcu2")(RCU(self.dtype, name="coarse_rcu1")(coarse))
+            x = conv("fuse_fine")(x) + upsample_bilinear(conv("fuse_coarse")(y), 2)
+        # Chained residual pooling: each stage pools the previous stage's output.
+        x = nn.relu(x)
+        branch = x
+        for stage in range(2):
+            branch = nn.max_pool(branch, (5, 5), (1, 1), padding="SAME")
+            branch = conv(f"pool_conv{stage + 1}")(branch)
+            x = x + branch
+        return RCU(self.dtype, name="out_rcu")(x)
+
+
+class DWD(nn.Module):
+    """ResNet v1 + RefineNet + per-stride energy/class/box heads (see the module docstring)."""
+
+    depth: int
+    width: float
+    decoder_channels: int
+    norm: str
+    norm_groups: int
+    dtype: jnp.dtype
+    output_strides: tuple[int, ...]
+    groups: int
+    energy_levels: int
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> dict[int, dict[str, jax.Array]]:
+        """Runs the detector.
+
+        Args:
+          images: f32[B, H, W, 1], grey 0..255 (0 = ink), H and W multiples of 32 (in practice
+            of `data.pad_multiple`).
+
+        Returns:
+          {stride: {"energy": f32[B, h, w, G, L], "class": f32[B, h, w, G, 137],
+          "box": f32[B, h, w, G, 2]}} for each stride of `output_strides`, h = H // stride.
+        """
+        b, h, w, c = images.shape
+        if c != 1 or h % 32 or w % 32:
+            raise ValueError(
+                f"DWD expects grey images f32[B, H, W, 1] with H and W multiples of 32, got "
+                f"shape {images.shape}; pad pages to a multiple of data.pad_multiple (160)."
+            )
+        x = ((255.0 - images) / 255.0).astype(self.dtype)
+        taps = ResNet(
+            self.depth, self.width, self.norm, self.norm_groups, self.dtype, name="backbone"
+        )(x)
+        channels = _channels(self.decoder_channels, self.width)
+        refined = {}
+        coarse = None
+        for stride in reversed(DECODER_STRIDES):
+            adapted = nn.relu(
+                nn.Conv(channels, (1, 1), dtype=self.dtype, name=f"adapt{stride}")(taps[stride])
+            )
+            coarse = RefineBlock(self.dtype, name=f"refine{stride}")(adapted, coarse)
+            refined[stride] = coarse
+
+        outputs = {}
+        for stride in self.output_strides:
+            if stride in refined:
+                features = refined[stride]
+            else:
+                features = upsample_bilinear(refined[4], 4 // stride)
+            outputs[stride] = {
+                name: nn.Conv(
+                    self.groups * size, (1, 1), dtype=self.dtype, name=f"{name}_head{stride}"
+                )(features)
+                .astype(jnp.float32)
+                .reshape(b, h // stride, w // stride, self.groups, size)
+                for name, size in (
+                    ("energy", self.energy_levels),
+                    ("class", NUM_MODEL_CLASSES),
+                    ("box", 2),
+                )
+            }
+        return outputs
+
+
+def _check(ok: bool, field: str, value, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"config.{field} = {value!r} is invalid: expected {expected}.")
+
+
+def build_model(config: ml_collections.ConfigDict) -> DWD:
+    """Builds the detector from `config.model` and `config.targets`.
+
+    Args:
+      config: the full experiment config (see configs/default.py).
+
+    Returns:
+      The flax module; `model.apply(variables, images)` maps f32[B, H, W, 1] to the outputs
+      described in `DWD.__call__`.
+
+    Raises:
+      ValueError: naming the config field that holds an unsupported value.
+    """
+    m = config.model
+    _check(m.depth in RESNET_LAYOUTS, "model.depth", m.depth, f"one of {sorted(RESNET_LAYOUTS)}")
+    _check(m.width > 0, "model.width", m.width, "a positive multiplier")
+    _check(m.norm in NORMS, "model.norm", m.norm, f"one of {NORMS}")
+    _check(m.dtype in DTYPES, "model.dtype", m.dtype, f"one of {tuple(DTYPES)}")
+    allowed = (1, 2, 4, 8, 16, 32)
+    strides = tuple(m.output_strides)
+    _check(
+        len(strides) > 0
+        and all(s in allowed for s in strides)
+        and len(set(strides)) == len(strides),
+        "model.output_strides",
+        m.output_strides,
+        f"distinct strides from {allowed}",
+    )
+    return DWD(
+        depth=m.depth,
+        width=m.width,
+        decoder_channels=m.decoder_channels,
+        norm=m.norm,
+        norm_groups=m.norm_groups,
+        dtype=DTYPES[m.dtype],
+        output_strides=strides,
+        groups=max(1, len(config.targets.energy_groups)),
+        energy_levels=config.targets.energy_levels,
+    )
+
+
+def count_params(params) -> int:
+    """Number of scalar parameters in a pytree of arrays (e.g. `variables["params"]`)."""
+    return sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))

@@ -1,0 +1,188 @@
+"""Losses: hand-computed values on tiny arrays, empty masks, the normaliser and the schedule."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from dwd_jax import losses
+
+
+def test_energy_loss_matches_hand_computed_cross_entropy():
+    # Pixel 1: uniform over 4 levels -> log 4. Pixel 2: logits (0, ln 3, 0, 0), target 1 ->
+    # p = 3/6 -> log 2.
+    logits = jnp.array([[0.0, 0.0, 0.0, 0.0], [0.0, math.log(3.0), 0.0, 0.0]])
+    logits = logits.reshape(1, 1, 2, 1, 4)
+    target = jnp.array([2, 1]).reshape(1, 1, 2, 1)
+    assert float(losses.energy_loss(logits, target)) == pytest.approx(
+        (math.log(4.0) + math.log(2.0)) / 2, rel=1e-6
+    )
+
+
+def test_class_loss_counts_only_marker_pixels_over_the_batch():
+    logits = jnp.zeros((2, 1, 2, 1, 137)).at[0, 0, 0, 0, 5].set(math.log(137.0))
+    target = jnp.full((2, 1, 2, 1), 5)
+    mask = jnp.array([[True, False], [True, False]]).reshape(2, 1, 2, 1)
+    # Image 0: p(5) = 137 / (137 + 136) ; image 1: uniform -> log 137. Unmasked pixels ignored.
+    expected = (-math.log(137.0 / 273.0) + math.log(137.0)) / 2
+    assert float(losses.class_loss(logits, target, mask)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_box_loss_is_masked_mean_squared_error():
+    pred = jnp.array([[10.0, 4.0], [100.0, 100.0]]).reshape(1, 1, 2, 1, 2)
+    target = jnp.array([[7.0, 8.0], [0.0, 0.0]]).reshape(1, 1, 2, 1, 2)
+    mask = jnp.array([True, False]).reshape(1, 1, 2, 1)
+    assert float(losses.box_loss(pred, target, mask)) == (9.0 + 16.0) / 2
+
+
+def test_empty_mask_gives_zero_loss_and_zero_finite_gradient():
+    logits = jax.random.normal(jax.random.key(0), (1, 3, 3, 1, 137))
+    box = jax.random.normal(jax.random.key(1), (1, 3, 3, 1, 2))
+    target = jnp.zeros((1, 3, 3, 1), jnp.int32)
+    mask = jnp.zeros((1, 3, 3, 1), bool)
+
+    def both(logits, box):
+        return losses.class_loss(logits, target, mask) + losses.box_loss(box, box + 1, mask)
+
+    value, grads = jax.value_and_grad(both, argnums=(0, 1))(logits, box)
+    assert float(value) == 0.0
+    for g in grads:
+        assert np.all(np.asarray(g) == 0.0)
+
+
+def _config(**loss):
+    c = default.get_config()
+    c.model.output_strides = (1, 8, 16)
+    c.loss.energy_strides = (1, 8, 16)
+    c.loss.class_strides = (1,)
+    c.loss.box_strides = (1, 8)
+    c.loss.schedule = (("energy", 3), ("class", 2), ("combined", 4))
+    c.loss.update(loss)
+    return c
+
+
+def _outputs_and_targets(strides, energy_ce):
+    """Outputs whose energy cross-entropy at stride s is energy_ce[s] (2 levels, target 0)."""
+    outputs, targets = {}, {}
+    for s in strides:
+        # CE of target 0 with logits (0, a) is log(1 + e^a); pick a for the wanted CE.
+        a = math.log(math.expm1(energy_ce[s]))
+        shape = (1, 2, 2, 1)
+        outputs[s] = {
+            "energy": jnp.broadcast_to(jnp.array([0.0, a]), shape + (2,)),
+            "class": jnp.zeros(shape + (137,)),
+            "box": jnp.full(shape + (2,), float(s)),
+        }
+        targets[s] = {
+            "energy": jnp.zeros(shape, jnp.int32),
+            "class": jnp.ones(shape, jnp.int32),
+            "box": jnp.zeros(shape + (2,)),
+            "box_mask": jnp.ones(shape, bool),
+        }
+    return outputs, targets
+
+
+def test_head_losses_average_over_the_supervised_strides():
+    c = _config()
+    outputs, targets = _outputs_and_targets((1, 8, 16), {1: 0.5, 8: 1.0, 16: 3.0})
+    got = losses.head_losses(outputs, targets, c)
+    assert float(got["energy"]) == pytest.approx((0.5 + 1.0 + 3.0) / 3, rel=1e-5)
+    assert float(got["class"]) == pytest.approx(math.log(137.0), rel=1e-6)
+    assert float(got["box"]) == pytest.approx((1.0**2 + 8.0**2) / 2, rel=1e-6)
+
+
+def test_loss_strides_outside_the_model_outputs_are_rejected_by_name():
+    with pytest.raises(ValueError, match="config.loss.box_strides"):
+        losses.loss_strides(_config(box_strides=(1, 4)))
+    outputs, targets = _outputs_and_targets((1, 8), {1: 1.0, 8: 1.0})
+    with pytest.raises(ValueError, match="stride\\(s\\) \\[16\\] for the energy loss"):
+        losses.head_losses(outputs, targets, _config())
+
+
+@pytest.mark.parametrize(
+    "step, weights, normalised",
+    [
+        (0, (1, 0, 0), 0),
+        (2, (1, 0, 0), 0),
+        (3, (0, 1, 0), 0),
+        (4, (0, 1, 0), 0),
+        (5, (2, 1, 1), 1),
+        (8, (2, 1, 1), 1),
+        (10_000, (2, 1, 1), 1),
+    ],
+)
+def test_schedule_weights_at_stage_boundaries(step, weights, normalised):
+    c = _config()
+    w, n = losses.schedule_weights(jnp.int32(step), c.loss.schedule, c.loss.combined_factors)
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(weights, np.float32))
+    assert float(n) == normalised
+
+
+def test_schedule_is_traced_once_across_stages():
+    c = _config()
+    traces = []
+
+    @jax.jit
+    def weights_at(step):
+        traces.append(1)
+        return losses.schedule_weights(step, c.loss.schedule, c.loss.combined_factors)[0]
+
+    firsts = [tuple(np.asarray(weights_at(jnp.int32(s)))) for s in range(9)]
+    assert firsts[0] == (1, 0, 0) and firsts[3] == (0, 1, 0) and firsts[5] == (2, 1, 1)
+    assert len(traces) == 1
+
+
+def test_bad_schedule_stage_is_named():
+    with pytest.raises(ValueError, match=r"schedule\[1\]"):
+        losses.schedule_weights(jnp.int32(0), (("energy", 3), ("boxes", 2)), (2.0, 1.0, 1.0))
+
+
+def test_normaliser_ring_buffer_and_combined_loss():
+    c = _config(schedule=(("combined", 100),), normaliser_window=3)
+    state = losses.init_normaliser(c.loss.normaliser_window)
+    seen = []
+    for step in range(5):
+        values = {"energy": 1.0 + step, "class": 10.0 * (step + 1), "box": 0.5}
+        values = {k: jnp.float32(v) for k, v in values.items()}
+        loss, state = losses.total_loss(values, state, jnp.int32(step), c)
+        if step == 0:  # No history yet: each head is divided by itself.
+            assert float(loss) == pytest.approx(2 + 1 + 1)
+        seen.append(values)
+    # After 5 pushes into 3 slots: steps 3, 4 in slots 0, 1 and step 2 in slot 2.
+    np.testing.assert_allclose(
+        np.asarray(state.history), [[4, 5, 3], [40, 50, 30], [0.5, 0.5, 0.5]]
+    )
+    assert int(state.count) == 5
+    # Step 5 divides by the mean of steps 2, 3, 4: energy 4, class 40, box 0.5.
+    values = {"energy": jnp.float32(8.0), "class": jnp.float32(20.0), "box": jnp.float32(1.0)}
+    loss, _ = losses.total_loss(values, state, jnp.int32(5), c)
+    assert float(loss) == pytest.approx(2 * 8 / 4 + 20 / 40 + 1 / 0.5)
+
+
+def test_combined_normaliser_is_constant_under_the_gradient():
+    c = _config(schedule=(("combined", 100),))
+    state = losses.init_normaliser(c.loss.normaliser_window)
+    grad = jax.grad(
+        lambda e: losses.total_loss(
+            {"energy": e, "class": jnp.float32(1.0), "box": jnp.float32(1.0)},
+            state,
+            jnp.int32(0),
+            c,
+        )[0]
+    )(jnp.float32(4.0))
+    # At step 0 the normaliser is the value itself, 4, but held constant: d(2 e / 4)/de.
+    assert float(grad) == pytest.approx(0.5)
+
+
+def test_single_head_stage_uses_the_raw_loss_and_zero_normaliser_is_safe():
+    c = _config()
+    state = losses.init_normaliser(c.loss.normaliser_window)
+    zero = {"energy": jnp.float32(2.0), "class": jnp.float32(3.0), "box": jnp.float32(0.0)}
+    for step in range(5):  # Energy then class stages, box loss always 0 (no markers).
+        loss, state = losses.total_loss(zero, state, jnp.int32(step), c)
+        assert float(loss) == (2.0 if step < 3 else 3.0)
+    loss, _ = losses.total_loss(zero, state, jnp.int32(5), c)  # Combined: box divides by 1.
+    assert float(loss) == pytest.approx(2 * 2 / 2 + 3 / 3 + 0.0)
