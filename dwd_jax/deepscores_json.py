@@ -108,9 +108,9 @@ def load_pages(path: str | Path) -> list[Page]:
         data = json.loads(path.read_bytes())
     except json.JSONDecodeError as e:
         raise AnnotationError(
-            f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno} (char {e.pos} "
-            f"of {len(e.doc)}). The file is probably truncated or corrupt: extract it again from "
-            "the download (or regenerate the engraved corpus)."
+            f"{path}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}, character "
+            f"{e.pos} of {len(e.doc)}). The file is probably truncated or corrupt: extract it "
+            "again from the download (or regenerate the engraved corpus)."
         ) from None
     return parse_pages(data, source=str(path))
 

@@ -16,6 +16,8 @@ dtypes, and the files are `array_record`, read with `tfds.data_source`.
 from __future__ import annotations
 
 import io
+import shutil
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +100,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        folder = _dsv2_folder(self.builder_config.name, Path(dl_manager.manual_dir), dl_manager)
+        folder = _dsv2_folder(
+            self.builder_config.name,
+            Path(dl_manager.manual_dir),
+            Path(dl_manager.download_dir) / "extracted",
+        )
         return {
             split: self._generate_examples(files, folder / "images")
             for split, files in deepscores_json.annotation_files(folder).items()
@@ -181,14 +187,14 @@ def grey_png(image_path: Path, size: tuple[int, int], page_id: int) -> bytes:
     return out.getvalue()
 
 
-def _dsv2_folder(config: str, manual_dir: Path, dl_manager) -> Path:
+def _dsv2_folder(config: str, manual_dir: Path, extract_dir: Path) -> Path:
     """The folder in DSv2 layout for `config`: the manual dir itself, its `<stem>/` subfolder or
-    the extracted `<stem>.tar.gz` (releases unpack to a `<stem>/` folder inside)."""
+    `<stem>.tar.gz` extracted into `extract_dir` (the releases unpack to a `<stem>/` folder)."""
     stem, download = _SOURCES[config]
-    candidates = [manual_dir, manual_dir / stem]
     archive = manual_dir / f"{stem}.tar.gz"
+    candidates = [manual_dir, manual_dir / stem]
     if archive.is_file():
-        extracted = Path(dl_manager.extract(archive))
+        extracted = _extract(archive, extract_dir / stem)
         candidates += [extracted, extracted / stem]
     for folder in candidates:
         if deepscores_json.annotation_files(folder):
@@ -198,3 +204,24 @@ def _dsv2_folder(config: str, manual_dir: Path, dl_manager) -> Path:
         f"{manual_dir}, {manual_dir / stem}/ or {archive}. Download {download}, and put the "
         f"archive (or its extracted `{stem}/` folder) in {manual_dir}, the manual dir."
     )
+
+
+def _extract(archive: Path, dest: Path) -> Path:
+    """Extracts `archive` into `dest` once (a rerun reuses it).
+
+    With `tarfile`, not `dl_manager.extract`: TFDS's extractor needs TensorFlow.
+    """
+    if dest.is_dir():
+        return dest
+    partial = dest.with_name(dest.name + ".incomplete")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(partial, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise ValueError(
+            f"{archive} cannot be extracted ({e}); the download is incomplete or corrupt: "
+            f"download it again from {_URL}"
+        ) from e
+    partial.rename(dest)
+    return dest
