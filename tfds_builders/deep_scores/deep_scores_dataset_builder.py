@@ -58,20 +58,20 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "synthetic"
 
-    def __init__(self, *, file_format=None, **kwargs):
-        # TFDS defaults to TFRecord, which needs TensorFlow to read; array_record does not.
-        super().__init__(file_format=file_format or "array_record", **kwargs)
-
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
     Put the pages in the manual dir (default `<data_dir>/downloads/manual/`; pass another with
-    `download_and_prepare_kwargs={{"download_config": tfds.download.DownloadConfig(
-    manual_dir=...)}}` or `tfds build --manual_dir=...`), one of:
+    `tfds.data_source(..., download_and_prepare_kwargs={{"download_config":
+    tfds.download.DownloadConfig(manual_dir=...)}})`), one of:
       dense:     ds2_dense.tar.gz from {_URL} (or its extracted `ds2_dense/` folder)
       complete:  ds2_complete.tar.gz from {_URL} (or its extracted `ds2_complete/` folder)
       synthetic: the `synthetic/` folder written by `python run.py generate`
     A folder in DeepScoresV2 layout (`images/`, `deepscores_<split>.json`) given directly as
     the manual dir is read as it is, whatever the config.
     """
+
+    def __init__(self, *, file_format=None, **kwargs):
+        # TFDS defaults to TFRecord, which needs TensorFlow to read; array_record does not.
+        super().__init__(file_format=file_format or "array_record", **kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
