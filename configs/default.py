@@ -88,4 +88,13 @@ def get_config() -> ml_collections.ConfigDict:
     # --- Evaluation (dwd_jax.evaluate) --------------------------------------------------------
     c.eval = ml_collections.ConfigDict()
     c.eval.max_pages = 0  # Pages of the eval split to evaluate; 0 = all.
+    c.eval.min_instances = 20  # Headline mAP averages classes with >= this many GT objects.
+    c.eval.num_worst_pages = 8  # Lowest-F1 pages listed in the report and drawn as overlays.
+
+    # --- Detection on new pages (dwd_jax.detect, `run.py detect`) -----------------------------
+    c.detect = ml_collections.ConfigDict()
+    c.detect.staff_space = 8.5  # Staff spacing (px) pages are rescaled to: training pages' x scale.
+    c.detect.scale = 0.0  # Fixed page scale, skipping the staff-space estimate; 0 = estimate.
+    c.detect.max_pixels = 2_560_000  # Pixels per forward pass; bigger pages go in bands.
+    c.detect.overlap = 160  # Rows shared by neighbouring bands (> the tallest symbol).
     return c

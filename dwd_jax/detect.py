@@ -1,0 +1,393 @@
+"""Pages in, detections out: loading, staff-space rescaling, tiling, proposals and overlays.
+
+Real pages come at any resolution, so each page is rescaled until its staff-line spacing equals
+the spacing the model was trained at (`config.detect.staff_space`, in model-input pixels). The
+spacing is measured on the page itself from vertical run lengths (`estimate_staff_space`), or a
+fixed `config.detect.scale` overrides it. A page still larger than `config.detect.max_pixels`
+at model scale is cut into full-width horizontal bands that overlap by `config.detect.overlap`
+pixels; each band keeps the detections whose centre lies in its own share of the overlap, so
+every object is reported once. Bands span the full width because staffs, beams and slurs are
+wide; only a page too wide even for a thin band is scaled down further, with a message.
+
+The model is reached through `predict_fn(page f32[h, w]) -> {"boxes", "classes", "scores"}`:
+a grey page at model scale (0 = ink, 255 = paper, padded white to `data.pad_multiple`), and its
+valid detections in that page's pixels (boxes [y0, x0, y1, x1], model classes, scores). The
+caller wires it to `model.apply` and `decode.decode`; this module never imports the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from dwd_jax import visualize
+
+PredictFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+_log = logging.getLogger(__name__)
+
+# Pixels darker than this count as ink when measuring run lengths. Engraved pages and
+# binarised scans are near 0/255, so the mid-point is safe without an adaptive threshold.
+_INK_BELOW = 128
+
+
+class PageError(ValueError):
+    """A page cannot be read or measured; the message names the file and what to do."""
+
+
+# --- Loading ------------------------------------------------------------------------------------
+
+
+def load_page(path: str | Path) -> np.ndarray:
+    """Read a page as 8-bit grey, 0 = black ink, 255 = white paper.
+
+    PNG, JPEG, TIFF (and anything else Pillow reads); grey, palette, RGB, RGBA/LA (composited
+    on white, so transparent paper becomes white paper, as DeepScoresV2's RGBA pages need),
+    16-bit (0..65535 scaled to 0..255) and 32-bit float (clipped to 0..255). A multi-page TIFF
+    gives its first page.
+
+    Args:
+      path: image file.
+
+    Returns:
+      u8[H, W].
+
+    Raises:
+      PageError: the file is missing, not an image, truncated, or has zero size.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PageError(f"{path}: no such file; check the path (a directory is not a page)")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            page = _to_grey(im)
+    except UnidentifiedImageError:
+        raise PageError(
+            f"{path}: not an image Pillow can read; pass PNG, JPEG or TIFF pages"
+        ) from None
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise PageError(f"{path}: unreadable image ({e}); re-export or re-download it") from None
+    if page.size == 0:
+        raise PageError(f"{path}: the image has zero size {page.shape}; nothing to detect")
+    return page
+
+
+def _to_grey(im: Image.Image) -> np.ndarray:
+    """Any Pillow image -> u8[H, W] grey on white."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit PNGs and TIFFs open as "I;16*" or "I" (int32 holding 0..65535).
+        return np.round(np.clip(np.asarray(im, np.float64), 0, 65535) / 257.0).astype(np.uint8)
+    if im.mode == "F":
+        return np.round(np.clip(np.asarray(im, np.float64), 0, 255)).astype(np.uint8)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        paper = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        paper.alpha_composite(im.convert("RGBA"))
+        im = paper
+    return np.asarray(im.convert("L"))
+
+
+# --- Staff space and scale ---------------------------------------------------------------------
+
+
+def _vertical_runs(ink: np.ndarray) -> np.ndarray:
+    """Lengths of the vertical runs of True in a bool[H, W] mask, column by column."""
+    # Column-major with a False row at each end, so runs never join across columns.
+    flat = np.pad(ink.T, ((0, 0), (1, 1))).ravel().astype(np.int8)
+    steps = np.diff(flat)
+    return np.flatnonzero(steps == -1) - np.flatnonzero(steps == 1)
+
+
+def _refined_mode(lengths: np.ndarray) -> float:
+    """The most common run length, refined to sub-pixel by its two neighbouring bins.
+
+    A line 2.4 px thick, or a gap of 20.5 px, shows up as runs of two neighbouring integer
+    lengths; the count-weighted mean of the mode and its neighbours recovers the fraction.
+    """
+    counts = np.bincount(lengths).astype(np.float64)
+    counts[0] = 0
+    mode = int(counts.argmax())
+    lo, hi = max(mode - 1, 1), min(mode + 2, len(counts))
+    bins = np.arange(lo, hi)
+    return float((bins * counts[lo:hi]).sum() / counts[lo:hi].sum())
+
+
+def estimate_staff_space(page: np.ndarray) -> float:
+    """Staff-line spacing of a page in pixels, from vertical run lengths (classic OMR).
+
+    Staff lines dominate a music page's vertical runs: the most common black run is the line
+    thickness and the most common white run is the gap between two lines, so the spacing (line
+    centre to line centre) is their sum.
+
+    Args:
+      page: u8[H, W] grey page, 0 = ink.
+
+    Returns:
+      Staff spacing in pixels of `page`.
+
+    Raises:
+      PageError: the page has no ink, or no run pattern that looks like staff lines.
+    """
+    ink = np.asarray(page) < _INK_BELOW
+    black, white = _vertical_runs(ink), _vertical_runs(~ink)
+    if black.size == 0 or white.size == 0:
+        raise PageError(
+            f"no staff lines found on a page of shape {ink.shape} (it is blank or all ink); "
+            "set config.detect.scale to rescale it by a fixed factor"
+        )
+    thickness, gap = _refined_mode(black), _refined_mode(white)
+    if not thickness < gap < ink.shape[0] / 8:
+        raise PageError(
+            f"no staff-line pattern found (most common ink run {thickness:.1f} px, most common "
+            f"gap {gap:.1f} px, page height {ink.shape[0]}); set config.detect.scale instead"
+        )
+    return thickness + gap
+
+
+def rescale_page(page: np.ndarray, scale: float) -> np.ndarray:
+    """Resize a grey page by `scale` (Pillow bilinear, antialiased when shrinking).
+
+    Args:
+      page: u8[H, W].
+      scale: factor; the result has round(H * scale) x round(W * scale) pixels (at least 1).
+
+    Returns:
+      f32[h, w] grey, 0 = ink, 255 = paper.
+    """
+    h, w = page.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(
+        Image.fromarray(page).resize(size, Image.Resampling.BILINEAR), dtype=np.float32
+    )
+
+
+def page_scale(page: np.ndarray, config: ml_collections.ConfigDict) -> tuple[float, float | None]:
+    """The factor that brings a page to the model's staff spacing.
+
+    Args:
+      page: u8[H, W].
+      config: uses detect.scale (> 0: fixed, skips the estimate) and detect.staff_space.
+
+    Returns:
+      (scale, measured staff space in page pixels, or None when the scale was fixed).
+    """
+    if config.detect.scale > 0:
+        return float(config.detect.scale), None
+    space = estimate_staff_space(page)
+    return config.detect.staff_space / space, space
+
+
+# --- Bands for big pages -----------------------------------------------------------------------
+
+
+def band_layout(
+    height: int, width: int, *, max_pixels: int, overlap: int, multiple: int
+) -> tuple[int, list[tuple[int, int, int]]]:
+    """Cut a page into overlapping full-width bands of one height, each under `max_pixels`.
+
+    Args:
+      height, width: page size at model scale.
+      max_pixels: most pixels one forward pass may see (after padding to `multiple`).
+      overlap: rows shared by neighbouring bands; at least the tallest object's height, so an
+        object cut by one band's edge lies whole in the other.
+      multiple: band heights are multiples of this (config.data.pad_multiple).
+
+    Returns:
+      (band height, [(start, keep_from, keep_to)] per band): a band is rows
+      [start, start + band height) and keeps detections whose centre row is in
+      [keep_from, keep_to); the keep ranges partition [0, height). A page that fits is one band
+      (0, 0, height) of its own height.
+
+    Raises:
+      ValueError: the page is too wide for a band of 2 * overlap rows (see `max_band_width`).
+    """
+    padded_w = math.ceil(width / multiple) * multiple
+    if math.ceil(height / multiple) * multiple * padded_w <= max_pixels:
+        return height, [(0, 0, height)]
+    band = (max_pixels // padded_w) // multiple * multiple
+    if band < 2 * overlap:
+        raise ValueError(
+            f"a {width}-pixel-wide page leaves bands of {band} rows under max_pixels="
+            f"{max_pixels}, less than twice the overlap {overlap}; scale the page down to at "
+            f"most {max_band_width(max_pixels=max_pixels, overlap=overlap, multiple=multiple)} px"
+        )
+    step = band - overlap
+    starts = list(range(0, height - band, step)) + [height - band]
+    bounds = [0] + [(s + t + band) // 2 for s, t in zip(starts, starts[1:], strict=False)]
+    keep = zip(starts, bounds, bounds[1:] + [height], strict=True)
+    return band, list(keep)
+
+
+def max_band_width(*, max_pixels: int, overlap: int, multiple: int) -> int:
+    """Widest page (model-scale pixels) that `band_layout` can cut into bands."""
+    rows = math.ceil(2 * overlap / multiple) * multiple
+    return max_pixels // rows // multiple * multiple
+
+
+# --- One page ----------------------------------------------------------------------------------
+
+
+def _pad_white(page: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad f32[h, w] with paper (255) at the bottom and right to multiples of `multiple`."""
+    h, w = page.shape
+    return np.pad(page, ((0, -h % multiple), (0, -w % multiple)), constant_values=np.float32(255.0))
+
+
+def _check_prediction(pred: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """predict_fn's output as (boxes f32[N, 4], classes i32[N], scores f32[N]), validated."""
+    missing = {"boxes", "classes", "scores"} - set(pred)
+    if missing:
+        raise ValueError(
+            f"predict_fn returned no {sorted(missing)}; it must return boxes, "
+            "classes and scores of the valid detections"
+        )
+    boxes = np.asarray(pred["boxes"], np.float32).reshape(-1, 4)
+    classes = np.asarray(pred["classes"]).reshape(-1).astype(np.int32)
+    scores = np.asarray(pred["scores"], np.float32).reshape(-1)
+    if not len(boxes) == len(classes) == len(scores):
+        raise ValueError(
+            f"predict_fn returned {len(boxes)} boxes, {len(classes)} classes and {len(scores)} "
+            "scores; drop padded detections (valid == False) and return one of each per object"
+        )
+    return boxes, classes, scores
+
+
+def detect_page(
+    page: np.ndarray, predict_fn: PredictFn, *, config: ml_collections.ConfigDict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Detect the symbols of one page; boxes come back in the page's own pixels.
+
+    Args:
+      page: u8[H, W] grey page (e.g. from `load_page`).
+      predict_fn: see the module docstring.
+      config: uses detect.* and data.pad_multiple.
+
+    Returns:
+      (boxes f32[N, 4] [y0, x0, y1, x1] in page pixels, classes i32[N] model classes,
+      scores f32[N], info) where info records staff_space, scale, bands and any notes.
+    """
+    d = config.detect
+    scale, space = page_scale(page, config)
+    notes = []
+    multiple = config.data.pad_multiple
+    widest = max_band_width(max_pixels=d.max_pixels, overlap=d.overlap, multiple=multiple)
+    if round(page.shape[1] * scale) > widest:
+        shrink = (widest - 1) / (page.shape[1] * scale)
+        notes.append(
+            f"page is {round(page.shape[1] * scale)} px wide at model scale, wider than the "
+            f"{widest} px that detect.max_pixels={d.max_pixels} allows; scaled by a further "
+            f"{shrink:.3f}, so symbols are smaller than in training and detection may suffer"
+        )
+        scale *= shrink
+    scaled = rescale_page(page, scale)
+    h, w = scaled.shape
+    band_h, bands = band_layout(h, w, max_pixels=d.max_pixels, overlap=d.overlap, multiple=multiple)
+    if len(bands) > 1:
+        notes.append(f"page is {h}x{w} px at model scale; detected in {len(bands)} bands")
+    out = []
+    for start, keep_from, keep_to in bands:
+        boxes, classes, scores = _check_prediction(
+            predict_fn(_pad_white(scaled[start : start + band_h], multiple))
+        )
+        boxes = boxes + np.float32([start, 0, start, 0])
+        centre = (boxes[:, 0] + boxes[:, 2]) / 2
+        keep = (centre >= keep_from) & (centre < keep_to)
+        out.append((boxes[keep], classes[keep], scores[keep]))
+    boxes = np.concatenate([o[0] for o in out])
+    # Per-axis factors: rounding the page size makes them differ slightly from `scale`.
+    factors = np.float32([h / page.shape[0], w / page.shape[1]] * 2)
+    limits = np.float32(list(page.shape) * 2)
+    boxes = np.clip(boxes / factors, 0, limits)
+    for note in notes:
+        _log.info(note)
+    info = {"staff_space": space, "scale": scale, "bands": len(bands), "notes": notes}
+    return boxes, np.concatenate([o[1] for o in out]), np.concatenate([o[2] for o in out]), info
+
+
+# --- Many pages, files out ---------------------------------------------------------------------
+
+
+def detect_pages(
+    paths: Sequence[str | Path],
+    predict_fn: PredictFn,
+    *,
+    config: ml_collections.ConfigDict,
+    out_dir: str | Path,
+    image_ids: Sequence[int] | None = None,
+) -> dict:
+    """Detect every page independently and write proposals, COCO results and overlays.
+
+    A page that fails (unreadable, not an image, no staff lines, a predict_fn error) is reported
+    in the summary with its error and the remaining pages are still processed.
+
+    Writes to `out_dir`:
+      proposals.json: DeepScoresV2 proposals (`obb_anns` format): {"annotation_set":
+        "deepscores", "proposals": [{"img_id", "cat_id", "bbox": [x0, y0, x1, y1], "score"}]},
+        cat_id = the DSv2 `deepscores` category id (= model class);
+      coco_results.json: [{"image_id", "category_id", "bbox": [x, y, w, h], "score"}];
+      <page stem>_overlay.png: class-coloured boxes and a legend, per page;
+      detect_summary.json: the returned summary.
+
+    Args:
+      paths: page image files.
+      predict_fn: see the module docstring.
+      config: uses detect.* and data.pad_multiple.
+      out_dir: output folder (created).
+      image_ids: ids written as img_id / image_id, e.g. DeepScoresV2 image ids; default 1..n.
+
+    Returns:
+      {"pages": [{"path", "img_id", "ok", "error", "num_detections", "staff_space", "scale",
+      "bands", "notes", "overlay"}], "proposals": path, "coco_results": path,
+      "num_failed": int}.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image_ids = list(image_ids) if image_ids is not None else list(range(1, len(paths) + 1))
+    if len(image_ids) != len(paths):
+        raise ValueError(f"{len(paths)} pages but {len(image_ids)} image_ids; pass one per page")
+    proposals, coco, pages = [], [], []
+    for path, img_id in zip(paths, image_ids, strict=True):
+        report = {"path": str(path), "img_id": img_id, "ok": False, "error": None}
+        try:
+            page = load_page(path)
+            boxes, classes, scores, info = detect_page(page, predict_fn, config=config)
+            overlay = out_dir / f"{Path(path).stem}_overlay.png"
+            visualize.draw_boxes(page, boxes, classes, scores).save(overlay)
+        except Exception as e:  # One bad page must not stop the others; its error is kept.
+            _log.exception("page %s failed", path)
+            report["error"] = f"{type(e).__name__}: {e}"
+            pages.append(report)
+            continue
+        for (y0, x0, y1, x1), c, s in zip(
+            boxes.tolist(), classes.tolist(), scores.tolist(), strict=True
+        ):
+            proposals.append({"img_id": img_id, "cat_id": c, "bbox": [x0, y0, x1, y1], "score": s})
+            coco.append(
+                {
+                    "image_id": img_id,
+                    "category_id": c,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": s,
+                }
+            )
+        report.update(ok=True, num_detections=len(classes), overlay=str(overlay), **info)
+        pages.append(report)
+    summary = {
+        "pages": pages,
+        "proposals": str(out_dir / "proposals.json"),
+        "coco_results": str(out_dir / "coco_results.json"),
+        "num_failed": sum(not p["ok"] for p in pages),
+    }
+    Path(summary["proposals"]).write_text(
+        json.dumps({"annotation_set": "deepscores", "proposals": proposals})
+    )
+    Path(summary["coco_results"]).write_text(json.dumps(coco))
+    (out_dir / "detect_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
