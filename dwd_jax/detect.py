@@ -65,6 +65,10 @@ def load_page(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise PageError(f"{path}: no such file; check the path (a directory is not a page)")
+    if path.stat().st_size == 0:
+        raise PageError(f"{path}: the file is empty (0 bytes); re-export or re-download it")
+    if 0 in _png_size(path):
+        raise PageError(f"{path}: the image has zero width or height; nothing to detect")
     try:
         with Image.open(path) as im:
             im.load()
@@ -78,6 +82,16 @@ def load_page(path: str | Path) -> np.ndarray:
     if page.size == 0:
         raise PageError(f"{path}: the image has zero size {page.shape}; nothing to detect")
     return page
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG header, which Pillow refuses to open when either is 0;
+    (-1, -1) for other files."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24:
+        return -1, -1
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def _to_grey(im: Image.Image) -> np.ndarray:

@@ -1,0 +1,266 @@
+"""Tests for dwd_jax.detect: page loading, staff-space estimation, bands, files out.
+
+The model is replaced by a fake predict_fn that reads ink blobs with scipy, so the geometry
+(scaling, bands, mapping back to page pixels) is checked exactly without a network.
+"""
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from configs import default
+from dwd_jax import detect
+
+SAMPLE = Path("/work/shared/data/deepscores_v2_sample")
+SAMPLE_PAGE = SAMPLE / "images" / "lg-5230237-aug-emmentaler--page-2.png"
+
+
+def staff_page(space=14.0, thickness=2, height=400, width=300, staves=3):
+    """White page with `staves` five-line staves (line tops at round(k * space))."""
+    page = np.full((height, width), 255, np.uint8)
+    for s in range(staves):
+        top = 40 + s * 120
+        for k in range(5):
+            y = top + round(k * space)
+            page[y : y + thickness, 10:-10] = 0
+    return page
+
+
+def blobs(page):
+    """Fake predict_fn: every ink component is an object of model class 42, score 0.9."""
+    labels, _ = ndimage.label(np.asarray(page) < 128)
+    slices = ndimage.find_objects(labels)
+    boxes = np.array([[s[0].start, s[1].start, s[0].stop, s[1].stop] for s in slices], np.float32)
+    n = len(slices)
+    return {"boxes": boxes.reshape(n, 4), "classes": np.full(n, 42), "scores": np.full(n, 0.9)}
+
+
+def config(**detect_fields):
+    c = default.get_config()
+    c.detect.update(detect_fields)
+    return c
+
+
+# --- load_page ----------------------------------------------------------------------------------
+
+
+def test_load_page_reads_every_mode_as_grey_on_white(tmp_path):
+    grey = np.array([[0, 128, 255]], np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "rgb.tif")
+    Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "rgb.jpg", quality=100)
+    rgba = np.zeros((1, 3, 4), np.uint8)
+    rgba[..., 3] = [255, 0, 128]  # Opaque black, transparent, half-transparent black.
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    Image.fromarray(np.array([[0, 257 * 128, 65535]], np.uint16)).save(tmp_path / "deep.png")
+    for name in ("grey.png", "rgb.tif", "deep.png"):
+        np.testing.assert_array_equal(detect.load_page(tmp_path / name), grey, err_msg=name)
+    np.testing.assert_allclose(detect.load_page(tmp_path / "rgb.jpg"), grey, atol=2)
+    np.testing.assert_allclose(detect.load_page(tmp_path / "rgba.png"), [[0, 255, 127]], atol=1)
+    assert detect.load_page(tmp_path / "grey.png").dtype == np.uint8
+
+
+def zero_width_png(path):
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    ihdr = struct.pack(">IIBBBBB", 0, 5, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_load_page_errors_name_the_file_and_the_problem(tmp_path):
+    (tmp_path / "notes.png").write_text("this is not a picture")
+    (tmp_path / "empty.png").write_bytes(b"")
+    zero_width_png(tmp_path / "zero.png")
+    noise = np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "cut.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "cut.png").read_bytes()[:800])  # Truncated.
+    cases = {
+        "missing.png": "no such file",
+        "notes.png": "not an image",
+        "empty.png": "empty",
+        "zero.png": "zero width or height",
+        "cut.png": "unreadable image",
+    }
+    for name, problem in cases.items():
+        with pytest.raises(detect.PageError, match=rf"{name}.*{problem}"):
+            detect.load_page(tmp_path / name)
+
+
+# --- staff space --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("space", [14.0, 12.5, 21.0])
+def test_staff_space_of_synthetic_staves(space):
+    page = staff_page(space)
+    # Noteheads and a stem must not fool the estimate.
+    page[100:112, 50:64] = 0
+    page[60:150, 63:65] = 0
+    assert detect.estimate_staff_space(page) == pytest.approx(space, abs=0.1)
+
+
+def test_staff_space_of_the_real_sample_page():
+    page = detect.load_page(SAMPLE_PAGE)
+    space = detect.estimate_staff_space(page)
+    # The staff boxes span four spacings plus one line thickness (about 2.3 px).
+    anns = json.loads((SAMPLE / "deepscores_v2_sample.json").read_text())["annotations"]
+    heights = [a["a_bbox"][3] - a["a_bbox"][1] for a in anns.values() if a["cat_id"][0] == "135"]
+    assert len(heights) == 12
+    assert space == pytest.approx((np.median(heights) - 2.3) / 4, abs=0.3)
+    assert 22.5 < space < 23.2
+
+
+def test_blank_page_asks_for_a_fixed_scale():
+    with pytest.raises(detect.PageError, match="config.detect.scale"):
+        detect.estimate_staff_space(np.full((50, 50), 255, np.uint8))
+
+
+def test_rescale_and_page_scale():
+    page = staff_page(17.0, thickness=4)  # Lines stay solid ink at half size.
+    scale, space = detect.page_scale(page, config(staff_space=8.5))
+    assert space == pytest.approx(17.0, abs=0.1) and scale == pytest.approx(0.5, abs=0.01)
+    assert detect.page_scale(page, config(scale=0.25)) == (0.25, None)
+    small = detect.rescale_page(page, 0.5)
+    assert small.shape == (200, 150) and small.dtype == np.float32
+    assert detect.estimate_staff_space(small.astype(np.uint8)) == pytest.approx(8.5, abs=0.3)
+
+
+# --- bands --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("height", [1000, 1041, 3333])
+def test_band_layout_partitions_the_page(height):
+    band, bands = detect.band_layout(height, 640, max_pixels=640 * 480, overlap=100, multiple=80)
+    assert band == 480 and len(bands) > 1
+    starts, keep_from, keep_to = (np.array(x) for x in zip(*bands, strict=True))
+    assert starts[0] == 0 and starts[-1] + band == height  # Every band lies inside the page.
+    assert keep_from[0] == 0 and keep_to[-1] == height
+    np.testing.assert_array_equal(keep_from[1:], keep_to[:-1])  # Keep ranges tile the rows.
+    assert (np.diff(starts) <= band - 100).all()  # Neighbours share at least `overlap` rows.
+    # A centre in a band's keep range is at least overlap / 2 from that band's cut edges.
+    assert (keep_from[1:] - starts[1:] >= 50).all()
+    assert (starts[:-1] + band - keep_to[:-1] >= 50).all()
+
+
+def test_band_layout_single_band_and_too_wide():
+    assert detect.band_layout(300, 200, max_pixels=10**6, overlap=100, multiple=80) == (
+        300,
+        [(0, 0, 300)],
+    )
+    with pytest.raises(ValueError, match="scale the page down to at most"):
+        detect.band_layout(3000, 5000, max_pixels=10**6, overlap=100, multiple=80)
+
+
+# --- detect_page / detect_pages -----------------------------------------------------------------
+
+
+def scattered_page():
+    """A 600x200 staff-free page of 14 squares of 12 px, some sitting on future band edges."""
+    page = np.full((600, 200), 255, np.uint8)
+    tops = [5, 60, 150, 155, 230, 300, 310, 390, 400, 470, 520, 560, 575, 100]
+    lefts = [5, 30, 60, 90, 120, 150, 10, 40, 70, 100, 130, 160, 20, 180]
+    for t, x in zip(tops, lefts, strict=True):
+        page[t : t + 12, x : x + 12] = 0
+    expected = np.array([[t, x, t + 12, x + 12] for t, x in zip(tops, lefts, strict=True)])
+    return page, expected
+
+
+def sort_boxes(b):
+    return b[np.lexsort(b.T[::-1])]
+
+
+def test_detect_page_bands_report_each_object_once_in_page_pixels():
+    page, expected = scattered_page()
+    whole = config(scale=1.0, max_pixels=10**6, overlap=40)
+    banded = config(scale=1.0, max_pixels=200 * 160, overlap=40)
+    for c in (whole, banded):
+        c.data.pad_multiple = 40
+    boxes, classes, scores, info = detect.detect_page(page, blobs, config=whole)
+    assert info["bands"] == 1
+    np.testing.assert_array_equal(sort_boxes(boxes), sort_boxes(expected))
+    boxes, classes, scores, info = detect.detect_page(page, blobs, config=banded)
+    assert info["bands"] > 3 and "bands" in info["notes"][0]
+    np.testing.assert_array_equal(sort_boxes(boxes), sort_boxes(expected))
+    assert (classes == 42).all() and (scores == np.float32(0.9)).all()
+
+
+def test_detect_page_maps_boxes_back_from_model_scale():
+    page, expected = scattered_page()
+    seen = []
+
+    def predict(model_page):
+        seen.append(model_page.shape)
+        return blobs(model_page)
+
+    c = config(scale=0.5)
+    boxes, _, _, info = detect.detect_page(page, predict, config=c)
+    assert seen == [(320, 160)]  # 300x100 at model scale, padded white to multiples of 160.
+    assert info["scale"] == 0.5 and info["staff_space"] is None
+    np.testing.assert_allclose(sort_boxes(boxes), sort_boxes(expected), atol=2)
+
+
+def test_detect_page_scales_down_pages_too_wide_for_bands():
+    page, _ = scattered_page()
+    c = config(scale=1.0, max_pixels=160 * 80, overlap=40)
+    c.data.pad_multiple = 40
+    boxes, _, _, info = detect.detect_page(page, blobs, config=c)
+    assert info["scale"] < 1.0 and "scaled by a further" in info["notes"][0]
+    assert len(boxes) == 14 and boxes.max() <= 600
+
+
+def test_detect_pages_survives_bad_pages_and_writes_every_file(tmp_path):
+    page, expected = scattered_page()
+    Image.fromarray(page).save(tmp_path / "good.png")
+    Image.fromarray(staff_page(17.0)).convert("RGBA").save(tmp_path / "staves.png")
+    (tmp_path / "readme.txt").write_text("not a page")
+    paths = [tmp_path / "good.png", tmp_path / "missing.tif", tmp_path / "readme.txt"]
+    paths.append(tmp_path / "staves.png")
+    c = config(scale=1.0)  # Fixed: good.png has no staff lines to measure.
+    out = tmp_path / "out"
+    summary = detect.detect_pages(paths, blobs, config=c, out_dir=out, image_ids=[7, 8, 9, 10])
+    ok = [p["ok"] for p in summary["pages"]]
+    assert ok == [True, False, False, True] and summary["num_failed"] == 2
+    assert "missing.tif" in summary["pages"][1]["error"]
+    assert "readme.txt" in summary["pages"][2]["error"]
+    proposals = json.loads((out / "proposals.json").read_text())
+    assert proposals["annotation_set"] == "deepscores"
+    mine = [p for p in proposals["proposals"] if p["img_id"] == 7]
+    assert len(mine) == 14 and {p["cat_id"] for p in mine} == {42}
+    got = sort_boxes(np.array([[b[1], b[0], b[3], b[2]] for b in (p["bbox"] for p in mine)]))
+    np.testing.assert_array_equal(got, sort_boxes(expected))  # bbox is [x0, y0, x1, y1].
+    coco = json.loads((out / "coco_results.json").read_text())
+    assert len(coco) == len(proposals["proposals"])
+    assert coco[0]["bbox"][2:] == [12.0, 12.0]  # [x, y, w, h].
+    for p in summary["pages"]:
+        if p["ok"]:
+            assert Image.open(p["overlay"]).size[1] == Image.open(p["path"]).size[1]
+    assert json.loads((out / "detect_summary.json").read_text())["num_failed"] == 2
+
+
+def test_detect_pages_reports_a_page_whose_prediction_fails(tmp_path):
+    Image.fromarray(staff_page()).save(tmp_path / "a.png")
+    Image.fromarray(staff_page()).save(tmp_path / "b.png")
+    calls = []
+
+    def flaky(page):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("out of memory")
+        return blobs(page)
+
+    summary = detect.detect_pages(
+        [tmp_path / "a.png", tmp_path / "b.png"], flaky, config=config(), out_dir=tmp_path / "o"
+    )
+    assert summary["pages"][0]["error"] == "RuntimeError: out of memory"
+    assert summary["pages"][1]["ok"] and summary["pages"][1]["staff_space"] == pytest.approx(
+        14, abs=0.1
+    )
