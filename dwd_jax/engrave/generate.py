@@ -1,0 +1,189 @@
+"""`generate`: the engraved DeepScoresV2-format corpus, parallel, crash-isolated, resumable.
+
+Layout written (the DeepScoresV2 release's, so one reader serves both):
+  out_dir/images/<name>.png          grey 8-bit pages
+  out_dir/deepscores_train.json      DeepScoresV2 schema (see `dsv2`)
+  out_dir/deepscores_test.json
+  out_dir/shards/<piece>.json        per-piece annotations the two JSONs are assembled from
+  out_dir/engrave_settings.json      the settings the folder was made with (resume guard)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import verovio
+from tqdm import tqdm
+
+from dwd_jax.engrave import corpus, dsv2, pool
+from dwd_jax.engrave.piece import PieceTask, engrave_piece
+from dwd_jax.engrave.style import sample_style
+
+
+def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
+             test_fraction: float = 0.2, progress: bool = True, pages_per_piece: int = 2,
+             width_range: tuple[int, int] = (1960, 2700),
+             staff_space_ratio: tuple[float, float] = (0.0075, 0.0100),
+             piece_timeout_s: float = 300.0, pieces: list[str] | None = None) -> dict:
+    """Engraves `num_pages` pages of music21's corpus into a DeepScoresV2-format folder.
+
+    Pieces are taken in a seeded order, each engraved in its own seeded style (font, page
+    size, staff size, spacing), up to `pages_per_piece` pages from its start. Pieces verovio
+    cannot load, and pieces whose worker process dies (verovio aborts on a few files), are
+    skipped and counted. Re-running on the same folder redoes nothing already written.
+
+    Args:
+      out_dir: the folder to write (created if needed).
+      num_pages: pages in the corpus (train + test).
+      seed: same seed, same settings -> identical files.
+      workers: worker processes.
+      test_fraction: share of pieces (not pages) in the test split.
+      progress: show a tqdm progress bar.
+      pages_per_piece: pages taken from the start of each piece, at most.
+      width_range: (min, max) page width in pixels; heights follow A4's aspect.
+      staff_space_ratio: (min, max) staff space / page width (DeepScoresV2: about 0.0087).
+      piece_timeout_s: a piece taking longer is abandoned and counted as crashed.
+      pieces: score files to draw from instead of the whole music21 corpus.
+
+    Returns:
+      stats: {"pages", "train_pages", "test_pages", "pieces", "failed", "crashed",
+      "resumed_pages", "new_pages", "seconds"}; "failed"/"crashed" list the skipped pieces'
+      keys with the reason.
+
+    Raises:
+      ValueError: out_dir holds a corpus made with other settings.
+    """
+    start = time.monotonic()
+    images_dir = os.path.join(out_dir, "images")
+    shards_dir = os.path.join(out_dir, "shards")
+    os.makedirs(images_dir, exist_ok=True)
+    os.makedirs(shards_dir, exist_ok=True)
+    _check_settings(out_dir, {
+        "seed": seed, "pages_per_piece": pages_per_piece, "width_range": list(width_range),
+        "staff_space_ratio": list(staff_space_ratio),
+        "verovio": verovio.toolkit(False).getVersion(),
+    })
+
+    order = corpus.engraving_order(pieces if pieces is not None else corpus.corpus_pieces(), seed)
+    keys = [corpus.piece_key(p) for p in order]
+    shard_path = {k: os.path.join(shards_dir, f"{k}.json") for k in keys}
+    done: dict[str, dict] = {}
+    for k in keys:
+        if os.path.exists(shard_path[k]):
+            with open(shard_path[k]) as f:
+                done[k] = json.load(f)
+    resumed = _prefix_pages(keys, done, num_pages)
+    state = {"in_flight": 0}
+
+    def enough() -> bool:
+        return _prefix_pages(keys, done, num_pages) + state["in_flight"] * pages_per_piece \
+            >= num_pages
+
+    def tasks():
+        for path, key in zip(order, keys, strict=True):
+            if key in done:
+                continue
+            if enough():
+                return
+            state["in_flight"] += 1
+            style = sample_style(key, seed=seed, width_range=width_range,
+                                 staff_space_ratio=staff_space_ratio)
+            yield PieceTask(path, key, style, pages_per_piece, images_dir, shard_path[key])
+
+    bar = tqdm(total=num_pages, initial=min(resumed, num_pages), unit="page",
+               desc="engraving", disable=not progress)
+    new_pages = 0
+    for task, result in pool.map_isolated(engrave_piece, tasks(), workers=workers,
+                                          timeout_s=piece_timeout_s):
+        state["in_flight"] -= 1
+        if isinstance(result, pool.WorkerDied | pool.TaskFailed):
+            kind = "crashed" if isinstance(result, pool.WorkerDied) else "failed"
+            # Recorded like a finished piece, so a resumed run does not retry it.
+            result = {"key": task.key, "pages": [], kind: result.reason}
+            dsv2.write_atomic(task.shard_path, dsv2.dumps(result))
+        done[task.key] = result
+        new_pages += len(result["pages"])
+        bar.update(min(len(result["pages"]), bar.total - bar.n))
+    bar.close()
+
+    selected = _select(keys, done, num_pages)
+    _remove_unselected(keys, done, selected, images_dir, shard_path)
+    stats = _write_splits(out_dir, selected, done, seed=seed, test_fraction=test_fraction,
+                          num_pages=num_pages)
+    stats.update(
+        pieces=sum(1 for k in selected if done[k]["pages"]),
+        failed=[f"{k}: {done[k]['failed']}" for k in selected if "failed" in done[k]],
+        crashed=[f"{k}: {done[k]['crashed']}" for k in selected if "crashed" in done[k]],
+        resumed_pages=resumed, new_pages=new_pages, seconds=time.monotonic() - start,
+    )
+    return stats
+
+
+def _check_settings(out_dir: str, settings: dict) -> None:
+    path = os.path.join(out_dir, "engrave_settings.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old != settings:
+            raise ValueError(
+                f"{out_dir} holds pages engraved with other settings ({old}); now asked for "
+                f"{settings}. Use a new output folder, or delete {out_dir} to start over.")
+    dsv2.write_atomic(path, dsv2.dumps(settings))
+
+
+def _prefix_pages(keys: list[str], done: dict, num_pages: int) -> int:
+    """Pages in the finished pieces before the first unfinished one (the usable prefix)."""
+    total = 0
+    for k in keys:
+        if k not in done or total >= num_pages:
+            break
+        total += len(done[k]["pages"])
+    return total
+
+
+def _select(keys: list[str], done: dict, num_pages: int) -> list[str]:
+    """Shortest prefix of the engraving order holding `num_pages` pages (or all finished)."""
+    selected, total = [], 0
+    for k in keys:
+        if total >= num_pages or k not in done:
+            break
+        selected.append(k)
+        total += len(done[k]["pages"])
+    return selected
+
+
+def _remove_unselected(keys, done, selected, images_dir, shard_path) -> None:
+    """Deletes pieces finished beyond the selection (in flight when it filled up).
+
+    Keeps the folder a function of the seed alone, whatever the scheduling was.
+    """
+    chosen = set(selected)
+    for k in keys:
+        if k in done and k not in chosen:
+            for page in done[k]["pages"]:
+                path = os.path.join(images_dir, page["filename"])
+                if os.path.exists(path):
+                    os.remove(path)
+            os.remove(shard_path[k])
+
+
+def _write_splits(out_dir, selected, done, *, seed, test_fraction, num_pages) -> dict:
+    """Numbers pages and annotations in engraving order; writes the two split JSONs."""
+    splits: dict[str, list[dict]] = {"train": [], "test": []}
+    image_id, ann_id = 1, 1
+    for k in selected:
+        split = "test" if corpus.is_test_piece(k, seed=seed, test_fraction=test_fraction) \
+            else "train"
+        for page in done[k]["pages"]:
+            if image_id > num_pages:
+                break
+            splits[split].append({**page, "image_id": image_id, "first_ann_id": ann_id})
+            image_id += 1
+            ann_id += len(page["annotations"])
+    for split, pages in splits.items():
+        dsv2.write_atomic(os.path.join(out_dir, f"deepscores_{split}.json"),
+                          dsv2.dumps(dsv2.assemble(pages)))
+    return {"pages": image_id - 1, "train_pages": len(splits["train"]),
+            "test_pages": len(splits["test"])}

@@ -1,0 +1,360 @@
+"""verovio SVG -> DeepScoresV2 symbols: one tight box and one class per symbol.
+
+verovio groups each drawn element in `<g class="...">` named after its MEI element (note,
+notehead, stem, beam, slur, keySig, ...). Glyphs are `<use>` references to SMuFL codepoints,
+boxed from the font's glyph metrics (`glyphs.font_glyphs`); everything else (stems, staff and
+ledger lines, beams, slurs, ties, hairpins, brackets) is boxed from its path, polygon, polyline,
+rect or ellipse geometry, widened by half the stroke width.
+
+Context decides what the glyph alone cannot (as DeepScoresV2 distinguishes it, DWD_SPEC.md
+section 8): noteheads on a line vs in a space (from the staff lines of the enclosing staff),
+key-signature vs note accidentals (inside `keySig`), cue/grace `Small` variants (the glyph is
+drawn smaller than the staff's normal glyph scale), C clef on the alto vs tenor line,
+crescendo vs diminuendo hairpins (which end is open). Barlines are skipped: DeepScoresV2 has no
+barline class. Text (lyrics, titles, tempo words) is not a DeepScoresV2 class and is not boxed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import xml.etree.ElementTree as ET
+
+from dwd_jax.engrave import glyphs
+
+_SVG = "{http://www.w3.org/2000/svg}"
+_XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+
+# Group classes that own the geometry drawn inside them, innermost first wins.
+_OWNERS = (
+    "stem", "ledgerLines", "dots", "flag", "beam", "slur", "tie", "hairpin", "tupletBracket",
+    "tupletNum", "octave", "arpeg", "barLine", "grpSym", "multiRest", "keySig", "clef", "staff",
+)
+# Owners whose pieces are merged into one box per group element.
+_UNION = {"slur": "slur", "tie": "tie", "tupletBracket": "tupletBracket",
+          "octave": "ottavaBracket", "arpeg": "arpeggiato", "multiRest": "restHBar"}
+_SMALL_RATIO = 0.85  # A glyph drawn below this fraction of the staff's glyph scale is cue size.
+_BEZIER_STEPS = 16  # Samples per curve segment for its tight box (sub-pixel at page scale).
+
+
+@dataclasses.dataclass(frozen=True)
+class Symbol:
+    """One annotated symbol in SVG viewBox units.
+
+    Attributes:
+      name: DeepScoresV2 class name.
+      box: (x0, y0, x1, y1), SVG viewBox units, y down.
+      note_id: the MEI id of the note (noteheads only, else "").
+      chord_id: the MEI id of the enclosing chord (noteheads in chords, else "").
+      rel_position: staff steps from the middle staff line, positive up (noteheads only).
+    """
+
+    name: str
+    box: tuple[float, float, float, float]
+    note_id: str = ""
+    chord_id: str = ""
+    rel_position: int = 0
+
+
+@dataclasses.dataclass
+class _Staff:
+    """Staff lines of one staff in one measure: top line y and line spacing (viewBox units)."""
+
+    lines: list[tuple[float, float, float, float]]
+
+    @property
+    def top(self) -> float:
+        return min((b[1] + b[3]) / 2 for b in self.lines)
+
+    @property
+    def space(self) -> float:
+        ys = sorted((b[1] + b[3]) / 2 for b in self.lines)
+        return (ys[-1] - ys[0]) / max(len(ys) - 1, 1) if len(ys) > 1 else 0.0
+
+
+def _parse_transform(text: str | None) -> tuple[float, ...]:
+    """SVG transform attribute -> affine (a, b, c, d, e, f) as in `matrix(...)`."""
+    m = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+    for op, args in re.findall(r"(\w+)\s*\(([^)]*)\)", text or ""):
+        v = [float(x) for x in re.split(r"[\s,]+", args.strip()) if x]
+        if op == "translate":
+            t = (1.0, 0.0, 0.0, 1.0, v[0], v[1] if len(v) > 1 else 0.0)
+        elif op == "scale":
+            t = (v[0], 0.0, 0.0, v[1] if len(v) > 1 else v[0], 0.0, 0.0)
+        elif op == "matrix":
+            t = tuple(v)
+        elif op == "rotate":
+            a = math.radians(v[0])
+            cx, cy = (v[1], v[2]) if len(v) == 3 else (0.0, 0.0)
+            c, s = math.cos(a), math.sin(a)
+            t = (c, s, -s, c, cx - c * cx + s * cy, cy - s * cx - c * cy)
+        else:
+            raise ValueError(f"unsupported SVG transform {op!r} in {text!r}")
+        m = _compose(m, t)
+    return m
+
+
+def _compose(m: tuple[float, ...], t: tuple[float, ...]) -> tuple[float, ...]:
+    a, b, c, d, e, f = m
+    a2, b2, c2, d2, e2, f2 = t
+    return (a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2,
+            a * e2 + c * f2 + e, b * e2 + d * f2 + f)
+
+
+def _apply(m: tuple[float, ...], pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    a, b, c, d, e, f = m
+    return [(a * x + c * y + e, b * x + d * y + f) for x, y in pts]
+
+
+def _bounds(pts: list[tuple[float, float]], pad: float = 0.0) -> tuple[float, float, float, float]:
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
+
+
+def _union(a: tuple[float, ...] | None, b: tuple[float, ...]) -> tuple[float, float, float, float]:
+    if a is None:
+        return tuple(b)
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def _path_points(d: str) -> list[tuple[float, float]]:
+    """Points on an absolute SVG path (M, L, H, V, C, Q, Z), curves sampled densely."""
+    tokens = re.findall(r"[A-Za-z]|-?\d*\.?\d+(?:[eE][-+]?\d+)?", d)
+    pts: list[tuple[float, float]] = []
+    cmd, i, cur = "", 0, (0.0, 0.0)
+    while i < len(tokens):
+        if tokens[i].isalpha():
+            cmd, i = tokens[i], i + 1
+            if cmd in "Zz":
+                continue
+        if cmd.islower():
+            raise ValueError(f"relative SVG path command {cmd!r} is not supported: {d[:80]!r}")
+        n = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "Q": 4}.get(cmd)
+        if n is None:
+            raise ValueError(f"unsupported SVG path command {cmd!r} in {d[:80]!r}")
+        v = [float(x) for x in tokens[i:i + n]]
+        i += n
+        if cmd in "ML":
+            cur = (v[0], v[1])
+            pts.append(cur)
+        elif cmd == "H":
+            cur = (v[0], cur[1])
+            pts.append(cur)
+        elif cmd == "V":
+            cur = (cur[0], v[0])
+            pts.append(cur)
+        else:
+            ctrl = [cur] + [(v[k], v[k + 1]) for k in range(0, n, 2)]
+            for s in range(1, _BEZIER_STEPS + 1):
+                pts.append(_bezier(ctrl, s / _BEZIER_STEPS))
+            cur = ctrl[-1]
+    return pts
+
+
+def _bezier(ctrl: list[tuple[float, float]], t: float) -> tuple[float, float]:
+    """de Casteljau evaluation of a Bezier curve at t."""
+    while len(ctrl) > 1:
+        ctrl = [((1 - t) * p[0] + t * q[0], (1 - t) * p[1] + t * q[1])
+                for p, q in zip(ctrl[:-1], ctrl[1:], strict=True)]
+    return ctrl[0]
+
+
+def _shape_points(el: ET.Element, m: tuple[float, ...]) -> tuple[list[tuple[float, float]], float]:
+    """Outline points of a path/polygon/polyline/rect/ellipse in viewBox units, half stroke."""
+    tag = el.tag.removeprefix(_SVG)
+    if tag == "path":
+        pts = _path_points(el.get("d", ""))
+    elif tag in ("polygon", "polyline"):
+        nums = [float(x) for x in re.split(r"[\s,]+", el.get("points", "").strip()) if x]
+        pts = list(zip(nums[0::2], nums[1::2], strict=True))
+    elif tag == "rect":
+        x, y = float(el.get("x", 0)), float(el.get("y", 0))
+        w, h = float(el.get("width", 0)), float(el.get("height", 0))
+        pts = [(x, y), (x + w, y + h)]
+    elif tag == "ellipse":
+        cx, cy = float(el.get("cx", 0)), float(el.get("cy", 0))
+        rx, ry = float(el.get("rx", 0)), float(el.get("ry", 0))
+        pts = [(cx - rx, cy - ry), (cx + rx, cy + ry)]
+    else:
+        return [], 0.0
+    scale = math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
+    return _apply(m, pts), float(el.get("stroke-width", 0)) / 2 * scale
+
+
+class _Parser:
+    """One pass over a verovio page SVG, collecting `Symbol`s."""
+
+    def __init__(self, font: str):
+        self.glyphs = glyphs.font_glyphs(font)
+        self.symbols: list[Symbol] = []
+        self.unions: dict[int, tuple[str, tuple[float, ...]]] = {}
+        self.hairpins: dict[int, list[tuple[float, float]]] = {}
+        # (system element id, staff top line y) -> union of that staff's lines on the system.
+        self.staves: dict[tuple[int, int], tuple[float, ...]] = {}
+
+    def visit(self, el: ET.Element, m: tuple[float, ...], ctx: tuple) -> None:
+        """Walk `el` under transform `m`; `ctx` = ((classes, element, staff-or-None), ...)."""
+        tag = el.tag.removeprefix(_SVG)
+        if tag in ("defs", "style", "desc", "title", "text"):
+            return
+        m = _compose(m, _parse_transform(el.get("transform"))) if el.get("transform") else m
+        if tag in ("g", "svg"):
+            classes = set((el.get("class") or "").split())
+            if "placeholder" in classes:
+                return
+            staff = None
+            if "staff" in classes:
+                staff = _Staff([_bounds(*_shape_points(c, m)) for c in el
+                                if c.tag == _SVG + "path"])
+            ctx = ctx + ((classes, el, staff),)
+            for child in el:
+                self.visit(child, m, ctx)
+        elif tag == "use":
+            self._glyph(el, m, ctx)
+        else:
+            pts, half_stroke = _shape_points(el, m)
+            if pts:
+                self._shape(el, pts, _bounds(pts, half_stroke), ctx)
+
+    def _owner(self, ctx: tuple) -> tuple[str, ET.Element | None]:
+        for classes, el, _ in reversed(ctx):
+            for name in _OWNERS:
+                if name in classes:
+                    return name, el
+        return "", None
+
+    @staticmethod
+    def _find(ctx: tuple, cls: str):
+        for classes, el, staff in reversed(ctx):
+            if cls in classes:
+                return el, staff
+        return None, None
+
+    def _shape(self, el: ET.Element, pts: list, box: tuple[float, ...], ctx: tuple) -> None:
+        owner, owner_el = self._owner(ctx)
+        if owner == "staff" and owner_el is not None and el in list(owner_el):
+            system, _ = self._find(ctx, "system")
+            _, staff = self._find(ctx, "staff")
+            key = (id(system), round(staff.top))
+            self.staves[key] = _union(self.staves.get(key), box)
+        elif owner == "stem":
+            self.symbols.append(Symbol("stem", box))
+        elif owner == "ledgerLines":
+            self.symbols.append(Symbol("ledgerLine", box))
+        elif owner == "beam" and el.tag == _SVG + "polygon":
+            self.symbols.append(Symbol("beam", box))
+        elif owner == "dots":
+            self.symbols.append(Symbol("augmentationDot", box))
+        elif owner == "barLine" and el.tag == _SVG + "ellipse":
+            self.symbols.append(Symbol("repeatDot", box))
+        elif owner == "hairpin":
+            self.hairpins.setdefault(id(owner_el), []).extend(pts)
+            prev = self.unions.get(id(owner_el), ("", None))[1]
+            self.unions[id(owner_el)] = ("hairpin", _union(prev, box))
+        elif owner in _UNION:
+            prev = self.unions.get(id(owner_el), ("", None))[1]
+            self.unions[id(owner_el)] = (_UNION[owner], _union(prev, box))
+
+    def _glyph(self, el: ET.Element, m: tuple[float, ...], ctx: tuple) -> None:
+        href = el.get(_XLINK_HREF) or el.get("href") or ""
+        code = href.lstrip("#").split("-")[0].upper()
+        if code not in self.glyphs:
+            return
+        name, (x0, y0, x1, y1) = self.glyphs[code]
+        # The glyph path is in font units (1000 per em); the table is in em.
+        box = _bounds(_apply(m, [(x0 * 1000, y0 * 1000), (x1 * 1000, y1 * 1000)]))
+        anchor_y = m[5]
+        scale = math.sqrt(abs(m[0] * m[3]))
+        owner, owner_el = self._owner(ctx)
+        _, staff = self._find(ctx, "staff")
+        small = bool(staff and staff.space and scale < _SMALL_RATIO * staff.space / 250)
+        if owner in _UNION and owner != "multiRest":
+            if owner == "arpeg":  # the wiggle segments together are one arpeggio
+                prev = self.unions.get(id(owner_el), ("", None))[1]
+                self.unions[id(owner_el)] = ("arpeggiato", _union(prev, box))
+            return  # an ottava's "8va" glyph is not a DeepScoresV2 class
+        if owner == "multiRest" and name.startswith("timeSig"):
+            self.symbols.append(Symbol("restHNr", box))
+            return
+        if owner == "grpSym" and name != "brace":
+            return  # bracket ends: DeepScoresV2 has no bracket class
+        if name in glyphs.NOTEHEADS:
+            self.symbols.append(self._notehead(name, box, anchor_y, small, staff, ctx))
+        elif name in glyphs.ACCIDENTALS:
+            note_class, key_class = glyphs.ACCIDENTALS[name]
+            in_key = self._find(ctx, "keySig")[0] is not None
+            if in_key and key_class:
+                self.symbols.append(Symbol(key_class, box))
+            elif not in_key:
+                if small and note_class in glyphs.HAS_SMALL:
+                    note_class += "Small"
+                self.symbols.append(Symbol(note_class, box))
+        elif name == "cClef" and staff is not None and staff.space:
+            line_from_top = round((anchor_y - staff.top) / staff.space)
+            self.symbols.append(Symbol("clefCTenor" if line_from_top == 1 else "clefCAlto", box))
+        elif name == "repeatDots":  # two dots, each a square as wide as the glyph
+            w = box[2] - box[0]
+            self.symbols.append(Symbol("repeatDot", (box[0], box[1], box[2], box[1] + w)))
+            self.symbols.append(Symbol("repeatDot", (box[0], box[3] - w, box[2], box[3])))
+        else:
+            cls = glyphs.fixed_class(name)
+            if cls is None:
+                return
+            if small and cls in glyphs.HAS_SMALL:
+                cls += "Small"
+            self.symbols.append(Symbol(cls, box))
+
+    def _notehead(self, name, box, anchor_y, small, staff, ctx) -> Symbol:
+        family = glyphs.NOTEHEADS[name]
+        rel = 0
+        if staff is not None and staff.space:
+            middle = staff.top + 2 * staff.space
+            rel = -round((anchor_y - middle) / (staff.space / 2))
+        where = "OnLine" if rel % 2 == 0 else "InSpace"
+        note, _ = self._find(ctx, "note")
+        chord, _ = self._find(ctx, "chord")
+        return Symbol(family + where + ("Small" if small else ""), box,
+                      note_id=note.get("id", "") if note is not None else "",
+                      chord_id=chord.get("id", "") if chord is not None else "",
+                      rel_position=rel)
+
+    def finish(self) -> list[Symbol]:
+        out = list(self.symbols)
+        for key, (name, box) in self.unions.items():
+            if name == "hairpin":
+                name = _hairpin_class(self.hairpins[key])
+            out.append(Symbol(name, box))
+        out.extend(Symbol("staff", box) for box in self.staves.values())
+        return out
+
+
+def _hairpin_class(pts: list[tuple[float, float]]) -> str:
+    """Crescendo if the hairpin's opening (its taller end) is on the right."""
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    tol = (x1 - x0) * 0.05
+    def spread(ys: list[float]) -> float:
+        return max(ys) - min(ys)
+    left = spread([p[1] for p in pts if p[0] <= x0 + tol])
+    right = spread([p[1] for p in pts if p[0] >= x1 - tol])
+    return "dynamicCrescendoHairpin" if right > left else "dynamicDiminuendoHairpin"
+
+
+def parse_page(svg: str, font: str) -> tuple[list[Symbol], tuple[float, float, float, float]]:
+    """Symbols of one verovio page.
+
+    Args:
+      svg: the SVG string of `verovio.toolkit.renderToSVG`.
+      font: the music font it was engraved with (one of `glyphs.FONTS`).
+
+    Returns:
+      (symbols, view_box): boxes in the inner SVG's viewBox units; view_box = (x, y, w, h).
+    """
+    root = ET.fromstring(svg)
+    inner = root.find(_SVG + "svg")
+    if inner is None or not inner.get("viewBox"):
+        raise ValueError("not a verovio page SVG: no inner <svg viewBox=...> (definition-scale)")
+    view_box = tuple(float(v) for v in inner.get("viewBox").split())
+    parser = _Parser(font)
+    parser.visit(inner, (1.0, 0.0, 0.0, 1.0, 0.0, 0.0), ())
+    return parser.finish(), view_box
