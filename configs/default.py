@@ -31,6 +31,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.engrave = ml_collections.ConfigDict()
     c.engrave.num_pages = 300  # Pages to engrave from music21's corpus.
     c.engrave.workers = 2  # Worker processes (verovio crashes are isolated per worker).
+    c.engrave.test_fraction = 0.2  # Share of pieces (not pages) in the test split.
+    c.engrave.pages_per_piece = 2  # Pages taken from the start of each piece, at most.
+    c.engrave.width_range = (1960, 2700)  # Page width in px (as DeepScoresV2's); A4 aspect.
+    c.engrave.staff_space_ratio = (0.0075, 0.0100)  # Staff space / page width (DSv2 ~0.0087).
+    c.engrave.piece_timeout_s = 300.0  # A piece engraving longer is abandoned and counted.
 
     # --- Model (dwd_jax.model) ----------------------------------------------------------------
     c.model = ml_collections.ConfigDict()
