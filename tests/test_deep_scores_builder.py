@@ -253,3 +253,17 @@ def test_grey_png_composites_alpha_on_white(tmp_path):
     composite = 255 * (1 - 127 / 255) + np.array([255, 0, 0]) * 127 / 255
     want = composite @ [0.299, 0.587, 0.114]
     assert grey.shape == (4, 6) and np.abs(grey.astype(float) - want).max() <= 1.5
+
+
+def test_grey_png_scales_16_bit_pages(tmp_path):
+    path = tmp_path / "page.png"
+    cv2.imwrite(str(path), np.array([[0, 1000, 30000, 65535]], np.uint16))
+    grey = cv2.imdecode(np.frombuffer(builder_lib.grey_png(path, (4, 1), page_id=0), np.uint8), -1)
+    np.testing.assert_array_equal(grey, [[0, 4, 117, 255]])
+
+
+def test_config_folder_in_manual_dir(tmp_path):
+    # `run.py generate` writes `synthetic/`; the releases extract to `ds2_dense/`, `ds2_complete/`.
+    shutil.copytree(DUMMY_DATA, tmp_path / "manual/synthetic")
+    sources = _build("synthetic", tmp_path / "manual", tmp_path / "tfds")
+    assert {k: len(v) for k, v in sources.items()} == {"train": 3, "test": 1}

@@ -168,10 +168,14 @@ def grey_png(image_path: Path, size: tuple[int, int], page_id: int) -> bytes:
     try:
         with Image.open(image_path) as image:
             image.load()
-            if image.has_transparency_data:
+            if image.mode.startswith("I;16"):
+                # PIL's "L" conversion clips 16-bit values to 255 instead of scaling them.
+                grey = Image.fromarray(np.round(np.asarray(image) / 257).astype(np.uint8))
+            elif image.has_transparency_data:
                 paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(paper, image.convert("RGBA"))
-            grey = image.convert("L")
+                grey = Image.alpha_composite(paper, image.convert("RGBA")).convert("L")
+            else:
+                grey = image.convert("L")
     except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for corrupt files.
         raise ValueError(
             f"page {page_id}: image {image_path} cannot be decoded ({e}); the file is corrupt "
