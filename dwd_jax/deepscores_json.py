@@ -139,8 +139,12 @@ def parse_pages(data: Any, *, source: str) -> list[Page]:
             )
     labels_by_category = _deepscores_labels(data["categories"], source)
     category_ids = {str(c) for c in data["categories"]}
+    if not isinstance(data["images"], list):
+        raise AnnotationError(f"{source}: `images` must be a list of page records")
     pages = [_page_header(image, i, source) for i, image in enumerate(data["images"])]
     index_of = {page["id"]: i for i, page in enumerate(pages)}
+    if len(index_of) != len(pages):
+        raise AnnotationError(f"{source}: `images` repeats a page id; ids must be unique")
     objects: list[list[tuple]] = [[] for _ in pages]
 
     annotations = data["annotations"]
@@ -167,7 +171,7 @@ def parse_pages(data: Any, *, source: str) -> list[Page]:
                 _box(_field(ann, "a_bbox", where), page, where),
                 label,
                 _floats(_field(ann, "o_bbox", where), 8, f"{where}: o_bbox"),
-                float(_field(ann, "area", where)),
+                _floats([_field(ann, "area", where)], 1, f"{where}: area")[0],
                 *_comment_values(ann.get("comments", ""), where),
             )
         )

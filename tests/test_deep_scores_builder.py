@@ -163,6 +163,12 @@ def test_annotation_of_a_missing_page_names_it(dummy):
         deepscores_json.load_pages(path)
 
 
+def test_repeated_page_id(dummy):
+    path = _edit(dummy / "deepscores_train.json", lambda d: d["images"][1].update(id=1))
+    with pytest.raises(deepscores_json.AnnotationError, match="repeats a page id"):
+        deepscores_json.load_pages(path)
+
+
 def test_unknown_class_name_names_category_and_class(dummy):
     def rename(d):
         d["categories"]["42"]["name"] = "stemm"

@@ -158,7 +158,11 @@ def grey_png(image_path: Path, size: tuple[int, int], page_id: int) -> bytes:
       page_id: the page's id, for error messages.
 
     Returns:
-      PNG bytes of a mode `L` image of `size`.
+      PNG bytes of a mode `L` image of `size` (16-bit grey is scaled to 8 bits).
+
+    Raises:
+      FileNotFoundError: the image file is missing.
+      ValueError: the image is corrupt or not of `size`.
     """
     if not image_path.is_file():
         raise FileNotFoundError(
