@@ -6,6 +6,8 @@ grey page computed with OpenCV.
 
 import json
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -38,6 +40,18 @@ def _build(config, manual_dir, data_dir):
 def dummy(tmp_path):
     """A writable copy of the dummy DSv2 folder."""
     return Path(shutil.copytree(DUMMY_DATA, tmp_path / "manual"))
+
+
+def test_importing_dwd_jax_registers_the_builder_without_jax():
+    code = (
+        "import sys, dwd_jax, tensorflow_datasets as tfds;"
+        "assert 'jax' not in sys.modules, 'dwd_jax imported jax';"
+        "print(tfds.builder_cls('deep_scores').name)"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["deep_scores"]
 
 
 # --- The real sample page -----------------------------------------------------------------
