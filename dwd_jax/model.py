@@ -137,18 +137,19 @@ class Norm(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.kind == "none":
             return x
+        b, h, w, c = x.shape
+        # Both kinds share the same parameters, so a checkpoint can switch between them.
         if self.kind == "group":  # Per image: independent of batch mates and device count.
-            return nn.GroupNorm(
-                num_groups=math.gcd(self.groups, x.shape[-1]), dtype=self.dtype, name="gn"
-            )(x)
-        # "batch": statistics of this batch, in f32, never running averages (spec section 2).
-        xf = x.astype(jnp.float32)
-        mean = xf.mean(axis=(0, 1, 2))
-        var = jnp.square(xf - mean).mean(axis=(0, 1, 2))
-        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],), jnp.float32)
-        y = (xf - mean) * jax.lax.rsqrt(var + 1e-5) * scale + bias
-        return y.astype(self.dtype)
+            groups, axes = math.gcd(self.groups, c), (1, 2, 4)
+        else:  # Batch statistics, never running averages (spec section 2).
+            groups, axes = c, (0, 1, 2, 4)
+        xg = x.astype(jnp.float32).reshape(b, h, w, groups, c // groups)
+        mean = xg.mean(axis=axes, keepdims=True)
+        var = jnp.square(xg - mean).mean(axis=axes, keepdims=True)
+        y = ((xg - mean) * jax.lax.rsqrt(var + 1e-5)).reshape(b, h, w, c)
+        scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+        return (y * scale + bias).astype(self.dtype)
 
 
 class ResidualUnit(nn.Module):

@@ -1,0 +1,143 @@
+"""Model: output contract, normalisation semantics, bf16, parameter counts, upsampling."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from dwd_jax import model as model_lib
+
+SIZE = 160  # One pad multiple: the smallest page the model sees.
+
+
+def _config(**model):
+    c = default.get_config()
+    c.model.depth = 18
+    c.model.width = 0.125
+    c.model.update(model)
+    return c
+
+
+def _pages(batch: int, seed: int = 0) -> jax.Array:
+    """White pages with a few black rectangles: f32[batch, SIZE, SIZE, 1]."""
+    rng = np.random.default_rng(seed)
+    pages = np.full((batch, SIZE, SIZE, 1), 255.0, np.float32)
+    for page in pages:
+        for y, x in rng.integers(0, SIZE - 12, (5, 2)):
+            page[y : y + 6, x : x + 10] = 0.0
+    return jnp.asarray(pages)
+
+
+@pytest.fixture(scope="module")
+def grouped():
+    """One compiled G = 2 model shared by the tests: (config, variables, pages, outputs)."""
+    c = _config(output_strides=(1, 4, 8, 32))
+    c.targets.energy_groups = (("ledgerLine",), ("stem",))
+    pages = _pages(2)
+    model = model_lib.build_model(c)
+    variables = jax.jit(model.init)(jax.random.key(0), pages)
+    apply = jax.jit(model.apply)
+    return c, variables, pages, apply
+
+
+def test_outputs_follow_the_design_contract_and_group_norm_is_per_image(grouped):
+    _, variables, pages, apply = grouped
+    assert set(variables) == {"params"}  # Nothing mutable: apply is pure.
+    outputs = apply(variables, pages)
+    assert sorted(outputs) == [1, 4, 8, 32]
+    for stride, heads in outputs.items():
+        h = SIZE // stride
+        assert heads["energy"].shape == (2, h, h, 2, 20)
+        assert heads["class"].shape == (2, h, h, 2, 137)
+        assert heads["box"].shape == (2, h, h, 2, 2)
+        for value in heads.values():
+            assert value.dtype == jnp.float32
+            assert np.isfinite(np.asarray(value)).all()
+    # GroupNorm: a page's outputs do not depend on its batch mate.
+    other = apply(variables, pages.at[1].set(_pages(1, seed=7)[0]))
+    np.testing.assert_allclose(
+        np.asarray(other[1]["energy"][0]), np.asarray(outputs[1]["energy"][0]), atol=1e-5
+    )
+
+
+def test_bfloat16_compute_keeps_f32_params_and_outputs_close_to_f32(grouped):
+    c, variables, pages, apply = grouped
+    c16 = c.copy_and_resolve_references()
+    c16.model.dtype = "bfloat16"
+    out32 = apply(variables, pages)[1]["energy"]
+    out16 = jax.jit(model_lib.build_model(c16).apply)(variables, pages)[1]["energy"]
+    assert out16.dtype == jnp.float32
+    assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(variables))
+    scale = np.abs(np.asarray(out32)).max()
+    error = np.abs(np.asarray(out16) - np.asarray(out32)).max()
+    assert 0 < error < 0.05 * scale  # bf16 really ran (not bitwise f32) and stayed close.
+
+
+def test_batch_norm_uses_the_statistics_of_the_batch(grouped):
+    c, variables, pages, _ = grouped
+    c_batch = c.copy_and_resolve_references()
+    c_batch.model.norm = "batch"  # Same parameters as "group": the fixture's variables fit.
+    apply = jax.jit(model_lib.build_model(c_batch).apply)
+    first = apply(variables, pages)[8]["energy"][0]
+    mate_changed = apply(variables, pages.at[1].set(255.0))[8]["energy"][0]
+    assert np.abs(np.asarray(first) - np.asarray(mate_changed)).max() > 1e-3
+
+
+def test_group_norm_matches_flax_group_norm():
+    x = jax.random.normal(jax.random.key(0), (2, 4, 4, 24)) * 3.0 + 1.0
+    norm = model_lib.Norm("group", 32, jnp.float32)  # gcd(32, 24) = 8 groups.
+    variables = norm.init(jax.random.key(1), x)
+    reference = nn.GroupNorm(num_groups=8, epsilon=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(norm.apply(variables, x)),
+        np.asarray(reference.apply(reference.init(jax.random.key(1), x), x)),
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    "depth, backbone_params",
+    # torchvision resnet18 / resnet101 without the fc layer and with one input channel instead
+    # of three (7*7*64*2 fewer stem weights); GroupNorm has BatchNorm's scale and bias.
+    [(18, 11_689_512 - 513_000 - 6_272), (101, 44_549_160 - 2_049_000 - 6_272)],
+)
+def test_backbone_parameter_count_matches_torchvision_resnet(depth, backbone_params):
+    c = _config(depth=depth, width=1.0, output_strides=(1,))
+    model = model_lib.build_model(c)
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64, 64, 1)))
+    assert model_lib.count_params(shapes["params"]["backbone"]) == backbone_params
+
+
+def test_no_norm_backbone_convs_have_biases():
+    model = model_lib.build_model(_config(norm="none", output_strides=(4,)))
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64, 64, 1)))
+    assert "bias" in shapes["params"]["backbone"]["stem"]
+    assert "stem_norm" not in shapes["params"]["backbone"]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("depth", 42), ("norm", "layer"), ("dtype", "float16"), ("output_strides", (3,))],
+)
+def test_bad_model_config_names_the_field(field, value):
+    c = _config()
+    c.model[field] = value
+    with pytest.raises(ValueError, match=f"config.model.{field}"):
+        model_lib.build_model(c)
+
+
+def test_non_multiple_of_32_input_is_rejected():
+    model = model_lib.build_model(_config())
+    with pytest.raises(ValueError, match="multiples of 32"):
+        jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 100, 96, 1)))
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_upsample_bilinear_matches_jax_image_resize(factor):
+    x = jax.random.normal(jax.random.key(0), (2, 5, 7, 3))
+    expected = jax.image.resize(x, (2, 5 * factor, 7 * factor, 3), "bilinear")
+    np.testing.assert_allclose(
+        np.asarray(model_lib.upsample_bilinear(x, factor)), np.asarray(expected), atol=1e-6
+    )
