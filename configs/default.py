@@ -89,6 +89,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.decode.energy_cutoff = 1  # Foreground = argmax energy > this (spec section 6).
     c.decode.min_size = 4  # Components with fewer pixels are dropped.
     c.decode.max_detections = 2048  # Detections per page (padded; overflow is reported).
+    c.decode.saddle_depth = 3.0  # Watershed: split peaks this many levels above a saddle; 0 = off.
+    c.decode.box_size = "max"  # Box size read over an object's core: "max" (original) or "mean".
+    c.decode.class_box_sizes = ()  # ((class_name, height, width), ...): cached sizes to use.
+    c.decode.ccl_max_iterations = 32  # Components-loop guard (saddle_depth 0); hits are reported.
 
     # --- Evaluation (dwd_jax.evaluate) --------------------------------------------------------
     c.eval = ml_collections.ConfigDict()
