@@ -32,11 +32,10 @@ from dwd_jax import visualize
 # hundreds of stems or noteheads, so the cap would silently drop true positives. The last entry
 # is what every AP below uses.
 COCO_MAX_DETS = (1, 100, 10000)
-# COCO's small/medium/large split at 32^2 and 96^2 puts nearly every music symbol in "small".
-# We split at 16^2 and 64^2 pixels of box area, which separates dots and noteheads from clefs
-# and from beams, slurs and staffs at working resolution. "all" is [0, inf): nothing is ignored.
-COCO_AREA_RANGES = {"all": (0.0, 1e10), "small": (0.0, 16.0**2), "medium": (16.0**2, 64.0**2)}
-COCO_AREA_RANGES["large"] = (64.0**2, 1e10)
+# One area range, [0, inf): no symbol is ignored for being tiny. COCO's small/medium/large split
+# (32^2 and 96^2 px) would put nearly every music symbol in "small", and each extra range costs
+# a full pass of pycocotools' Python matching loop, quadratic in the objects of a class on a page.
+COCO_AREA_RANGE = (0.0, 1e10)
 VOC_IOUS = (0.5, 0.25)
 TOP_CLASSES = 20  # The paper's tables list the 20 most frequent classes (DWD_SPEC.md section 7).
 
@@ -174,8 +173,8 @@ def _coco_eval(pages: Sequence[Page]):
             coco.createIndex()
     ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
     ev.params.maxDets = list(COCO_MAX_DETS)
-    ev.params.areaRng = [list(r) for r in COCO_AREA_RANGES.values()]
-    ev.params.areaRngLbl = list(COCO_AREA_RANGES)
+    ev.params.areaRng = [list(COCO_AREA_RANGE)]
+    ev.params.areaRngLbl = ["all"]
     with contextlib.redirect_stdout(io.StringIO()):
         ev.evaluate()
         ev.accumulate()
@@ -218,22 +217,43 @@ def _voc_matches(page: Page, cls: int, iou: float) -> tuple[np.ndarray, np.ndarr
     like pycocotools (the devkit used >), so both families agree on boundary cases.
 
     Returns:
-      (scores f64[D], true_positive bool[D]) of the page's detections of class `cls`.
+      (scores f64[D], true_positive bool[D]) of the page's D detections of class `cls`, and
+      found bool[G] of its G ground-truth objects of that class.
     """
     d = page.det_classes == cls
     scores, boxes = page.det_scores[d], page.det_boxes[d]
     gt = page.gt_boxes[page.gt_classes == cls]
     tp = np.zeros(len(scores), bool)
+    taken = np.zeros(len(gt), bool)
     if len(gt) and len(scores):
         order = np.argsort(-scores, kind="stable")
         overlaps = box_iou(boxes[order], gt)
         best, best_iou = overlaps.argmax(1), overlaps.max(1)
-        taken = np.zeros(len(gt), bool)
         for k in range(len(order)):
             if best_iou[k] >= iou and not taken[best[k]]:
                 taken[best[k]] = True
                 tp[order[k]] = True
-    return scores, tp
+    return scores, tp, taken
+
+
+def found_objects(page: Page, iou: float = 0.5) -> np.ndarray:
+    """Which ground-truth objects a detection of their class found (VOC matching at `iou`).
+
+    For overlays of bad pages: draw `page.gt_boxes[~found]` as the misses
+    (`visualize.draw_boxes(..., missed=...)`).
+
+    Args:
+      page: one page.
+      iou: overlap a match needs.
+
+    Returns:
+      bool[M] over `page.gt_boxes`.
+    """
+    page = _check(page, 0)
+    found = np.zeros(len(page.gt_classes), bool)
+    for c in np.unique(page.gt_classes):
+        found[page.gt_classes == c] = _voc_matches(page, int(c), iou)[2]
+    return found
 
 
 def _pr_curve(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> tuple[np.ndarray, np.ndarray]:
@@ -252,7 +272,7 @@ def _pr_curve(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> tuple[np.ndarray
 
 def _voc_class_ap(pages: Sequence[Page], cls: int, iou: float) -> float:
     """VOC AP of one class pooled over all pages."""
-    matched = [_voc_matches(p, cls, iou) for p in pages]
+    matched = [_voc_matches(p, cls, iou)[:2] for p in pages]
     scores = np.concatenate([m[0] for m in matched])
     tp = np.concatenate([m[1] for m in matched])
     n_gt = sum(int((p.gt_classes == cls).sum()) for p in pages)
@@ -266,8 +286,7 @@ def _voc_class_ap(pages: Sequence[Page], cls: int, iou: float) -> float:
 
 def _page_stats(page: Page) -> dict:
     """Class-aware counts at IoU 0.5 over all detections of one page (for finding bad pages)."""
-    classes = np.union1d(page.gt_classes, page.det_classes)
-    tp = sum(int(_voc_matches(page, int(c), 0.5)[1].sum()) for c in classes)
+    tp = int(found_objects(page, 0.5).sum())
     n_gt, n_det = len(page.gt_classes), len(page.det_classes)
     recall = tp / n_gt if n_gt else 1.0
     precision = tp / n_det if n_det else 1.0
@@ -304,7 +323,7 @@ def evaluate(
         "voc_map50", "voc_map25": the original's VOC AP means over the same classes;
         "map_all_classes", "map50_all_classes": COCO means over every class with ground truth;
         "classes_in_mean": model classes in the headline means;
-        "coco_stats": AP/AR by area and maxDets (pycocotools' 12 numbers, named);
+        "coco_stats": COCO average recall at each of COCO_MAX_DETS detections per class/page;
         "per_class": one row per class with ground truth or detections, most frequent first
           (class, name, n_gt, n_det, ap, ap50, voc_ap50, voc_ap25; NaN where undefined);
         "top20": the rows of the 20 most frequent ground-truth classes (the paper's table);
@@ -348,10 +367,8 @@ def evaluate(
     top = [r for r in rows if r["n_gt"] > 0][:TOP_CLASSES]
     stats = {}
     if ev is not None:
-        for area_i, area in enumerate(COCO_AREA_RANGES):
-            stats[f"ap_{area}"] = _mean_valid(ev.eval["precision"][:, :, :, area_i, -1])
         for m_i, m in enumerate(COCO_MAX_DETS):
-            stats[f"ar_all_maxdets{m}"] = _mean_valid(ev.eval["recall"][:, :, 0, m_i])
+            stats[f"ar_maxdets{m}"] = _mean_valid(ev.eval["recall"][:, :, 0, m_i])
     return {
         "num_pages": len(pages),
         "min_instances": min_instances,
@@ -407,11 +424,7 @@ def markdown_report(results: dict) -> str:
         f"| COCO mAP@[.5:.95], all classes with ground truth | {_fmt(r['map_all_classes'])} |",
         f"| COCO mAP@.5, all classes with ground truth | {_fmt(r['map50_all_classes'])} |",
         "",
-        "COCO numbers: pycocotools, maxDets "
-        + str(list(COCO_MAX_DETS))
-        + ", area ranges "
-        + ", ".join(f"{k} {v[0]:g}-{v[1]:g} px^2" for k, v in COCO_AREA_RANGES.items())
-        + ".",
+        f"COCO numbers: pycocotools, maxDets {list(COCO_MAX_DETS)}, one area range (all sizes).",
         "",
         "## The 20 most frequent classes (the paper's table)",
         "",

@@ -23,6 +23,7 @@ from dwd_jax.classes import DEEPSCORES_CLASSES
 MODEL_CLASS_NAMES: tuple[str, ...] = ("background", *DEEPSCORES_CLASSES)
 
 _WHITE = (255, 255, 255)
+_MISSED = (255, 0, 0)  # Pure red: no palette colour reaches full value and saturation.
 
 
 def class_palette(num_classes: int = len(MODEL_CLASS_NAMES)) -> np.ndarray:
@@ -112,6 +113,7 @@ def draw_boxes(
     *,
     class_names: Sequence[str] = MODEL_CLASS_NAMES,
     legend: bool = True,
+    missed: np.ndarray | None = None,
 ) -> Image.Image:
     """Class-coloured boxes on a grey page, with a legend of the classes present.
 
@@ -127,6 +129,8 @@ def draw_boxes(
         (score 1 = full colour, score 0 = 70 % white), so confident detections stand out.
       class_names: names indexed by model class.
       legend: append a legend column (class colour, name and count) on the right.
+      missed: optional f32[K, 4] ground-truth boxes no detection found (see
+        `evaluate.found_objects`), drawn in red at twice the line width.
 
     Returns:
       RGB image of width W (+ legend) and height H.
@@ -156,6 +160,11 @@ def draw_boxes(
         draw.rectangle(
             [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], outline=tuple(colour), width=width
         )
+    missed = np.zeros((0, 4)) if missed is None else np.asarray(missed).reshape(-1, 4)
+    for y0, x0, y1, x1 in missed.tolist():
+        draw.rectangle(
+            [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], outline=_MISSED, width=2 * width
+        )
     if not legend:
         return canvas
     present, counts = np.unique(classes, return_counts=True)
@@ -163,6 +172,8 @@ def draw_boxes(
         (f"{class_names[c]} ({n})", tuple(int(v) for v in _PALETTE[c]))
         for c, n in zip(present.tolist(), counts.tolist(), strict=True)
     ]
+    if len(missed):
+        entries.append((f"missed ground truth ({len(missed)})", _MISSED))
     return _hconcat(
         [canvas, _legend(entries, height=canvas.height, font_size=round(12 * max(1.0, scale)))]
     )

@@ -158,3 +158,11 @@ def test_reports_are_written_and_readable(tmp_path):
     assert "| COCO mAP@.5 | 1.000 |" in md
     assert "| ledgerLine | 20 | 20 | 1.000 |" in md
     assert paths["pr_plot"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_found_objects_marks_matched_ground_truth_of_the_right_class():
+    gt = [SQUARE, FAR, [20, 20, 30, 30]]
+    # FAR is found by a detection of the wrong class: still a miss.
+    p = page(gt, [1, 2, 1], [SQUARE, FAR, [20, 20, 30, 24]], [1, 3, 1], [0.9, 0.9, 0.9])
+    np.testing.assert_array_equal(evaluate.found_objects(p), [True, False, False])
+    np.testing.assert_array_equal(evaluate.found_objects(p, iou=0.25), [True, False, True])

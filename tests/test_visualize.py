@@ -89,3 +89,13 @@ def test_precision_recall_plot_writes_png(tmp_path):
     recall = np.linspace(0, 1, 11)
     png = visualize.precision_recall_plot({"stem": (recall, 1 - recall)}, tmp_path / "pr.png")
     assert Image.open(png).format == "PNG"
+
+
+def test_missed_ground_truth_is_drawn_red_and_listed():
+    image = np.full((40, 40), 255, np.uint8)
+    out = visualize.draw_boxes(
+        image, np.zeros((0, 4)), np.zeros(0, int), missed=np.array([[5, 5, 20, 30]])
+    )
+    np.testing.assert_array_equal(np.asarray(out)[5, 15], [255, 0, 0])
+    assert out.width > 40  # The legend lists the misses.
+    assert not (visualize.class_palette() == [255, 0, 0]).all(1).any()  # Red is no class.
