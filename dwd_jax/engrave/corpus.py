@@ -37,9 +37,21 @@ def engraving_order(paths: list[str], seed: int) -> list[str]:
     return [sorted(paths)[i] for i in order]
 
 
-def is_test_piece(key: str, *, seed: int, test_fraction: float) -> bool:
-    """Whether a piece belongs to the test split; a pure function of (key, seed).
+def piece_identity(key: str) -> str:
+    """The music a piece key names, whatever its file format.
 
-    Splitting by piece keeps all pages of one piece in one split.
+    music21 ships some works in two formats (`beethoven/opus18no1/movement1.krn` and `.mxl`):
+    both must land in the same split.
     """
-    return zlib.crc32(f"{seed}:{key}".encode()) / 2**32 < test_fraction
+    for suffix in SCORE_SUFFIXES:
+        if key.lower().endswith(suffix):
+            return key[: -len(suffix)]
+    return key
+
+
+def is_test_piece(key: str, *, seed: int, test_fraction: float) -> bool:
+    """Whether a piece belongs to the test split; a pure function of (music, seed).
+
+    Splitting by piece keeps all pages of one piece (in any of its formats) in one split.
+    """
+    return zlib.crc32(f"{seed}:{piece_identity(key)}".encode()) / 2**32 < test_fraction

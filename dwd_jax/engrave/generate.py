@@ -81,21 +81,23 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
         return _prefix_pages(keys, done, num_pages) + state["in_flight"] * pages_per_piece \
             >= num_pages
 
-    def tasks():
-        for path, key in zip(order, keys, strict=True):
-            if key in done:
-                continue
-            if enough():
-                return
-            state["in_flight"] += 1
-            style = sample_style(key, seed=seed, width_range=width_range,
-                                 staff_space_ratio=staff_space_ratio)
-            yield PieceTask(path, key, style, pages_per_piece, images_dir, shard_path[key])
+    pending = iter([(p, k) for p, k in zip(order, keys, strict=True) if k not in done])
+
+    def next_task() -> PieceTask | None:
+        if enough():
+            return None
+        path, key = next(pending, (None, None))
+        if key is None:
+            return None
+        state["in_flight"] += 1
+        style = sample_style(key, seed=seed, width_range=width_range,
+                             staff_space_ratio=staff_space_ratio)
+        return PieceTask(path, key, style, pages_per_piece, images_dir, shard_path[key])
 
     bar = tqdm(total=num_pages, initial=min(resumed, num_pages), unit="page",
                desc="engraving", disable=not progress)
     new_pages = 0
-    for task, result in pool.map_isolated(engrave_piece, tasks(), workers=workers,
+    for task, result in pool.map_isolated(engrave_piece, next_task, workers=workers,
                                           timeout_s=piece_timeout_s):
         state["in_flight"] -= 1
         if isinstance(result, pool.WorkerDied | pool.TaskFailed):

@@ -57,17 +57,18 @@ class _Worker:
         self.conn.close()
 
 
-def map_isolated(fn: Callable, tasks: Iterator, *, workers: int,
+def map_isolated(fn: Callable, next_task: Callable[[], object | None], *, workers: int,
                  timeout_s: float) -> Iterator[tuple[object, object]]:
     """Runs `fn(task)` in `workers` separate processes; yields (task, result) as they finish.
 
-    Tasks are drawn from `tasks` lazily, only when a worker is free, so the caller may stop
-    the supply (end its iterator) once it has enough. `fn` must be importable (processes are
-    spawned, not forked: the parent may hold threads, e.g. JAX's).
+    Tasks are asked for only when a worker is free, so the caller can decide from the results
+    so far whether more are needed. The run ends when `next_task()` returns None with no task
+    in flight. `fn` must be importable (processes are spawned, not forked: the parent may hold
+    threads, e.g. JAX's).
 
     Args:
       fn: a module-level function of one task.
-      tasks: iterator of picklable tasks.
+      next_task: returns the next picklable task, or None for "nothing (more) to do now".
       workers: number of worker processes (>= 1).
       timeout_s: a task running longer is killed and reported as `WorkerDied`.
 
@@ -78,16 +79,12 @@ def map_isolated(fn: Callable, tasks: Iterator, *, workers: int,
         raise ValueError(f"workers must be >= 1, got {workers}")
     ctx = mp.get_context("spawn")
     pool = [_Worker(ctx, fn) for _ in range(workers)]
-    tasks = iter(tasks)
-    exhausted = False
     try:
         while True:
             for w in pool:
-                if w.task is None and not exhausted:
-                    try:
-                        task = next(tasks)
-                    except StopIteration:
-                        exhausted = True
+                if w.task is None:
+                    task = next_task()
+                    if task is None:
                         break
                     w.task, w.started = (task,), time.monotonic()
                     w.conn.send(task)

@@ -107,9 +107,9 @@ def _apply(m: tuple[float, ...], pts: list[tuple[float, float]]) -> list[tuple[f
     return [(a * x + c * y + e, b * x + d * y + f) for x, y in pts]
 
 
-def _bounds(pts: list[tuple[float, float]], pad: float = 0.0) -> tuple[float, float, float, float]:
+def _bounds(pts: list[tuple[float, float]]) -> tuple[float, float, float, float]:
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    return (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
+    return (min(xs), min(ys), max(xs), max(ys))
 
 
 def _union(a: tuple[float, ...] | None, b: tuple[float, ...]) -> tuple[float, float, float, float]:
@@ -160,14 +160,23 @@ def _bezier(ctrl: list[tuple[float, float]], t: float) -> tuple[float, float]:
     return ctrl[0]
 
 
-def _shape_points(el: ET.Element, m: tuple[float, ...]) -> tuple[list[tuple[float, float]], float]:
-    """Outline points of a path/polygon/polyline/rect/ellipse in viewBox units, half stroke."""
+def _shape_points(el: ET.Element, m: tuple[float, ...]) -> list[tuple[float, float]]:
+    """Points whose bounds are the inked extent of a path/polygon/polyline/rect/ellipse.
+
+    Open strokes (stems, staff/ledger lines, hairpins, brackets) are widened across each
+    segment by half the stroke width, and along it only for square caps (SVG's default butt
+    cap ends at the end point); closed or filled shapes by half the stroke all around.
+    """
     tag = el.tag.removeprefix(_SVG)
+    open_stroke = False
     if tag == "path":
-        pts = _path_points(el.get("d", ""))
+        d = el.get("d", "")
+        pts = _path_points(d)
+        open_stroke = "Z" not in d.upper()
     elif tag in ("polygon", "polyline"):
         nums = [float(x) for x in re.split(r"[\s,]+", el.get("points", "").strip()) if x]
         pts = list(zip(nums[0::2], nums[1::2], strict=True))
+        open_stroke = tag == "polyline"
     elif tag == "rect":
         x, y = float(el.get("x", 0)), float(el.get("y", 0))
         w, h = float(el.get("width", 0)), float(el.get("height", 0))
@@ -177,9 +186,26 @@ def _shape_points(el: ET.Element, m: tuple[float, ...]) -> tuple[list[tuple[floa
         rx, ry = float(el.get("rx", 0)), float(el.get("ry", 0))
         pts = [(cx - rx, cy - ry), (cx + rx, cy + ry)]
     else:
-        return [], 0.0
-    scale = math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
-    return _apply(m, pts), float(el.get("stroke-width", 0)) / 2 * scale
+        return []
+    if not pts:
+        return []
+    pts = _apply(m, pts)
+    half = float(el.get("stroke-width", 0)) / 2 * math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
+    if half == 0:
+        return pts
+    if not open_stroke or len(pts) < 2:
+        return [(x + sx, y + sy) for x, y in pts for sx in (-half, half) for sy in (-half, half)]
+    square = el.get("stroke-linecap") == "square"
+    out = []
+    for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:], strict=True):
+        length = math.hypot(x1 - x0, y1 - y0)
+        if length == 0:
+            continue
+        ux, uy = (x1 - x0) / length * half, (y1 - y0) / length * half
+        ex, ey = (ux, uy) if square else (0.0, 0.0)
+        out += [(x0 - ex - uy, y0 - ey + ux), (x0 - ex + uy, y0 - ey - ux),
+                (x1 + ex - uy, y1 + ey + ux), (x1 + ex + uy, y1 + ey - ux)]
+    return out or pts
 
 
 class _Parser:
@@ -205,7 +231,7 @@ class _Parser:
                 return
             staff = None
             if "staff" in classes:
-                staff = _Staff([_bounds(*_shape_points(c, m)) for c in el
+                staff = _Staff([_bounds(_shape_points(c, m)) for c in el
                                 if c.tag == _SVG + "path"])
             ctx = ctx + ((classes, el, staff),)
             for child in el:
@@ -213,9 +239,9 @@ class _Parser:
         elif tag == "use":
             self._glyph(el, m, ctx)
         else:
-            pts, half_stroke = _shape_points(el, m)
+            pts = _shape_points(el, m)
             if pts:
-                self._shape(el, pts, _bounds(pts, half_stroke), ctx)
+                self._shape(el, pts, _bounds(pts), ctx)
 
     def _owner(self, ctx: tuple) -> tuple[str, ET.Element | None]:
         for classes, el, _ in reversed(ctx):

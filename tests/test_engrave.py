@@ -1,0 +1,231 @@
+"""Tests of the engraved DeepScoresV2-format corpus (dwd_jax.engrave).
+
+One small corpus (3 short pieces, one page each, small pages) is generated once per module
+and shared; determinism regenerates it once more. Runs in well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dwd_jax.classes import DEEPSCORES_CLASSES
+from dwd_jax.engrave import corpus, generate, glyphs, pool, svg_symbols
+
+SAMPLE_JSON = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+               / "deepscores_v2_sample" / "deepscores_v2_sample.json")
+PIECES = ["bach/bwv104.6.mxl", "ryansMammoth/DaysOfLangSyneJig.abc", "palestrina/Kyrie_II_01.krn"]
+SETTINGS = dict(num_pages=3, seed=3, workers=2, test_fraction=0.5, progress=False,
+                pages_per_piece=1, width_range=(1200, 1400))
+
+
+def _pieces() -> list[str]:
+    paths = corpus.corpus_pieces()
+    return [next(p for p in paths if p.endswith(name)) for name in PIECES]
+
+
+def _load(out_dir) -> dict[str, dict]:
+    return {split: json.loads((pathlib.Path(out_dir) / f"deepscores_{split}.json").read_text())
+            for split in ("train", "test")}
+
+
+@pytest.fixture(scope="module")
+def engraved(tmp_path_factory):
+    out = tmp_path_factory.mktemp("engraved")
+    stats = generate(str(out), pieces=_pieces(), **SETTINGS)
+    return out, stats
+
+
+def test_generates_requested_pages(engraved):
+    out, stats = engraved
+    assert stats["pages"] == 3 and not stats["failed"] and not stats["crashed"]
+    data = _load(out)
+    assert sum(len(d["images"]) for d in data.values()) == 3
+    for d in data.values():
+        for img in d["images"]:
+            with Image.open(out / "images" / img["filename"]) as im:
+                assert im.mode == "L" and im.size == (img["width"], img["height"])
+                assert 1200 <= im.width <= 1400
+                assert im.height == round(im.width * 297 / 210)
+
+
+def test_boxes_sit_on_ink(engraved):
+    """Every box lies within its page and contains ink; black noteheads fill their box."""
+    out, _ = engraved
+    for d in _load(out).values():
+        for img in d["images"]:
+            page = np.asarray(Image.open(out / "images" / img["filename"])) < 128
+            h, w = page.shape
+            for ann_id in img["ann_ids"]:
+                ann = d["annotations"][ann_id]
+                x0, y0, x1, y1 = ann["a_bbox"]
+                assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h, ann
+                crop = page[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))]
+                name = DEEPSCORES_CLASSES[int(ann["cat_id"][0]) - 1]
+                assert crop.any(), f"no ink in the {name} box {ann['a_bbox']}"
+                if name.startswith("noteheadBlack"):  # a tight box around an oval is mostly ink
+                    assert crop.mean() > 0.5, f"{name} box {ann['a_bbox']} is loose"
+
+
+def test_json_has_the_real_sample_schema(engraved):
+    """Same keys and value types as the real DeepScoresV2 sample, at every level."""
+    if not SAMPLE_JSON.exists():
+        pytest.skip(f"real DeepScoresV2 sample not found at {SAMPLE_JSON}")
+    real = json.loads(SAMPLE_JSON.read_text())
+    ours = _load(engraved[0])["train"]
+    assert ours["images"], "the fixture must put a page in the train split"
+
+    def shape(x):
+        if isinstance(x, dict):
+            return {k: shape(v) for k, v in x.items()}
+        return type(x).__name__
+
+    assert ours.keys() == real.keys()
+    assert shape(ours["info"]).keys() == shape(real["info"]).keys()
+    assert ours["annotation_sets"] == ["deepscores"]
+    real_img, our_img = real["images"][0], ours["images"][0]
+    assert shape(our_img).keys() == shape(real_img).keys()
+    assert {k: type(v) for k, v in our_img.items()} == {k: type(v) for k, v in real_img.items()}
+    assert all(isinstance(a, str) for a in our_img["ann_ids"])
+    real_ann = next(iter(real["annotations"].values()))
+    for ann in ours["annotations"].values():
+        assert {k: type(v) for k, v in ann.items()} == {k: type(v) for k, v in real_ann.items()}
+        assert len(ann["a_bbox"]) == 4 and len(ann["o_bbox"]) == 8
+        assert all(isinstance(c, str) for c in ann["cat_id"])
+    # Category ids and names: the real `deepscores` set (legerLine spelled ledgerLine here).
+    real_cats = {k: v["name"].replace("legerLine", "ledgerLine")
+                 for k, v in real["categories"].items() if v["annotation_set"] == "deepscores"}
+    assert {k: v["name"] for k, v in ours["categories"].items()} == real_cats
+    assert all(set(v) == {"name", "annotation_set", "color"} for v in ours["categories"].values())
+
+
+def test_notehead_comments(engraved):
+    """Noteheads carry `onset:..;rel_position:..;duration:..;`; other symbols ""."""
+    d = _load(engraved[0])["train"]
+    seen = 0
+    for ann in d["annotations"].values():
+        name = DEEPSCORES_CLASSES[int(ann["cat_id"][0]) - 1]
+        if not name.startswith("notehead"):
+            assert ann["comments"] == ""
+            continue
+        fields = dict(f.split(":") for f in ann["comments"].rstrip(";").split(";"))
+        assert set(fields) <= {"onset", "rel_position", "duration"} and "rel_position" in fields
+        rel = int(fields["rel_position"])
+        assert (rel % 2 == 0) == ("OnLine" in name), (name, rel)
+        if "onset" in fields:
+            assert float(fields["onset"]) >= 0
+            seen += 1
+    assert seen > 0
+
+
+def test_deterministic_for_a_seed(engraved, tmp_path):
+    out, _ = engraved
+    generate(str(tmp_path), pieces=_pieces(), **SETTINGS)
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    for f in files:
+        assert (out / f).read_bytes() == (tmp_path / f).read_bytes(), f
+
+
+def test_resume_writes_nothing_new(engraved):
+    out, _ = engraved
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    stats = generate(str(out), pieces=_pieces(), **SETTINGS)
+    assert stats["new_pages"] == 0 and stats["resumed_pages"] == 3 and stats["pages"] == 3
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_resume_refuses_other_settings(engraved):
+    with pytest.raises(ValueError, match="other settings"):
+        generate(str(engraved[0]), pieces=_pieces(), **{**SETTINGS, "seed": 4})
+
+
+def test_no_piece_in_both_splits(engraved):
+    data = _load(engraved[0])
+    pieces = {split: {img["filename"].split("--page-")[0].rsplit("-", 1)[0]
+                      for img in d["images"]} for split, d in data.items()}
+    assert not pieces["train"] & pieces["test"]
+    # The split is by the music, not the file: both formats of a work go the same way.
+    for seed in range(20):
+        a, b = (corpus.is_test_piece(f"beethoven-opus18no1-movement1.{s}", seed=seed,
+                                     test_fraction=0.5) for s in ("krn", "mxl"))
+        assert a == b
+    keys = [f"composer-piece{i}.mxl" for i in range(2000)]
+    share = np.mean([corpus.is_test_piece(k, seed=0, test_fraction=0.2) for k in keys])
+    assert 0.17 < share < 0.23
+
+
+def test_unloadable_piece_is_skipped_and_counted(tmp_path):
+    bad = tmp_path / "broken.xml"
+    bad.write_text("<score-partwise><part id='P1'><measure number='1'>")
+    good = _pieces()[0]
+    stats = generate(str(tmp_path / "out"), pieces=[str(bad), good],
+                     **{**SETTINGS, "num_pages": 1})
+    assert stats["pages"] == 1
+    assert len(stats["failed"]) == 1 and stats["failed"][0].startswith("broken.xml")
+
+
+def _abort_on_two(task: int) -> int:
+    """A task that kills its worker process the way a verovio assertion does."""
+    if task == 2:
+        os.abort()
+    return task * 10
+
+
+def test_worker_abort_is_isolated_and_counted():
+    tasks = iter(range(5))
+    results = dict(pool.map_isolated(_abort_on_two, lambda: next(tasks, None), workers=2,
+                                     timeout_s=60))
+    assert {k: v for k, v in results.items() if k != 2} == {0: 0, 1: 10, 3: 30, 4: 40}
+    assert isinstance(results[2], pool.WorkerDied)
+
+
+_PAGE_SVG = """<svg width="100px" height="100px" xmlns="http://www.w3.org/2000/svg"
+ xmlns:xlink="http://www.w3.org/1999/xlink"><svg class="definition-scale" viewBox="0 0 9000 9000">
+<g class="page-margin" transform="translate(500, 500)"><g class="system"><g class="measure">
+<g class="staff">{lines}
+ <g class="keySig"><g class="keyAccid">
+  <use xlink:href="#E262-a" transform="translate(100, 1000) scale(0.72, 0.72)"/></g></g>
+ <g class="layer">
+  <g id="n1" class="note"><g class="notehead">
+   <use xlink:href="#E0A4-a" transform="translate(1000, 1360) scale(0.72, 0.72)"/></g>
+   <g class="accid"><use xlink:href="#E262-a" transform="translate(800, 1360) scale(0.72, 0.72)"/></g>
+   <g class="stem"><path d="M1200 1340 L1200 800" stroke-width="18"/></g></g>
+  <g id="n2" class="note"><g class="notehead">
+   <use xlink:href="#E0A4-a" transform="translate(2000, 1270) scale(0.72, 0.72)"/></g></g>
+  <g id="n3" class="note"><g class="notehead">
+   <use xlink:href="#E0A4-a" transform="translate(3000, 1270) scale(0.5, 0.5)"/></g></g>
+ </g></g>
+<g class="barLine"><path d="M4000 1000 L4000 1720" stroke-width="27"/></g>
+<g class="hairpin"><polyline points="1000,2000 2000,1950 1000,1900" stroke-width="18"/></g>
+<g class="hairpin"><polyline points="4000,1900 3000,1950 4000,2000" stroke-width="18"/></g>
+</g></g></g></svg></svg>"""
+
+
+def test_svg_symbols_classes_and_exact_glyph_boxes():
+    lines = "".join(f'<path d="M0 {y} L5000 {y}" stroke-width="10"/>'
+                    for y in range(1000, 1721, 180))
+    symbols, view_box = svg_symbols.parse_page(_PAGE_SVG.format(lines=lines), "Leipzig")
+    assert view_box == (0, 0, 9000, 9000)
+    by_name = {}
+    for s in symbols:
+        by_name.setdefault(s.name, []).append(s)
+    assert sorted(by_name) == sorted([
+        "keySharp", "accidentalSharp", "noteheadBlackOnLine", "noteheadBlackInSpace",
+        "noteheadBlackInSpaceSmall", "stem", "staff", "dynamicDiminuendoHairpin",
+        "dynamicCrescendoHairpin"])  # the barline is skipped: DeepScoresV2 has none
+    # Notehead box = the font's glyph box (verovio's Leipzig.xml: E0A4 x=0 y=-133 w=314 h=266,
+    # y up) scaled by 0.72 and moved by the use and page-margin translations.
+    _, (gx0, gy0, gx1, gy1) = glyphs.font_glyphs("Leipzig")["E0A4"]
+    assert (gx0, gy0, gx1, gy1) == pytest.approx((0, -0.133, 0.314, 0.133))
+    on_line = by_name["noteheadBlackOnLine"][0]
+    assert on_line.box == pytest.approx((1500, 1860 - 95.76, 1500 + 226.08, 1860 + 95.76))
+    assert on_line.note_id == "n1" and on_line.rel_position == 0
+    assert by_name["noteheadBlackInSpace"][0].rel_position == 1
+    assert by_name["stem"][0].box == pytest.approx((1691, 1300, 1709, 1840))
+    assert by_name["staff"][0].box == pytest.approx((500, 1495, 5500, 2225))
