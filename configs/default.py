@@ -102,7 +102,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- Detection on new pages (dwd_jax.detect, `run.py detect`) -----------------------------
     c.detect = ml_collections.ConfigDict()
-    c.detect.staff_space = 8.5  # Staff spacing (px) pages are rescaled to: training pages' x scale.
+    c.detect.staff_space = 8.5  # Staff spacing (px) at model scale: training pages' x data.scale.
     c.detect.scale = 0.0  # Fixed page scale, skipping the staff-space estimate; 0 = estimate.
     c.detect.max_pixels = 2_560_000  # Pixels per forward pass; bigger pages go in bands.
     c.detect.overlap = 160  # Rows shared by neighbouring bands (> the tallest symbol).

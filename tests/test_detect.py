@@ -264,3 +264,30 @@ def test_detect_pages_reports_a_page_whose_prediction_fails(tmp_path):
     assert summary["pages"][1]["ok"] and summary["pages"][1]["staff_space"] == pytest.approx(
         14, abs=0.1
     )
+
+
+def test_real_sample_page_round_trip_with_an_oracle_predict_fn():
+    """The whole page path on the real page: a predict_fn that returns the ground truth at
+    model scale must give it back in page pixels, and evaluate must score it 1.0."""
+    from dwd_jax import evaluate
+
+    anns = json.loads((SAMPLE / "deepscores_v2_sample.json").read_text())["annotations"]
+    gt = np.array([[a["a_bbox"][i] for i in (1, 0, 3, 2)] for a in anns.values()], np.float32)
+    classes = np.array([int(a["cat_id"][0]) for a in anns.values()])
+    page = detect.load_page(SAMPLE_PAGE)
+    scale, _ = detect.page_scale(page, config())
+    h, w = detect.rescale_page(page, scale).shape
+    shapes = []
+
+    def oracle(model_page):
+        shapes.append(model_page.shape)
+        factor = np.float32([h / page.shape[0], w / page.shape[1]] * 2)
+        return {"boxes": gt * factor, "classes": classes, "scores": np.ones(len(gt))}
+
+    boxes, got_classes, _, info = detect.detect_page(page, oracle, config=config())
+    # Staff space 22.8 px -> 8.5 px: scale 0.373, one pass over the page padded to 160s.
+    assert info["scale"] == pytest.approx(0.373, abs=0.002) and (h, w) == (1427, 1009)
+    assert shapes == [(1440, 1120)]
+    np.testing.assert_allclose(boxes, np.minimum(gt, [3828, 2707] * 2), atol=1e-2)
+    r = evaluate.evaluate([evaluate.Page(gt, classes, boxes, got_classes, np.ones(len(gt)))])
+    assert r["map"] == pytest.approx(1.0) and r["voc_map50"] == pytest.approx(1.0)
