@@ -81,18 +81,21 @@ def pages_from_padded(
     Returns:
       B pages holding only the valid rows.
     """
-    arrays = [np.asarray(a) for a in (gt_boxes, gt_classes, gt_valid)]
-    dets = [np.asarray(a) for a in (det_boxes, det_classes, det_scores, det_valid)]
-    names = names if names is not None else [str(i) for i in range(len(arrays[0]))]
-    pages = []
-    for b, name in enumerate(names):
-        g, d = arrays[2][b].astype(bool), dets[3][b].astype(bool)
-        pages.append(
-            Page(
-                arrays[0][b][g], arrays[1][b][g], dets[0][b][d], dets[1][b][d], dets[2][b][d], name
-            )
+    gt_valid, det_valid = np.asarray(gt_valid, bool), np.asarray(det_valid, bool)
+    gt_boxes, gt_classes = np.asarray(gt_boxes), np.asarray(gt_classes)
+    det_boxes, det_classes, det_scores = map(np.asarray, (det_boxes, det_classes, det_scores))
+    names = names if names is not None else [str(b) for b in range(len(gt_valid))]
+    return [
+        Page(
+            gt_boxes[b][gt_valid[b]],
+            gt_classes[b][gt_valid[b]],
+            det_boxes[b][det_valid[b]],
+            det_classes[b][det_valid[b]],
+            det_scores[b][det_valid[b]],
+            name,
         )
-    return pages
+        for b, name in enumerate(names)
+    ]
 
 
 def _check(page: Page, index: int) -> Page:
@@ -208,7 +211,7 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.sum((mrec[step + 1] - mrec[step]) * mpre[step + 1]))
 
 
-def _voc_matches(page: Page, cls: int, iou: float) -> tuple[np.ndarray, np.ndarray]:
+def _voc_matches(page: Page, cls: int, iou: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """VOC greedy matching of one class on one page.
 
     Detections, highest score first, each take the ground truth they overlap most; if that one is
@@ -365,10 +368,14 @@ def evaluate(
 
     page_rows = [_page_stats(p) for p in pages]
     top = [r for r in rows if r["n_gt"] > 0][:TOP_CLASSES]
-    stats = {}
+    stats, pr50 = {}, {}
     if ev is not None:
         for m_i, m in enumerate(COCO_MAX_DETS):
             stats[f"ar_maxdets{m}"] = _mean_valid(ev.eval["recall"][:, :, 0, m_i])
+        for r in top:
+            k = ev.params.catIds.index(r["class"])
+            pr50[r["name"]] = ev.eval["precision"][0, :, k, 0, -1].tolist()
+    worst = sorted(range(len(pages)), key=lambda i: page_rows[i]["f1_50"])
     return {
         "num_pages": len(pages),
         "min_instances": min_instances,
@@ -382,18 +389,9 @@ def evaluate(
         "coco_stats": stats,
         "per_class": rows,
         "top20": top,
-        "pr50": {
-            r["name"]: ev.eval["precision"][
-                0, :, ev.params.catIds.index(r["class"]), 0, -1
-            ].tolist()
-            for r in top
-        }
-        if ev is not None
-        else {},
+        "pr50": pr50,
         "pages": page_rows,
-        "worst_pages": sorted(range(len(pages)), key=lambda i: page_rows[i]["f1_50"])[
-            :num_worst_pages
-        ],
+        "worst_pages": worst[:num_worst_pages],
     }
 
 
