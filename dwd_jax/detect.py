@@ -85,8 +85,11 @@ def load_page(path: str | Path) -> np.ndarray:
 
 
 def _png_size(path: Path) -> tuple[int, int]:
-    """(width, height) from a PNG header, which Pillow refuses to open when either is 0;
-    (-1, -1) for other files."""
+    """(width, height) from a PNG header; (-1, -1) for other files.
+
+    Pillow refuses to open a PNG of zero width or height as "not an image"; reading the header
+    lets `load_page` name the real problem.
+    """
     with open(path, "rb") as f:
         head = f.read(24)
     if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24:
