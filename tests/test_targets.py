@@ -1,0 +1,149 @@
+"""dwd_jax.targets: the spec's marker, the overlap rules against a loop reference, strides."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs.default import get_config
+from dwd_jax import classes as classes_lib
+from dwd_jax import targets
+
+LEDGER = classes_lib.label_of("ledgerLine") + 1
+NOTEHEAD = classes_lib.label_of("noteheadBlackOnLine") + 1
+
+
+def config_with_groups(groups=()):
+    c = get_config()
+    c.targets.energy_groups = groups
+    return c
+
+
+def reference_targets(boxes, classes, valid, shape, config):
+    """Full-resolution maps drawn object by object with Python loops, as the spec words it."""
+    t = config.targets
+    table = targets.group_of_class(config)
+    g = targets.num_groups(config)
+    h, w = shape
+    energy = np.zeros((h, w, g), np.int32)
+    klass = np.zeros((h, w, g), np.int32)
+    box = np.zeros((h, w, g, 2), np.float32)
+    nearest = np.full((h, w, g), np.inf)
+    markers = [
+        targets.energy_marker(s, t.energy_levels)
+        for s in (t.energy_marker, t.class_marker, t.box_marker)
+    ]
+    for (y0, x0, y1, x1), c, ok in zip(boxes, classes, valid, strict=True):
+        if not ok:
+            continue
+        cy, cx, grp = int(np.floor((y0 + y1) / 2)), int(np.floor((x0 + x1) / 2)), table[c]
+        for kind, marker in zip(("energy", "class", "box"), markers, strict=True):
+            r = marker.shape[0] // 2
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    y, x, v = cy + dy, cx + dx, marker[dy + r, dx + r]
+                    if v == 0 or not (0 <= y < h and 0 <= x < w):
+                        continue
+                    if kind == "energy":
+                        energy[y, x, grp] = max(energy[y, x, grp], v)
+                    elif kind == "class":
+                        klass[y, x, grp] = c  # The later object overwrites.
+                    elif dy * dy + dx * dx <= nearest[y, x, grp]:  # Ties: the later object.
+                        nearest[y, x, grp] = dy * dy + dx * dx
+                        box[y, x, grp] = (y1 - y0, x1 - x0)
+    return {"energy": energy, "class": klass, "box": box, "box_mask": np.isfinite(nearest)}
+
+
+def test_nine_pixel_marker_middle_row_is_the_spec_example():
+    np.testing.assert_array_equal(targets.energy_marker(9, 20)[4], [0, 5, 10, 14, 19, 14, 10, 5, 0])
+
+
+def test_energy_marker_is_a_symmetric_cone():
+    m = targets.energy_marker(17, 20)
+    assert m[8, 8] == 19 and m.max() == 19
+    np.testing.assert_array_equal(m, m.T)
+    np.testing.assert_array_equal(m, m[::-1])
+    assert (m[0] == 0).all() and (m[:, 0] == 0).all()
+    assert m[8, 1] > 0  # An oval: the border row's middle is inside, its corners are not.
+
+
+@pytest.mark.parametrize("size", [8, 1])
+def test_even_or_tiny_marker_is_refused(size):
+    with pytest.raises(ValueError, match="odd"):
+        targets.energy_marker(size, 20)
+
+
+def random_objects(rng, count, shape):
+    h, w = shape
+    centre = rng.uniform([-4, -4], [h + 4, w + 4], (count, 2))  # Some markers leave the image.
+    size = rng.uniform(2, 30, (count, 2))
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], -1).astype(np.float32)
+    # Ledger lines and noteheads (two groups when grouped) and shared centres.
+    classes = rng.choice([LEDGER, NOTEHEAD, 42], count).astype(np.int32)
+    boxes[1] = boxes[0]
+    valid = rng.random(count) < 0.9
+    return boxes, classes, valid
+
+
+@pytest.mark.parametrize("groups", [(), ((), ("ledgerLine",))], ids=["G1", "G2"])
+def test_full_resolution_maps_equal_the_loop_reference(groups):
+    config = config_with_groups(groups)
+    shape = (48, 56)
+    rng = np.random.default_rng(0)
+    boxes, classes, valid = zip(*[random_objects(rng, 40, shape) for _ in range(2)], strict=True)
+    got = targets.make_targets(
+        jnp.stack(boxes),
+        jnp.stack(classes),
+        jnp.stack(valid),
+        image_shape=shape,
+        stride=1,
+        config=config,
+    )
+    for i in range(2):
+        want = reference_targets(boxes[i], classes[i], valid[i], shape, config)
+        for name in want:
+            np.testing.assert_array_equal(np.asarray(got[name][i]), want[name], err_msg=name)
+
+
+@pytest.mark.parametrize("stride", [2, 8])
+def test_coarse_stride_equals_nearest_downsample_of_full_resolution(stride):
+    config = config_with_groups(((), ("ledgerLine",)))
+    shape = (64, 80)
+    boxes, classes, valid = random_objects(np.random.default_rng(stride), 60, shape)
+    args = (jnp.asarray(boxes)[None], jnp.asarray(classes)[None], jnp.asarray(valid)[None])
+    full = targets.make_targets(*args, image_shape=shape, stride=1, config=config)
+    coarse = targets.make_targets(*args, image_shape=shape, stride=stride, config=config)
+    for name, value in coarse.items():
+        assert value.shape[1:3] == (shape[0] // stride, shape[1] // stride)
+        sampled = np.asarray(full[name])[:, stride // 2 :: stride, stride // 2 :: stride]
+        np.testing.assert_array_equal(np.asarray(value), sampled, err_msg=name)
+
+
+def test_ledger_line_and_notehead_on_it_live_in_separate_groups():
+    boxes = jnp.array([[[20.0, 10.0, 22.0, 40.0], [17.0, 20.0, 25.0, 30.0]]])  # Same centre.
+    classes = jnp.array([[LEDGER, NOTEHEAD]])
+    valid = jnp.array([[True, True]])
+    kw = dict(image_shape=(48, 48), stride=1)
+    one = targets.make_targets(boxes, classes, valid, config=config_with_groups(), **kw)
+    two = targets.make_targets(
+        boxes, classes, valid, config=config_with_groups(((), ("ledgerLine",))), **kw
+    )
+    assert one["class"].shape[-1] == 1 and int(one["class"][0, 21, 25, 0]) == NOTEHEAD
+    assert int(two["class"][0, 21, 25, 0]) == NOTEHEAD and int(two["class"][0, 21, 25, 1]) == LEDGER
+    np.testing.assert_allclose(two["box"][0, 21, 25, 1], [2.0, 30.0])
+    np.testing.assert_allclose(two["box"][0, 21, 25, 0], [8.0, 10.0])
+
+
+def test_class_named_in_two_groups_is_refused():
+    with pytest.raises(ValueError, match="ledgerLine"):
+        targets.group_of_class(config_with_groups((("ledgerLine",), ("ledgerLine",))))
+
+
+def test_jits_inside_a_step_and_all_padding_gives_empty_maps():
+    config = config_with_groups()
+    step = jax.jit(
+        lambda b, c, v: targets.make_targets(b, c, v, image_shape=(32, 32), stride=2, config=config)
+    )
+    out = step(jnp.zeros((2, 5, 4)), jnp.zeros((2, 5), jnp.int32), jnp.zeros((2, 5), bool))
+    assert out["energy"].shape == (2, 16, 16, 1) and out["box"].shape == (2, 16, 16, 1, 2)
+    assert not out["box_mask"].any() and not out["energy"].any()
