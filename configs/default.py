@@ -53,7 +53,24 @@ def get_config() -> ml_collections.ConfigDict:
     c.targets.energy_marker = 17  # Oval energy-marker size in input pixels (spec section 3).
     c.targets.class_marker = 9  # Class-marker size in input pixels.
     c.targets.box_marker = 9  # Box-marker size in input pixels.
-    c.targets.energy_groups = ()  # Tuple of tuples of class names; () = one group (original).
+    # Energy groups (tuple of tuples of class names; unnamed classes join group 0; () = one
+    # group, the original). Long thin symbols whose centre lands on another symbol get their
+    # own maps: 99.5 % of the real sample page decodes from its targets, 94.9 % with one group.
+    c.targets.energy_groups = (
+        (),
+        (
+            "ledgerLine",
+            "staff",
+            "stem",
+            "beam",
+            "slur",
+            "tie",
+            "dynamicCrescendoHairpin",
+            "dynamicDiminuendoHairpin",
+            "tupletBracket",
+            "ottavaBracket",
+        ),
+    )
 
     # --- Losses (dwd_jax.losses; spec section 4) ------------------------------------------------
     c.loss = ml_collections.ConfigDict()
