@@ -259,6 +259,27 @@ def found_objects(page: Page, iou: float = 0.5) -> np.ndarray:
     return found
 
 
+def page_overlay(image: np.ndarray, page: Page, *, iou: float = 0.5):
+    """A page's detections, class-coloured, with the ground truth they missed in red.
+
+    Args:
+      image: u8[H, W] grey image the page's boxes belong to.
+      page: its ground truth and detections.
+      iou: overlap a detection needs to count as finding an object.
+
+    Returns:
+      PIL RGB image with a legend (see `visualize.draw_boxes`).
+    """
+    found = found_objects(page, iou)
+    return visualize.draw_boxes(
+        image,
+        page.det_boxes,
+        page.det_classes,
+        page.det_scores,
+        missed=np.asarray(page.gt_boxes).reshape(-1, 4)[~found],
+    )
+
+
 def _pr_curve(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> tuple[np.ndarray, np.ndarray]:
     """Recall and precision at each distinct score, highest first.
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from dwd_jax import evaluate
+from dwd_jax import evaluate, visualize
 from dwd_jax.evaluate import Page
 
 SQUARE = [0.0, 0.0, 10.0, 10.0]  # [y0, x0, y1, x1]
@@ -166,3 +166,11 @@ def test_found_objects_marks_matched_ground_truth_of_the_right_class():
     p = page(gt, [1, 2, 1], [SQUARE, FAR, [20, 20, 30, 24]], [1, 3, 1], [0.9, 0.9, 0.9])
     np.testing.assert_array_equal(evaluate.found_objects(p), [True, False, False])
     np.testing.assert_array_equal(evaluate.found_objects(p, iou=0.25), [True, False, True])
+
+
+def test_page_overlay_draws_misses_red():
+    p = page([SQUARE, [20, 20, 30, 30]], [1, 1], [SQUARE], [1], [1.0])
+    pixels = np.asarray(evaluate.page_overlay(np.full((40, 40), 255, np.uint8), p))
+    np.testing.assert_array_equal(pixels[20, 25], [255, 0, 0])  # The missed object's top edge.
+    # The found one keeps its class colour.
+    np.testing.assert_array_equal(pixels[0, 5], visualize.class_palette()[1])
