@@ -103,16 +103,30 @@ def load_pages(path: str | Path) -> list[Page]:
       AnnotationError: the file is not valid JSON (truncated?) or breaks the schema; the
         message names the file, the item and what to do.
     """
-    path = Path(path)
+    return parse_pages(_read_json(Path(path)), source=str(path))
+
+
+def count_pages(path: str | Path) -> int:
+    """The number of pages (`images` entries) of a DSv2 annotation file, without validating it.
+
+    Raises:
+      AnnotationError: the file is not valid JSON or has no `images` list.
+    """
+    images = _read_json(Path(path)).get("images")
+    if not isinstance(images, list):
+        raise AnnotationError(f"{path}: missing the `images` list of a DeepScoresV2 file")
+    return len(images)
+
+
+def _read_json(path: Path) -> Any:
     try:
-        data = json.loads(path.read_bytes())
+        return json.loads(path.read_bytes())
     except json.JSONDecodeError as e:
         raise AnnotationError(
             f"{path}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}, character "
             f"{e.pos} of {len(e.doc)}). The file is probably truncated or corrupt: extract it "
             "again from the download (or regenerate the engraved corpus)."
         ) from None
-    return parse_pages(data, source=str(path))
 
 
 def parse_pages(data: Any, *, source: str) -> list[Page]:

@@ -109,6 +109,13 @@ def test_release_archive_is_extracted(tmp_path):
     assert {k: len(v) for k, v in sources.items()} == {"train": 3, "test": 1}
 
 
+def test_split_without_pages_is_left_out(dummy, tmp_path, caplog):
+    _edit(dummy / "deepscores_test.json", lambda d: d.update(images=[], annotations={}))
+    sources = _build("synthetic", dummy, tmp_path / "tfds")
+    assert {k: len(v) for k, v in sources.items()} == {"train": 3}
+    assert "split 'test' is left out" in caplog.text
+
+
 def test_missing_download_names_files_url_and_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("not the release")
     with pytest.raises(FileNotFoundError) as e:

@@ -16,6 +16,7 @@ dtypes, and the files are `array_record`, read with `tfds.data_source`.
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import tarfile
 from pathlib import Path
@@ -105,10 +106,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             Path(dl_manager.manual_dir),
             Path(dl_manager.download_dir) / "extracted",
         )
-        return {
-            split: self._generate_examples(files, folder / "images")
-            for split, files in deepscores_json.annotation_files(folder).items()
-        }
+        splits = {}
+        for split, files in deepscores_json.annotation_files(folder).items():
+            if sum(deepscores_json.count_pages(path) for path in files):
+                splits[split] = self._generate_examples(files, folder / "images")
+            else:
+                # TFDS cannot store an empty split; a small engraved corpus can have one.
+                logging.warning("deep_scores: %s hold no pages; split %r is left out", files, split)
+        return splits
 
     def _generate_examples(self, files: list[Path], image_dir: Path):
         for path in files:
