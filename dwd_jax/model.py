@@ -17,9 +17,10 @@ Architecture (DWD_SPEC.md section 2, followed on purpose unless noted):
   and a final RCU. Decoder convs have no normalisation. We differ in one detail: every refine
   block has `decoder_channels` channels (the original widened the stride-32 block to 512).
 - Heads: 1x1 convs (energy, class, box) per output stride, each with its own weights. A stride
-  finer than 4 reads the stride-4 decoder output upsampled bilinearly (x4 to full resolution
-  for stride 1, the original); strides 4 to 32 read the refine block of that stride, which is
-  how the original supervised energy at strides 8 and 16.
+  finer than 4 is the stride-4 decoder output upsampled bilinearly (x4 to full resolution for
+  stride 1, the original), computed as upsampled stride-4 logits (the same numbers, see
+  `DWD.__call__`); strides 4 to 32 read the refine block of that stride, which is how the
+  original supervised energy at strides 8 and 16.
 
 Input: grey 0..255 with 0 = ink. The original fed raw 0..255; we map it to ink = 1, paper = 0
 so that white padding (spec section 2) equals the convs' zero padding and the scale suits
@@ -309,22 +310,25 @@ class DWD(nn.Module):
 
         outputs = {}
         for stride in self.output_strides:
-            if stride in refined:
-                features = refined[stride]
-            else:
-                features = upsample_bilinear(refined[4], 4 // stride)
-            outputs[stride] = {
-                name: nn.Conv(
+            # Finer than 4: the heads run on the stride-4 features and their logits are
+            # upsampled. 1x1 convs and bilinear upsampling are linear and the blend weights
+            # sum to 1, so this equals the original's heads on upsampled features (spec
+            # section 2) at a fraction of the cost: 1x1 convs at full resolution are most of
+            # the full-resolution tail that dominates a step (spec section 11).
+            features = refined[max(stride, 4)]
+            outputs[stride] = {}
+            for name, size in (
+                ("energy", self.energy_levels),
+                ("class", NUM_MODEL_CLASSES),
+                ("box", 2),
+            ):
+                logits = nn.Conv(
                     self.groups * size, (1, 1), dtype=self.dtype, name=f"{name}_head{stride}"
                 )(features)
-                .astype(jnp.float32)
-                .reshape(b, h // stride, w // stride, self.groups, size)
-                for name, size in (
-                    ("energy", self.energy_levels),
-                    ("class", NUM_MODEL_CLASSES),
-                    ("box", 2),
+                logits = upsample_bilinear(logits, max(1, 4 // stride)).astype(jnp.float32)
+                outputs[stride][name] = logits.reshape(
+                    b, h // stride, w // stride, self.groups, size
                 )
-            }
         return outputs
 
 

@@ -141,3 +141,15 @@ def test_upsample_bilinear_matches_jax_image_resize(factor):
     np.testing.assert_allclose(
         np.asarray(model_lib.upsample_bilinear(x, factor)), np.asarray(expected), atol=1e-6
     )
+
+
+def test_heads_on_upsampled_features_equal_upsampled_head_logits():
+    # Why the model upsamples stride-4 logits instead of features: the two are the same.
+    features = jax.random.normal(jax.random.key(0), (1, 6, 5, 16))
+    head = nn.Conv(7, (1, 1))
+    variables = head.init(jax.random.key(1), features)
+    np.testing.assert_allclose(
+        np.asarray(model_lib.upsample_bilinear(head.apply(variables, features), 4)),
+        np.asarray(head.apply(variables, model_lib.upsample_bilinear(features, 4))),
+        atol=1e-5,
+    )
