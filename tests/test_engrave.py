@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dwd_jax.classes import DEEPSCORES_CLASSES
-from dwd_jax.engrave import corpus, generate, glyphs, pool, svg_symbols
+from dwd_jax.engrave import corpus, dynamics, generate, glyphs, pool, svg_symbols
 
 SAMPLE_JSON = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
                / "deepscores_v2_sample" / "deepscores_v2_sample.json")
@@ -194,7 +194,8 @@ _PAGE_SVG = """<svg width="100px" height="100px" xmlns="http://www.w3.org/2000/s
  <g class="layer">
   <g id="n1" class="note"><g class="notehead">
    <use xlink:href="#E0A4-a" transform="translate(1000, 1360) scale(0.72, 0.72)"/></g>
-   <g class="accid"><use xlink:href="#E262-a" transform="translate(800, 1360) scale(0.72, 0.72)"/></g>
+   <g class="accid">
+    <use xlink:href="#E262-a" transform="translate(800, 1360) scale(0.72, 0.72)"/></g>
    <g class="stem"><path d="M1200 1340 L1200 800" stroke-width="18"/></g></g>
   <g id="n2" class="note"><g class="notehead">
    <use xlink:href="#E0A4-a" transform="translate(2000, 1270) scale(0.72, 0.72)"/></g></g>
@@ -221,11 +222,27 @@ def test_svg_symbols_classes_and_exact_glyph_boxes():
         "dynamicCrescendoHairpin"])  # the barline is skipped: DeepScoresV2 has none
     # Notehead box = the font's glyph box (verovio's Leipzig.xml: E0A4 x=0 y=-133 w=314 h=266,
     # y up) scaled by 0.72 and moved by the use and page-margin translations.
-    _, (gx0, gy0, gx1, gy1) = glyphs.font_glyphs("Leipzig")["E0A4"]
-    assert (gx0, gy0, gx1, gy1) == pytest.approx((0, -0.133, 0.314, 0.133))
+    assert glyphs.font_glyphs("Leipzig")["E0A4"].box == pytest.approx((0, -0.133, 0.314, 0.133))
     on_line = by_name["noteheadBlackOnLine"][0]
     assert on_line.box == pytest.approx((1500, 1860 - 95.76, 1500 + 226.08, 1860 + 95.76))
     assert on_line.note_id == "n1" and on_line.rel_position == 0
     assert by_name["noteheadBlackInSpace"][0].rel_position == 1
     assert by_name["stem"][0].box == pytest.approx((1691, 1300, 1709, 1840))
     assert by_name["staff"][0].box == pytest.approx((500, 1495, 5500, 2225))
+
+
+def test_combined_dynamics_are_split_into_letters():
+    """verovio's single "mf" glyph becomes an m and an f, each drawn, defined and boxed."""
+    svg = ('<svg width="10px" height="10px" xmlns="http://www.w3.org/2000/svg" '
+           'xmlns:xlink="http://www.w3.org/1999/xlink"><defs></defs>'
+           '<svg class="definition-scale" viewBox="0 0 1000 1000"><g class="dynam">'
+           '<use xlink:href="#E52D-a" transform="translate(100, 500) scale(0.72, 0.72)" />'
+           "</g></svg></svg>")
+    split = dynamics.split_combined(svg, "Bravura")
+    assert 'id="E521-a"' in split and 'id="E522-a"' in split and "#E52D-a" not in split
+    symbols, _ = svg_symbols.parse_page(split, "Bravura")
+    m, f = sorted(symbols, key=lambda s: s.box[0])
+    assert (m.name, f.name) == ("dynamicM", "dynamicF")
+    table = glyphs.font_glyphs("Bravura")
+    assert m.box[0] == pytest.approx(100 + table["E521"].box[0] * 720)
+    assert f.box[0] == pytest.approx(100 + (table["E521"].advance + table["E522"].box[0]) * 720)

@@ -9,6 +9,7 @@ the tight box of its ink: no rasterisation is needed to box a glyph.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import xml.etree.ElementTree as ET
@@ -34,7 +35,7 @@ _FIXED: dict[str, str] = {
         "articStaccatissimoBelow", "articMarcatoAbove", "articMarcatoBelow",
         "fermataAbove", "fermataBelow", "ornamentTrill", "ornamentTurn", "ornamentTurnInverted",
         "ornamentMordent", "stringsDownBow", "stringsUpBow", "keyboardPedalPed",
-        "keyboardPedalUp", "brace", "timeSigCommon", "timeSigCutCommon", "clefF",
+        "keyboardPedalUp", "brace", "timeSigCommon", "timeSigCutCommon",
         "tremolo1", "tremolo2", "tremolo3", "tremolo4", "tremolo5",
     )},
     **{f"timeSig{d}": f"timeSig{d}" for d in range(10)},
@@ -53,6 +54,7 @@ _FIXED: dict[str, str] = {
     "gClef": "clefG",
     "gClef8vb": "clefG",
     "gClef8va": "clefG",
+    "fClef": "clefF",
     "fClef8vb": "clefF",
     "unpitchedPercussionClef1": "clefUnpitchedPercussion",
     "dynamicPiano": "dynamicP",
@@ -98,29 +100,48 @@ def fixed_class(glyph_name: str) -> str | None:
     return _FIXED.get(glyph_name)
 
 
-def _resource_path() -> str:
+@dataclasses.dataclass(frozen=True)
+class Glyph:
+    """One SMuFL glyph of a verovio font.
+
+    Attributes:
+      name: SMuFL name, e.g. "noteheadBlack".
+      box: (x0, y0, x1, y1) ink box in em units (1 em = 4 staff spaces), SVG orientation
+        (y down, origin at the glyph's anchor).
+      advance: horizontal advance in em units.
+      font: the font that provides it (the requested one, or the fallback).
+    """
+
+    name: str
+    box: tuple[float, float, float, float]
+    advance: float
+    font: str
+
+
+def resource_path() -> str:
+    """verovio's data folder (font metrics `<Font>.xml`, glyph outlines `<Font>/<code>.xml`)."""
     return verovio.toolkit(False).getResourcePath()
 
 
 @functools.cache
-def font_glyphs(font: str) -> dict[str, tuple[str, tuple[float, float, float, float]]]:
+def font_glyphs(font: str) -> dict[str, Glyph]:
     """Glyph table of one verovio font, completed with the fallback font's glyphs.
 
     Args:
       font: one of `FONTS`.
 
     Returns:
-      codepoint (upper-case hex, e.g. "E0A4") -> (SMuFL name, (x0, y0, x1, y1)) with the box in
-      em units (1 em = 4 staff spaces) and SVG orientation (y down, origin at the glyph anchor).
+      codepoint (upper-case hex, e.g. "E0A4") -> `Glyph`.
     """
     if font not in FONTS:
         raise ValueError(f"unknown music font {font!r}: use one of {FONTS}")
-    table: dict[str, tuple[str, tuple[float, float, float, float]]] = {}
+    table: dict[str, Glyph] = {}
     for name in (FALLBACK_FONT, font):  # the chosen font overrides the fallback
-        root = ET.parse(os.path.join(_resource_path(), f"{name}.xml")).getroot()
+        root = ET.parse(os.path.join(resource_path(), f"{name}.xml")).getroot()
         upm = float(root.get("units-per-em", "1000"))
         for g in root.iter("g"):
             x, y = float(g.get("x")) / upm, float(g.get("y")) / upm
             w, h = float(g.get("w")) / upm, float(g.get("h")) / upm
-            table[g.get("c").upper()] = (g.get("n", ""), (x, -(y + h), x + w, -y))
+            table[g.get("c").upper()] = Glyph(g.get("n", ""), (x, -(y + h), x + w, -y),
+                                              float(g.get("h-a-x", 0)) / upm, name)
     return table

@@ -12,7 +12,7 @@ import verovio
 from PIL import Image
 
 from dwd_jax.classes import label_of
-from dwd_jax.engrave import dsv2, raster, svg_symbols
+from dwd_jax.engrave import dsv2, dynamics, raster, svg_symbols
 from dwd_jax.engrave.style import PageStyle
 
 INK_THRESHOLD = 128  # Grey values below this count as ink (for `area`).
@@ -78,7 +78,7 @@ def engrave_piece(task: PieceTask) -> dict:
     width, height = task.style.width_px, task.style.height_px
     pages = []
     for number in range(1, min(tk.getPageCount(), task.max_pages) + 1):
-        svg = tk.renderToSVG(number)
+        svg = dynamics.split_combined(tk.renderToSVG(number), task.style.font)
         symbols, view_box = svg_symbols.parse_page(svg, task.style.font)
         image = raster.rasterize(svg, width, height)
         annotations = page_annotations(symbols, view_box, image, tk, onsets)

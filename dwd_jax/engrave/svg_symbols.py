@@ -274,6 +274,11 @@ class _Parser:
             self.symbols.append(Symbol("augmentationDot", box))
         elif owner == "barLine" and el.tag == _SVG + "ellipse":
             self.symbols.append(Symbol("repeatDot", box))
+        elif owner == "grpSym" and el.tag == _SVG + "path":
+            # Some fonts' braces are drawn as two Bezier halves (others use the glyph);
+            # a bracket's rect is skipped: DeepScoresV2 has no bracket class.
+            prev = self.unions.get(id(owner_el), ("", None))[1]
+            self.unions[id(owner_el)] = ("brace", _union(prev, box))
         elif owner == "hairpin":
             self.hairpins.setdefault(id(owner_el), []).extend(pts)
             prev = self.unions.get(id(owner_el), ("", None))[1]
@@ -287,7 +292,8 @@ class _Parser:
         code = href.lstrip("#").split("-")[0].upper()
         if code not in self.glyphs:
             return
-        name, (x0, y0, x1, y1) = self.glyphs[code]
+        glyph = self.glyphs[code]
+        name, (x0, y0, x1, y1) = glyph.name, glyph.box
         # The glyph path is in font units (1000 per em); the table is in em.
         box = _bounds(_apply(m, [(x0 * 1000, y0 * 1000), (x1 * 1000, y1 * 1000)]))
         anchor_y = m[5]
