@@ -23,9 +23,11 @@ Where we differ, deliberately (the spec's listed flaws, and what the oracle test
   expected energy level E[l] = sum_l p(l) l over the region (how surely it reaches an object
   centre) and `class_confidence` the mean probability of the voted class over the core (how
   surely and unanimously its pixels name that class). Both lie in [0, 1].
-- **No page is dropped**: detections are padded to `max_detections`, sorted by score, and a
-  page with more keeps the best-scoring ones and sets `overflow` (the original dropped pages
-  with over 800 detections).
+- **No page is dropped**: detections are padded to `max_detections` N and sorted by score; a
+  page with more regions keeps the first N of each group in raster order, the best-scoring N
+  of those, and sets `overflow` (the original dropped pages with over 800 detections). Ranking
+  every region before the cut would need per-region votes over the whole map; a page that
+  overflows wants a larger N instead.
 - **Cached sizes** (`config.decode.class_box_sizes`): the DWD authors' fallback for classes
   whose box regression is poor; the table replaces the regressed size for the classes it names.
 """
@@ -53,7 +55,7 @@ class Detections:
       classes: i32[B, N] model classes (1..136), 0 on padding.
       scores: f32[B, N] confidence in [0, 1], sorted descending; 0 on padding.
       valid: bool[B, N], False on padding.
-      overflow: bool[B], True where a page had more than N objects (the best-scoring N kept).
+      overflow: bool[B], True where a page had more than N regions (see the module docstring).
       ccl_converged: bool[B], False where connected components hit their iteration guard
         (`config.decode.ccl_max_iterations`): components may then be split.
     """
