@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dwd_jax.classes import DEEPSCORES_CLASSES
-from dwd_jax.engrave import corpus, dynamics, generate, glyphs, pool, svg_symbols
+from dwd_jax.engrave import corpus, dynamics, generate, glyphs, pool, raster, svg_symbols
 
 SAMPLE_JSON = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
                / "deepscores_v2_sample" / "deepscores_v2_sample.json")
@@ -246,3 +246,20 @@ def test_combined_dynamics_are_split_into_letters():
     table = glyphs.font_glyphs("Bravura")
     assert m.box[0] == pytest.approx(100 + table["E521"].box[0] * 720)
     assert f.box[0] == pytest.approx(100 + (table["E521"].advance + table["E522"].box[0]) * 720)
+
+
+def test_rasterize_maps_the_view_box_to_pixels_exactly():
+    """A filled rect lands on exactly the pixels `page_transform` predicts; a placeholder is
+    hidden (as verovio's CSS hides it); stroked lines are inked."""
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg"><svg class="definition-scale" '
+           'viewBox="0 0 1000 2000"><g transform="translate(100, 0)">'
+           '<rect x="0" y="200" width="300" height="100" stroke-width="0"/>'
+           '<g class="pb placeholder"><ellipse cx="500" cy="1500" rx="90" ry="90"/></g>'
+           '<path d="M0 1000 L800 1000" stroke-width="20"/></g></svg></svg>')
+    page = raster.rasterize(svg, 100, 200)
+    assert raster.page_transform((0, 0, 1000, 2000), 100, 200) == (0.1, 0.0, 0.0)
+    ink = page < 128
+    expected = np.zeros_like(ink)
+    expected[20:30, 10:40] = True  # the rect: x 100..400, y 200..300 -> /10
+    expected[99:101, 10:90] = True  # the line: y 990..1010, x 100..900
+    assert (ink == expected).all()

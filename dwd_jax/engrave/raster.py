@@ -1,50 +1,33 @@
-"""SVG page -> grey 8-bit page (white paper, black ink), rendered by cairo through cairosvg.
+"""verovio page SVG -> grey 8-bit page (white paper, black ink), drawn with cairo directly.
 
-We draw straight into an 8-bit alpha surface (ink coverage) and read its memory: no PNG
-encode/decode round trip. On our pages this is 2-2.5x faster than resvg-py, which returns
-PNG bytes, and it renders verovio's lyrics and titles (nested `<tspan font-size>`), which
-resvg-py 0.5 left blank. Text falls back to the system serif font (verovio asks for Times);
-text is not annotated, so its exact glyphs do not matter.
+verovio's SVG is a small dialect: glyph `<use>`s of outlines in `<defs>`, paths, polygons,
+polylines, rects, ellipses and text, with translate/scale transforms and a style sheet that
+strokes shapes in the current colour and hides placeholders. We draw exactly that with
+cairocffi into an 8-bit alpha surface (ink coverage): each glyph outline is parsed once per
+page and re-filled under each `<use>` transform. That is several times faster than cairosvg's
+generic renderer or resvg-py (which also returns PNG bytes to decode, and left verovio's
+nested-tspan lyrics blank); benchmarks/bench_engrave.py measures all three. Text uses the
+system serif font (verovio asks for Times); text is not a DeepScoresV2 class, so only its look
+matters.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import xml.etree.ElementTree as ET
 
-import cairocffi
+import cairocffi as cairo
 import numpy as np
-from cairosvg.parser import Tree
-from cairosvg.surface import Surface
 
-
-class _AlphaSurface(Surface):
-    """cairosvg surface drawing ink coverage into a cairo A8 image (no PNG encoding)."""
-
-    device_units_per_user_units = 1
-
-    def _create_surface(self, width, height):
-        return cairocffi.ImageSurface(cairocffi.FORMAT_A8, int(width), int(height)), width, height
-
-
-def rasterize(svg: str, width: int, height: int) -> np.ndarray:
-    """Renders a verovio page SVG at an exact pixel size.
-
-    Args:
-      svg: page SVG (outer `<svg width= height=>` with an inner viewBox'd `<svg>`).
-      width, height: output size in pixels.
-
-    Returns:
-      u8[height, width], 255 = paper, 0 = ink.
-    """
-    # Setting the outer size (rather than zooming) maps the viewBox to pixels exactly as
-    # `page_transform` assumes.
-    svg = re.sub(r'<svg width="[^"]*" height="[^"]*"',
-                 f'<svg width="{width}px" height="{height}px"', svg, count=1)
-    surface = _AlphaSurface(Tree(bytestring=svg.encode()), None, 96)
-    surface.cairo.flush()
-    coverage = np.frombuffer(surface.cairo.get_data(), np.uint8)
-    coverage = coverage.reshape(height, surface.cairo.get_stride())[:, :width]
-    return 255 - coverage
+_SVG = "{http://www.w3.org/2000/svg}"
+_XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+_NUMBER = re.compile(r"[A-Za-z]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_ARITY = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "Z": 0}
+# verovio's style sheet: these text groups are italic / bold.
+_ITALIC = {"dir", "dynam", "mNum"}
+_BOLD = {"ending", "fing", "reh", "tempo"}
+_SERIF = "DejaVu Serif"
 
 
 def page_transform(view_box: tuple[float, float, float, float], width: int, height: int
@@ -56,3 +39,263 @@ def page_transform(view_box: tuple[float, float, float, float], width: int, heig
     vx, vy, vw, vh = view_box
     scale = min(width / vw, height / vh)
     return scale, (width - vw * scale) / 2 - vx * scale, (height - vh * scale) / 2 - vy * scale
+
+
+def _trace(ctx: cairo.Context, d: str) -> None:
+    """Adds an SVG path (absolute and relative M L H V C S Q Z) to ctx's current path."""
+    tokens = _NUMBER.findall(d)
+    i, cmd = 0, ""
+    x = y = sx = sy = 0.0  # current point, subpath start
+    last_ctrl = None  # second control point of the previous cubic (for S)
+    while i < len(tokens):
+        if tokens[i].isalpha():
+            cmd, i = tokens[i], i + 1
+        up = cmd.upper()
+        if up not in _ARITY:
+            raise ValueError(f"unsupported SVG path command {cmd!r} in {d[:60]!r}")
+        if up == "Z":
+            ctx.close_path()
+            x, y, last_ctrl = sx, sy, None
+            continue
+        v = [float(t) for t in tokens[i:i + _ARITY[up]]]
+        i += _ARITY[up]
+        rel = cmd.islower()
+        ox, oy = (x, y) if rel else (0.0, 0.0)
+        if up == "M":
+            x, y = v[0] + ox, v[1] + oy
+            sx, sy = x, y
+            ctx.move_to(x, y)
+            cmd = "l" if rel else "L"  # further pairs are line-tos
+        elif up == "L":
+            x, y = v[0] + ox, v[1] + oy
+            ctx.line_to(x, y)
+        elif up == "H":
+            x = v[0] + ox
+            ctx.line_to(x, y)
+        elif up == "V":
+            y = v[0] + oy
+            ctx.line_to(x, y)
+        elif up == "C":
+            x1, y1, x2, y2 = v[0] + ox, v[1] + oy, v[2] + ox, v[3] + oy
+            x, y = v[4] + ox, v[5] + oy
+            ctx.curve_to(x1, y1, x2, y2, x, y)
+            last_ctrl = (x2, y2)
+            continue
+        elif up == "S":
+            x1, y1 = (2 * x - last_ctrl[0], 2 * y - last_ctrl[1]) if last_ctrl else (x, y)
+            x2, y2 = v[0] + ox, v[1] + oy
+            x, y = v[2] + ox, v[3] + oy
+            ctx.curve_to(x1, y1, x2, y2, x, y)
+            last_ctrl = (x2, y2)
+            continue
+        elif up == "Q":
+            qx, qy = v[0] + ox, v[1] + oy
+            x0, y0 = x, y
+            x, y = v[2] + ox, v[3] + oy
+            ctx.curve_to(x0 + 2 / 3 * (qx - x0), y0 + 2 / 3 * (qy - y0),
+                         x + 2 / 3 * (qx - x), y + 2 / 3 * (qy - y), x, y)
+        last_ctrl = None
+
+
+def _matrix(text: str) -> cairo.Matrix:
+    m = cairo.Matrix()
+    for op, args in re.findall(r"(\w+)\s*\(([^)]*)\)", text):
+        v = [float(a) for a in re.split(r"[\s,]+", args.strip()) if a]
+        if op == "translate":
+            t = cairo.Matrix(x0=v[0], y0=v[1] if len(v) > 1 else 0.0)
+        elif op == "scale":
+            t = cairo.Matrix(xx=v[0], yy=v[1] if len(v) > 1 else v[0])
+        elif op == "matrix":
+            t = cairo.Matrix(*v)
+        elif op == "rotate":
+            t = cairo.Matrix()
+            if len(v) == 3:
+                t.translate(v[1], v[2])
+            t.rotate(math.radians(v[0]))
+            if len(v) == 3:
+                t.translate(-v[1], -v[2])
+        else:
+            raise ValueError(f"unsupported SVG transform {op!r} in {text!r}")
+        m = t.multiply(m)  # apply t first, then what came before
+    return m
+
+
+class _Painter:
+    def __init__(self, ctx: cairo.Context, defs: dict[str, ET.Element]):
+        self.ctx = ctx
+        self.defs = defs
+        self.glyph_paths: dict[str, cairo.Path] = {}
+
+    def glyph(self, ref: str):
+        """A `<defs>` glyph outline as a cairo path (parsed once per page)."""
+        if ref not in self.glyph_paths:
+            ctx = self.ctx
+            ctx.save()
+            ctx.identity_matrix()
+            ctx.new_path()
+            for path in self.defs[ref].iter(_SVG + "path"):
+                ctx.save()
+                if path.get("transform"):
+                    ctx.transform(_matrix(path.get("transform")))
+                _trace(ctx, path.get("d", ""))
+                ctx.restore()
+            self.glyph_paths[ref] = ctx.copy_path()
+            ctx.new_path()
+            ctx.restore()
+        return self.glyph_paths[ref]
+
+    def draw(self, el: ET.Element, classes: frozenset[str]) -> None:
+        tag = el.tag.removeprefix(_SVG)
+        if tag in ("defs", "style", "desc", "title"):
+            return
+        ctx = self.ctx
+        transform = el.get("transform")
+        if transform:
+            ctx.save()
+            ctx.transform(_matrix(transform))
+        if tag in ("g", "svg"):
+            own = (el.get("class") or "").split()
+            if "placeholder" not in own:  # verovio's CSS hides placeholders
+                inner = classes | frozenset(own)
+                for child in el:
+                    self.draw(child, inner)
+        elif tag == "use":
+            ref = (el.get(_XLINK_HREF) or el.get("href") or "").lstrip("#")
+            if ref in self.defs:
+                ctx.new_path()
+                ctx.append_path(self.glyph(ref))
+                ctx.fill()
+        elif tag == "text":
+            self.text(el, classes)
+        else:
+            self.shape(el, tag)
+        if transform:
+            ctx.restore()
+
+    def shape(self, el: ET.Element, tag: str) -> None:
+        ctx = self.ctx
+        ctx.new_path()
+        if tag == "path":
+            _trace(ctx, el.get("d", ""))
+        elif tag in ("polygon", "polyline"):
+            nums = [float(t) for t in re.split(r"[\s,]+", el.get("points", "").strip()) if t]
+            for k in range(0, len(nums) - 1, 2):
+                (ctx.line_to if k else ctx.move_to)(nums[k], nums[k + 1])
+            if tag == "polygon":
+                ctx.close_path()
+        elif tag == "rect":
+            ctx.rectangle(float(el.get("x", 0)), float(el.get("y", 0)),
+                          float(el.get("width", 0)), float(el.get("height", 0)))
+        elif tag in ("ellipse", "circle"):
+            rx = float(el.get("rx", el.get("r", 0)))
+            ry = float(el.get("ry", el.get("r", 0)))
+            if rx <= 0 or ry <= 0:
+                return
+            ctx.save()
+            ctx.translate(float(el.get("cx", 0)), float(el.get("cy", 0)))
+            ctx.scale(rx, ry)
+            ctx.arc(0, 0, 1, 0, 2 * math.pi)
+            ctx.restore()
+        else:
+            return
+        if el.get("fill") != "none" and tag != "polyline":
+            ctx.fill_preserve()
+        # verovio's CSS strokes path/polygon/polyline/rect/ellipse in the current colour.
+        width = float(el.get("stroke-width", 1))
+        if el.get("stroke") != "none" and width > 0:
+            ctx.set_line_width(width)
+            ctx.set_line_cap({"round": cairo.LINE_CAP_ROUND, "square": cairo.LINE_CAP_SQUARE}
+                             .get(el.get("stroke-linecap"), cairo.LINE_CAP_BUTT))
+            ctx.set_line_join({"round": cairo.LINE_JOIN_ROUND, "bevel": cairo.LINE_JOIN_BEVEL}
+                              .get(el.get("stroke-linejoin"), cairo.LINE_JOIN_MITER))
+            dash = el.get("stroke-dasharray")
+            ctx.set_dash([float(t) for t in re.split(r"[\s,]+", dash.strip()) if t]
+                         if dash and dash != "none" else [])
+            ctx.stroke()
+        ctx.new_path()
+
+    def text(self, el: ET.Element, classes: frozenset[str]) -> None:
+        """Draws a `<text>` run by run (nested tspans set size, style, position)."""
+        runs: list[tuple[str, float, bool, bool, float | None, float | None]] = []
+
+        def collect(node, size, italic, bold):
+            size = _font_size(node.get("font-size"), size)
+            italic = italic or node.get("font-style") == "italic"
+            bold = bold or node.get("font-weight") == "bold"
+            if node.get("font-family") and "serif" not in node.get("font-family", "").lower():
+                return  # music-font text (e.g. metronome marks): not a DeepScoresV2 class
+            x = float(node.get("x")) if node.tag == _SVG + "tspan" and node.get("x") else None
+            y = float(node.get("y")) if node.tag == _SVG + "tspan" and node.get("y") else None
+            if node.text and node.text.strip("\n"):
+                runs.append((node.text, size, italic, bold, x, y))
+                x = y = None
+            for child in node:
+                collect(child, size, italic, bold)
+                if child.tail and child.tail.strip():
+                    runs.append((child.tail, size, italic, bold, None, None))
+
+        collect(el, 0.0, bool(classes & _ITALIC), bool(classes & _BOLD))
+        runs = [r for r in runs if r[1] > 0]
+        if not runs:
+            return
+        ctx = self.ctx
+
+        def select(size, italic, bold):
+            ctx.select_font_face(_SERIF, cairo.FONT_SLANT_ITALIC if italic else
+                                 cairo.FONT_SLANT_NORMAL,
+                                 cairo.FONT_WEIGHT_BOLD if bold else cairo.FONT_WEIGHT_NORMAL)
+            ctx.set_font_size(size)
+
+        x, y = float(el.get("x", 0)), float(el.get("y", 0))
+        anchor = el.get("text-anchor", "start")
+        if anchor in ("middle", "end"):
+            total = 0.0
+            for s, size, italic, bold, _, _ in runs:
+                select(size, italic, bold)
+                total += ctx.text_extents(s)[4]
+            x -= total / 2 if anchor == "middle" else total
+        ctx.new_path()
+        ctx.move_to(x, y)
+        for s, size, italic, bold, rx, ry in runs:
+            if rx is not None or ry is not None:
+                cx, cy = ctx.get_current_point()
+                ctx.move_to(rx if rx is not None else cx, ry if ry is not None else cy)
+            select(size, italic, bold)
+            ctx.show_text(s)
+        ctx.new_path()
+
+
+def _font_size(text: str | None, inherited: float) -> float:
+    if not text:
+        return inherited
+    return float(text.removesuffix("px"))
+
+
+def rasterize(svg: str, width: int, height: int) -> np.ndarray:
+    """Renders a verovio page SVG at an exact pixel size.
+
+    Args:
+      svg: page SVG (outer `<svg>` with glyph `<defs>` and an inner viewBox'd `<svg>`).
+      width, height: output size in pixels; the viewBox is fitted as `page_transform` says.
+
+    Returns:
+      u8[height, width], 255 = paper, 0 = ink.
+    """
+    root = ET.fromstring(svg)
+    inner = root.find(_SVG + "svg")
+    if inner is None or not inner.get("viewBox"):
+        raise ValueError("not a verovio page SVG: no inner <svg viewBox=...> (definition-scale)")
+    defs = {g.get("id"): g for d in root.iter(_SVG + "defs") for g in d if g.get("id")}
+    surface = cairo.ImageSurface(cairo.FORMAT_A8, width, height)
+    ctx = cairo.Context(surface)
+    ctx.set_source_rgba(0, 0, 0, 1)
+    scale, dx, dy = page_transform(tuple(float(v) for v in inner.get("viewBox").split()),
+                                   width, height)
+    ctx.translate(dx, dy)
+    ctx.scale(scale, scale)
+    painter = _Painter(ctx, defs)
+    for child in inner:
+        painter.draw(child, frozenset())
+    surface.flush()
+    coverage = np.frombuffer(surface.get_data(), np.uint8).reshape(height, surface.get_stride())
+    return 255 - coverage[:, :width]
