@@ -10,6 +10,7 @@ from configs import default
 
 def get_config() -> ml_collections.ConfigDict:
     c = default.get_config()
+    c.lock()  # A misspelt field below, or in a --config.x override, is an error naming it.
     c.data.scale = 1.0  # Test pages are already small.
     c.data.crop_size = 64  # Two pad multiples: the smallest crop every stride divides.
     c.data.pad_multiple = 32  # The backbone's coarsest stride, the least the decoder needs.

@@ -165,7 +165,9 @@ def crop_page(
     if len(kept_boxes) > max_objects:
         logging.warning(
             "%s: %d objects in a crop, keeping the first %d; raise data.max_objects.",
-            name, len(kept_boxes), max_objects,
+            name,
+            len(kept_boxes),
+            max_objects,
         )
     count = min(len(kept_boxes), max_objects)
     out_boxes = np.zeros((max_objects, 4), np.float32)
@@ -206,8 +208,12 @@ class _TrainPage(grain.RandomMapTransform):
         name = f"record {element.get('index', '?')}"
         page = scale_page(parse_page(element, name=name), self._scale)
         return crop_page(
-            page, rng, crop_size=self._crop_size, top_left_prob=self._top_left_prob,
-            max_objects=self._max_objects, name=name,
+            page,
+            rng,
+            crop_size=self._crop_size,
+            top_left_prob=self._top_left_prob,
+            max_objects=self._max_objects,
+            name=name,
         )
 
 
@@ -250,6 +256,31 @@ def validate_data_config(data: ml_collections.ConfigDict) -> None:
         raise ValueError(f"data.crop_top_left_prob={data.crop_top_left_prob} is not in [0, 1].")
     if data.scale <= 0:
         raise ValueError(f"data.scale={data.scale} must be positive.")
+
+
+def open_source(data: ml_collections.ConfigDict, split: str) -> Sequence[Mapping[str, Any]]:
+    """The random-access records of `data.name` / `split`, read without TensorFlow.
+
+    Args:
+      data: the `config.data` section (`name`, `data_dir`).
+      split: e.g. `data.train_split`.
+
+    Raises:
+      FileNotFoundError: the dataset has not been prepared, with the command that prepares it.
+    """
+    import tensorflow_datasets as tfds
+
+    import dwd_jax  # noqa: F401  (registers the `deep_scores` builder)
+
+    try:
+        return tfds.data_source(data.name, split=split, data_dir=data.data_dir or None)
+    except Exception as error:  # TFDS raises several types for a dataset that is not there.
+        raise FileNotFoundError(
+            f"Could not open TFDS dataset {data.name!r} split {split!r} in data_dir "
+            f"{data.data_dir or '~/tensorflow_datasets'!r} ({error}). Prepare it first: "
+            "`python run.py generate` for the engraved corpus, or put the DeepScoresV2 "
+            "download in config.data.manual_dir."
+        ) from error
 
 
 def make_train_loader(

@@ -20,9 +20,10 @@ def synthetic_records(num_pages: int, *, height: int = 200, width: int = 150, se
         y0 = rng.integers(0, height - 12, count)
         x0 = rng.integers(0, width - 12, count)
         size = rng.integers(4, 12, (count, 2))
-        for y, x, (h, w) in zip(y0, x0, size):
+        for y, x, (h, w) in zip(y0, x0, size, strict=False):
             image[y : y + h, x : x + w] = 0
-        boxes = np.stack([y0, x0, y0 + size[:, 0], x0 + size[:, 1]], 1) / [height, width, height, width]
+        corners = np.stack([y0, x0, y0 + size[:, 0], x0 + size[:, 1]], 1)
+        boxes = corners / [height, width, height, width]
         records.append(
             {
                 "image": image,
@@ -165,12 +166,12 @@ def test_loader_is_deterministic_and_resumes_at_its_position():
     after = _take(first, 2)
 
     again = iter(input_pipeline.make_train_loader(source, config.data, seed=3))
-    for a, b in zip(batches, _take(again, 2)):
+    for a, b in zip(batches, _take(again, 2), strict=False):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
     resumed = iter(input_pipeline.make_train_loader(source, config.data, seed=3))
     resumed.set_state(state)
-    for a, b in zip(after, _take(resumed, 2)):
+    for a, b in zip(after, _take(resumed, 2), strict=False):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
     other = next(iter(input_pipeline.make_train_loader(source, config.data, seed=4)))

@@ -1,0 +1,93 @@
+"""Orbax checkpoints of the train state together with the input pipeline's position.
+
+One checkpoint = `state` (the TrainState pytree, restored straight into its shardings) and
+`data` (each process's grain iterator state), so a resumed run sees exactly the batches the
+interrupted run would have seen. Orbax writes into a temporary folder and renames it when
+complete (atomic), keeps the last `train.keep_checkpoints`, and saves asynchronously.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grain.python as grain
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+
+def make_manager(workdir: str | Path, train: ml_collections.ConfigDict) -> ocp.CheckpointManager:
+    """The checkpoint manager of a run, under `<workdir>/checkpoints`.
+
+    Args:
+      workdir: the run's folder.
+      train: the `config.train` section (`checkpoint_every`, `keep_checkpoints`).
+    """
+    options = ocp.CheckpointManagerOptions(
+        save_interval_steps=train.checkpoint_every,
+        max_to_keep=train.keep_checkpoints,
+        create=True,
+    )
+    return ocp.CheckpointManager(
+        Path(workdir).absolute() / "checkpoints",
+        options=options,
+        item_handlers={
+            "state": ocp.StandardCheckpointHandler(),
+            "data": grain.PyGrainCheckpointHandler(),
+        },
+    )
+
+
+def save(
+    manager: ocp.CheckpointManager,
+    step: int,
+    state: Any,
+    data_iterator: grain.PyGrainDatasetIterator,
+    *,
+    force: bool = False,
+) -> bool:
+    """Saves `state` and the iterator position at `step` if the save interval says so.
+
+    The caller guarantees `state` is finite (train.py checks every step's loss and gradients
+    before it gets here), so a checkpoint on disk is always a good one.
+
+    Returns:
+      Whether a checkpoint was started.
+    """
+    return manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=grain.PyGrainCheckpointSave(data_iterator),
+        ),
+        force=force,
+    )
+
+
+def restore_latest(
+    manager: ocp.CheckpointManager,
+    abstract_state: Any,
+    data_iterator: grain.PyGrainDatasetIterator,
+) -> Any | None:
+    """Restores the newest checkpoint into `abstract_state`'s shapes and shardings.
+
+    Args:
+      manager: from `make_manager`.
+      abstract_state: pytree of `jax.ShapeDtypeStruct` with `.sharding` set.
+      data_iterator: its position is restored in place.
+
+    Returns:
+      The restored state, or None when the folder holds no checkpoint.
+    """
+    step = manager.latest_step()
+    if step is None:
+        return None
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=grain.PyGrainCheckpointRestore(data_iterator),
+        ),
+    )
+    return jax.block_until_ready(restored["state"])
