@@ -14,16 +14,15 @@ matters.
 from __future__ import annotations
 
 import math
-import re
 import xml.etree.ElementTree as ET
 
 import cairocffi as cairo
 import numpy as np
 
+from dwd_jax.engrave import svg_geometry
+
 _SVG = "{http://www.w3.org/2000/svg}"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
-_NUMBER = re.compile(r"[A-Za-z]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_ARITY = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "Z": 0}
 # verovio's style sheet: these text groups are italic / bold.
 _ITALIC = {"dir", "dynam", "mNum"}
 _BOLD = {"ending", "fing", "reh", "tempo"}
@@ -42,82 +41,21 @@ def page_transform(view_box: tuple[float, float, float, float], width: int, heig
 
 
 def _trace(ctx: cairo.Context, d: str) -> None:
-    """Adds an SVG path (absolute and relative M L H V C S Q Z) to ctx's current path."""
-    tokens = _NUMBER.findall(d)
-    i, cmd = 0, ""
-    x = y = sx = sy = 0.0  # current point, subpath start
-    last_ctrl = None  # second control point of the previous cubic (for S)
-    while i < len(tokens):
-        if tokens[i].isalpha():
-            cmd, i = tokens[i], i + 1
-        up = cmd.upper()
-        if up not in _ARITY:
-            raise ValueError(f"unsupported SVG path command {cmd!r} in {d[:60]!r}")
-        if up == "Z":
+    """Adds SVG path data to ctx's current path."""
+    for c in svg_geometry.path_commands(d):
+        if c[0] == "M":
+            ctx.move_to(c[1], c[2])
+        elif c[0] == "L":
+            ctx.line_to(c[1], c[2])
+        elif c[0] == "C":
+            ctx.curve_to(*c[1:])
+        else:
             ctx.close_path()
-            x, y, last_ctrl = sx, sy, None
-            continue
-        v = [float(t) for t in tokens[i:i + _ARITY[up]]]
-        i += _ARITY[up]
-        rel = cmd.islower()
-        ox, oy = (x, y) if rel else (0.0, 0.0)
-        if up == "M":
-            x, y = v[0] + ox, v[1] + oy
-            sx, sy = x, y
-            ctx.move_to(x, y)
-            cmd = "l" if rel else "L"  # further pairs are line-tos
-        elif up == "L":
-            x, y = v[0] + ox, v[1] + oy
-            ctx.line_to(x, y)
-        elif up == "H":
-            x = v[0] + ox
-            ctx.line_to(x, y)
-        elif up == "V":
-            y = v[0] + oy
-            ctx.line_to(x, y)
-        elif up == "C":
-            x1, y1, x2, y2 = v[0] + ox, v[1] + oy, v[2] + ox, v[3] + oy
-            x, y = v[4] + ox, v[5] + oy
-            ctx.curve_to(x1, y1, x2, y2, x, y)
-            last_ctrl = (x2, y2)
-            continue
-        elif up == "S":
-            x1, y1 = (2 * x - last_ctrl[0], 2 * y - last_ctrl[1]) if last_ctrl else (x, y)
-            x2, y2 = v[0] + ox, v[1] + oy
-            x, y = v[2] + ox, v[3] + oy
-            ctx.curve_to(x1, y1, x2, y2, x, y)
-            last_ctrl = (x2, y2)
-            continue
-        elif up == "Q":
-            qx, qy = v[0] + ox, v[1] + oy
-            x0, y0 = x, y
-            x, y = v[2] + ox, v[3] + oy
-            ctx.curve_to(x0 + 2 / 3 * (qx - x0), y0 + 2 / 3 * (qy - y0),
-                         x + 2 / 3 * (qx - x), y + 2 / 3 * (qy - y), x, y)
-        last_ctrl = None
 
 
 def _matrix(text: str) -> cairo.Matrix:
-    m = cairo.Matrix()
-    for op, args in re.findall(r"(\w+)\s*\(([^)]*)\)", text):
-        v = [float(a) for a in re.split(r"[\s,]+", args.strip()) if a]
-        if op == "translate":
-            t = cairo.Matrix(x0=v[0], y0=v[1] if len(v) > 1 else 0.0)
-        elif op == "scale":
-            t = cairo.Matrix(xx=v[0], yy=v[1] if len(v) > 1 else v[0])
-        elif op == "matrix":
-            t = cairo.Matrix(*v)
-        elif op == "rotate":
-            t = cairo.Matrix()
-            if len(v) == 3:
-                t.translate(v[1], v[2])
-            t.rotate(math.radians(v[0]))
-            if len(v) == 3:
-                t.translate(-v[1], -v[2])
-        else:
-            raise ValueError(f"unsupported SVG transform {op!r} in {text!r}")
-        m = t.multiply(m)  # apply t first, then what came before
-    return m
+    # cairo.Matrix(xx, yx, xy, yy, x0, y0) is SVG's matrix(a, b, c, d, e, f).
+    return cairo.Matrix(*svg_geometry.parse_transform(text))
 
 
 class _Painter:
@@ -178,7 +116,7 @@ class _Painter:
         if tag == "path":
             _trace(ctx, el.get("d", ""))
         elif tag in ("polygon", "polyline"):
-            nums = [float(t) for t in re.split(r"[\s,]+", el.get("points", "").strip()) if t]
+            nums = svg_geometry.parse_numbers(el.get("points"))
             for k in range(0, len(nums) - 1, 2):
                 (ctx.line_to if k else ctx.move_to)(nums[k], nums[k + 1])
             if tag == "polygon":
@@ -209,8 +147,7 @@ class _Painter:
             ctx.set_line_join({"round": cairo.LINE_JOIN_ROUND, "bevel": cairo.LINE_JOIN_BEVEL}
                               .get(el.get("stroke-linejoin"), cairo.LINE_JOIN_MITER))
             dash = el.get("stroke-dasharray")
-            ctx.set_dash([float(t) for t in re.split(r"[\s,]+", dash.strip()) if t]
-                         if dash and dash != "none" else [])
+            ctx.set_dash(svg_geometry.parse_numbers(dash) if dash and dash != "none" else [])
             ctx.stroke()
         ctx.new_path()
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import xml.etree.ElementTree as ET
 
-from dwd_jax.engrave import glyphs
+from dwd_jax.engrave import glyphs, svg_geometry
 
 _SVG = "{http://www.w3.org/2000/svg}"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -73,35 +72,6 @@ class _Staff:
         return (ys[-1] - ys[0]) / max(len(ys) - 1, 1) if len(ys) > 1 else 0.0
 
 
-def _parse_transform(text: str | None) -> tuple[float, ...]:
-    """SVG transform attribute -> affine (a, b, c, d, e, f) as in `matrix(...)`."""
-    m = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
-    for op, args in re.findall(r"(\w+)\s*\(([^)]*)\)", text or ""):
-        v = [float(x) for x in re.split(r"[\s,]+", args.strip()) if x]
-        if op == "translate":
-            t = (1.0, 0.0, 0.0, 1.0, v[0], v[1] if len(v) > 1 else 0.0)
-        elif op == "scale":
-            t = (v[0], 0.0, 0.0, v[1] if len(v) > 1 else v[0], 0.0, 0.0)
-        elif op == "matrix":
-            t = tuple(v)
-        elif op == "rotate":
-            a = math.radians(v[0])
-            cx, cy = (v[1], v[2]) if len(v) == 3 else (0.0, 0.0)
-            c, s = math.cos(a), math.sin(a)
-            t = (c, s, -s, c, cx - c * cx + s * cy, cy - s * cx - c * cy)
-        else:
-            raise ValueError(f"unsupported SVG transform {op!r} in {text!r}")
-        m = _compose(m, t)
-    return m
-
-
-def _compose(m: tuple[float, ...], t: tuple[float, ...]) -> tuple[float, ...]:
-    a, b, c, d, e, f = m
-    a2, b2, c2, d2, e2, f2 = t
-    return (a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2,
-            a * e2 + c * f2 + e, b * e2 + d * f2 + f)
-
-
 def _apply(m: tuple[float, ...], pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
     a, b, c, d, e, f = m
     return [(a * x + c * y + e, b * x + d * y + f) for x, y in pts]
@@ -119,36 +89,14 @@ def _union(a: tuple[float, ...] | None, b: tuple[float, ...]) -> tuple[float, fl
 
 
 def _path_points(d: str) -> list[tuple[float, float]]:
-    """Points on an absolute SVG path (M, L, H, V, C, Q, Z), curves sampled densely."""
-    tokens = re.findall(r"[A-Za-z]|-?\d*\.?\d+(?:[eE][-+]?\d+)?", d)
+    """Points on an SVG path, curves sampled densely (their tight box within a hair)."""
     pts: list[tuple[float, float]] = []
-    cmd, i, cur = "", 0, (0.0, 0.0)
-    while i < len(tokens):
-        if tokens[i].isalpha():
-            cmd, i = tokens[i], i + 1
-            if cmd in "Zz":
-                continue
-        if cmd.islower():
-            raise ValueError(f"relative SVG path command {cmd!r} is not supported: {d[:80]!r}")
-        n = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "Q": 4}.get(cmd)
-        if n is None:
-            raise ValueError(f"unsupported SVG path command {cmd!r} in {d[:80]!r}")
-        v = [float(x) for x in tokens[i:i + n]]
-        i += n
-        if cmd in "ML":
-            cur = (v[0], v[1])
-            pts.append(cur)
-        elif cmd == "H":
-            cur = (v[0], cur[1])
-            pts.append(cur)
-        elif cmd == "V":
-            cur = (cur[0], v[0])
-            pts.append(cur)
-        else:
-            ctrl = [cur] + [(v[k], v[k + 1]) for k in range(0, n, 2)]
-            for s in range(1, _BEZIER_STEPS + 1):
-                pts.append(_bezier(ctrl, s / _BEZIER_STEPS))
-            cur = ctrl[-1]
+    for c in svg_geometry.path_commands(d):
+        if c[0] in "ML":
+            pts.append((c[1], c[2]))
+        elif c[0] == "C":
+            ctrl = [pts[-1] if pts else (0.0, 0.0), c[1:3], c[3:5], c[5:7]]
+            pts.extend(_bezier(ctrl, s / _BEZIER_STEPS) for s in range(1, _BEZIER_STEPS + 1))
     return pts
 
 
@@ -174,7 +122,7 @@ def _shape_points(el: ET.Element, m: tuple[float, ...]) -> list[tuple[float, flo
         pts = _path_points(d)
         open_stroke = "Z" not in d.upper()
     elif tag in ("polygon", "polyline"):
-        nums = [float(x) for x in re.split(r"[\s,]+", el.get("points", "").strip()) if x]
+        nums = svg_geometry.parse_numbers(el.get("points"))
         pts = list(zip(nums[0::2], nums[1::2], strict=True))
         open_stroke = tag == "polyline"
     elif tag == "rect":
@@ -224,7 +172,8 @@ class _Parser:
         tag = el.tag.removeprefix(_SVG)
         if tag in ("defs", "style", "desc", "title", "text"):
             return
-        m = _compose(m, _parse_transform(el.get("transform"))) if el.get("transform") else m
+        if el.get("transform"):
+            m = svg_geometry.compose(m, svg_geometry.parse_transform(el.get("transform")))
         if tag in ("g", "svg"):
             classes = set((el.get("class") or "").split())
             if "placeholder" in classes:
@@ -295,7 +244,8 @@ class _Parser:
         glyph = self.glyphs[code]
         name, (x0, y0, x1, y1) = glyph.name, glyph.box
         # The glyph path is in font units (1000 per em); the table is in em.
-        box = _bounds(_apply(m, [(x0 * 1000, y0 * 1000), (x1 * 1000, y1 * 1000)]))
+        corners = [(x * 1000, y * 1000) for x in (x0, x1) for y in (y0, y1)]
+        box = _bounds(_apply(m, corners))
         anchor_y = m[5]
         scale = math.sqrt(abs(m[0] * m[3]))
         owner, owner_el = self._owner(ctx)
@@ -388,5 +338,5 @@ def parse_page(svg: str, font: str) -> tuple[list[Symbol], tuple[float, float, f
         raise ValueError("not a verovio page SVG: no inner <svg viewBox=...> (definition-scale)")
     view_box = tuple(float(v) for v in inner.get("viewBox").split())
     parser = _Parser(font)
-    parser.visit(inner, (1.0, 0.0, 0.0, 1.0, 0.0, 0.0), ())
+    parser.visit(inner, svg_geometry.IDENTITY, ())
     return parser.finish(), view_box
