@@ -33,7 +33,9 @@ quirk). Options:
   so the result for a page does not depend on its batch mates or on the device count: the
   default. BENCHMARKS.md `## Model` measures it against the others.
 - "batch": normalise with the statistics of the current batch, always (no running averages,
-  so `apply` stays pure). With batch size 1 this is exactly the original.
+  so `apply` stays pure). With batch size 1 this is exactly the original. Under `jax.jit` with
+  a batch sharded over devices the mean is over the global batch, so the result does not
+  depend on the device count, but a page's outputs do depend on its batch mates.
 - "none": no normalisation in the backbone.
 
 `config.model.dtype = "bfloat16"` computes convs in bf16 with f32 parameters; outputs are f32.
