@@ -6,7 +6,8 @@ Prints Markdown tables:
      resvg-py beside our cairo rasteriser for comparison;
   3. disk per 1000 pages.
 
-Usage: python benchmarks/bench_engrave.py [--pages 16] [--seed 0]
+Usage: python benchmarks/bench_engrave.py [--pages 60] [--seed 0]
+(throughput includes starting the worker processes, about a second each: use enough pages.)
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _stages(pages: int, seed: int) -> tuple[dict[str, float], int]:
             continue
         tk.renderToTimemap({"includeMeasures": False, "includeRests": False})
         cpu["verovio load + layout + timemap"] += time.process_time() - t
-        for number in range(1, min(tk.getPageCount(), 2) + 1):
+        for number in range(1, min(tk.getPageCount(), 2, pages - done) + 1):
             t = time.process_time()
             svg = dynamics.split_combined(tk.renderToSVG(number), style.font)
             cpu["verovio page SVG"] += time.process_time() - t
@@ -102,7 +103,7 @@ def _stages(pages: int, seed: int) -> tuple[dict[str, float], int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=16)
+    parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -115,7 +116,7 @@ def main() -> None:
     for workers, rate, n, _ in rows:
         print(f"| {workers} | {n} | {rate:.2f} | {rate / rows[0][1]:.2f} |")
 
-    cpu, n = _stages(min(args.pages, 8), args.seed)
+    cpu, n = _stages(min(args.pages, 10), args.seed)
     total = sum(v for k, v in cpu.items() if not k.startswith("(not used)"))
     print(f"\n## CPU seconds per page by stage, one process, {n} pages\n")
     print("| stage | CPU s/page | x whole page |\n|---|---:|---:|")
