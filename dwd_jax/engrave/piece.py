@@ -86,8 +86,8 @@ def engrave_piece(task: PieceTask) -> dict:
             continue
         filename = image_filename(task.key, task.style.font, number)
         buf = io.BytesIO()
-        # Fast zlib level: 4x quicker than the default for about 30 % more disk.
-        Image.fromarray(image, mode="L").save(buf, format="PNG", compress_level=1)
+        # zlib level 1: about 1.5x quicker to write than the default 6, for ~30 % more disk.
+        Image.fromarray(image).save(buf, format="PNG", compress_level=1)
         dsv2.write_atomic(os.path.join(task.images_dir, filename), buf.getvalue())
         pages.append({"filename": filename, "width": width, "height": height,
                       "annotations": annotations})
