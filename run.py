@@ -1,0 +1,76 @@
+"""dwd-jax command line: flags only; the work is in `dwd_jax.workflow`.
+
+    python run.py [COMMAND] [--config=configs/default.py] [--config.train.steps=500] [--workdir=...]
+
+Commands:
+  all (default)   engrave the embedded corpus if absent, train (resuming), evaluate, draw
+  generate        engrave the corpus (resumable) and prepare the TFDS dataset
+  train           train (resuming from the newest checkpoint in --workdir)
+  eval            evaluate the newest checkpoint on config.data.eval_split (or --split)
+  eval_folder F   evaluate on a DeepScoresV2-layout folder F as new pages (staff-space rescaled)
+  detect FILES    detect symbols on image files: proposals, COCO results and overlays
+
+Multi-host: pass --multihost to call `jax.distributed.initialize()` (its arguments come from the
+cluster environment, or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/default.py", "Experiment config (a get_config() file).", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", "workdir/default", "Checkpoints, logs and reports.")
+_SPLIT = flags.DEFINE_string("split", None, "Split for `eval` (default: config.data.eval_split).")
+_MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first.")
+
+COMMANDS = ("all", "generate", "train", "eval", "eval_folder", "detect")
+
+
+def main(argv: list[str]) -> None:
+    command, *args = argv[1:] or ["all"]
+    if command not in COMMANDS:
+        raise app.UsageError(f"unknown command {command!r}; use one of {', '.join(COMMANDS)}")
+    if command in ("detect", "eval_folder") and not args:
+        raise app.UsageError(f"`run.py {command}` needs at least one path")
+    logging.getLogger().setLevel(logging.INFO)
+    if _MULTIHOST.value:
+        import jax
+
+        jax.distributed.initialize()
+
+    from dwd_jax import train, workflow
+
+    config, workdir = _CONFIG.value, _WORKDIR.value
+    if command == "all":
+        result = workflow.run_all(config, workdir)
+    elif command == "generate":
+        workflow.prepare_data(config)
+        return
+    elif command == "train":
+        train.train_and_evaluate(config, workdir)
+        return
+    elif command == "eval":
+        result = workflow.evaluate_split(config, workdir, split=_SPLIT.value)
+    elif command == "eval_folder":
+        result = {a: workflow.evaluate_folder(config, workdir, a) for a in args}
+    else:
+        result = workflow.detect_files(config, workdir, args)
+    print(json.dumps(_headline(result), indent=2))
+
+
+def _headline(result: dict) -> dict:
+    """The few numbers and paths worth printing (reports hold the rest)."""
+    keys = ("map", "map50", "voc_map50", "voc_map25", "num_pages", "num_failed")
+    if all(isinstance(v, dict) for v in result.values()):  # eval_folder: one result per folder.
+        return {k: _headline(v) for k, v in result.items()}
+    return {k: v for k, v in result.items() if k in keys or isinstance(v, str | list) and k != "pages"}
+
+
+if __name__ == "__main__":
+    app.run(main)
