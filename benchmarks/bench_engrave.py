@@ -17,6 +17,7 @@ import collections
 import io
 import os
 import re
+import resource
 import tempfile
 import time
 
@@ -42,7 +43,9 @@ class _AlphaSurface(Surface):
         return cairocffi.ImageSurface(cairocffi.FORMAT_A8, int(width), int(height)), width, height
 
 
-def _throughput(pages: int, seed: int, workers: int) -> tuple[float, int, float]:
+def _throughput(pages: int, seed: int, workers: int) -> tuple[float, int, float, float]:
+    """(pages/s, pages, MB per page, worker CPU s per page) of one generate() run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as out:
         stats = generate(out, num_pages=pages, seed=seed, workers=workers, progress=False,
                          width_range=WIDTH)
@@ -50,7 +53,9 @@ def _throughput(pages: int, seed: int, workers: int) -> tuple[float, int, float]
         mb = sum(os.path.getsize(f) for f in files) / 1e6 / max(len(files), 1)
         json_mb = sum(os.path.getsize(os.path.join(out, f"deepscores_{s}.json"))
                       for s in ("train", "test")) / 1e6 / stats["pages"]
-    return stats["pages"] / stats["seconds"], stats["pages"], mb + json_mb
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, joined at the end
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / stats["pages"]
+    return stats["pages"] / stats["seconds"], stats["pages"], mb + json_mb, cpu
 
 
 def _stages(pages: int, seed: int) -> tuple[dict[str, float], int]:
@@ -105,16 +110,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved rounds per worker count; the best is reported")
     args = parser.parse_args()
 
-    rows = []
-    for workers in (1, 2):
-        rate, n, mb = _throughput(args.pages, args.seed, workers)
-        rows.append((workers, rate, n, mb))
-    print(f"## generate(), {args.pages} pages at 2480x3508, seed {args.seed}\n")
-    print("| workers | pages | pages/s | x 1 worker |\n|---:|---:|---:|---:|")
-    for workers, rate, n, _ in rows:
-        print(f"| {workers} | {n} | {rate:.2f} | {rate / rows[0][1]:.2f} |")
+    best: dict[int, tuple[float, int, float, float]] = {}
+    for _ in range(args.rounds):  # interleaved, so a burst of outside load hits both alike
+        for workers in (1, 2):
+            result = _throughput(args.pages, args.seed, workers)
+            if workers not in best or result[0] > best[workers][0]:
+                best[workers] = result
+    print(f"## generate(), {args.pages} pages at 2480x3508, seed {args.seed}, best of "
+          f"{args.rounds} (load average at the end: {os.getloadavg()[0]:.1f})\n")
+    print("| workers | pages | pages/s | x 1 worker | worker CPU s/page "
+          "| pages/s if the workers had their cores |\n|---:|---:|---:|---:|---:|---:|")
+    for workers, (rate, n, _, cpu) in best.items():
+        print(f"| {workers} | {n} | {rate:.2f} | {rate / best[1][0]:.2f} | {cpu:.3f} "
+              f"| {workers / cpu:.2f} |")
 
     cpu, n = _stages(min(args.pages, 10), args.seed)
     total = sum(v for k, v in cpu.items() if not k.startswith("(not used)"))
@@ -126,7 +138,7 @@ def main() -> None:
     print(f"| implied pages/s with 2 idle cores | {2 / total:.2f} | |")
 
     print("\n## Disk\n\n| per 1000 pages | GB |\n|---|---:|")
-    print(f"| images + JSON, 2480x3508 grey PNG (zlib level 1) | {rows[-1][3]:.2f} |")
+    print(f"| images + JSON, 2480x3508 grey PNG (zlib level 1) | {best[2][2]:.2f} |")
 
 
 if __name__ == "__main__":
