@@ -73,7 +73,11 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
     for k in keys:
         if os.path.exists(shard_path[k]):
             with open(shard_path[k]) as f:
-                done[k] = json.load(f)
+                try:
+                    done[k] = json.load(f)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"annotation shard {shard_path[k]} is not valid JSON ({e}); "
+                                     "delete it and re-run to engrave that piece again") from None
     resumed = _prefix_pages(keys, done, num_pages)
     state = {"in_flight": 0}
 
