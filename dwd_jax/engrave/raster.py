@@ -13,20 +13,22 @@ matters.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import xml.etree.ElementTree as ET
 
 import cairocffi as cairo
 import numpy as np
 
-from dwd_jax.engrave import svg_geometry
+from dwd_jax.engrave import glyphs, svg_geometry
 
 _SVG = "{http://www.w3.org/2000/svg}"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 # verovio's style sheet: these text groups are italic / bold.
 _ITALIC = {"dir", "dynam", "mNum"}
 _BOLD = {"ending", "fing", "reh", "tempo"}
-_SERIF = "DejaVu Serif"
+_SERIF = "DejaVu Serif"  # any serif fontconfig finds; each run is fitted to Times' width
 
 
 def page_transform(view_box: tuple[float, float, float, float], width: int, height: int
@@ -183,23 +185,45 @@ class _Painter:
                                  cairo.FONT_WEIGHT_BOLD if bold else cairo.FONT_WEIGHT_NORMAL)
             ctx.set_font_size(size)
 
+        # verovio placed the text with Times' advance widths; squeezing or stretching each run
+        # to that width keeps lyrics from colliding in our wider fallback font.
+        widths = [_times_width(s, size, italic, bold) for s, size, italic, bold, _, _ in runs]
         x, y = float(el.get("x", 0)), float(el.get("y", 0))
         anchor = el.get("text-anchor", "start")
         if anchor in ("middle", "end"):
-            total = 0.0
-            for s, size, italic, bold, _, _ in runs:
-                select(size, italic, bold)
-                total += ctx.text_extents(s)[4]
-            x -= total / 2 if anchor == "middle" else total
-        ctx.new_path()
-        ctx.move_to(x, y)
-        for s, size, italic, bold, rx, ry in runs:
-            if rx is not None or ry is not None:
-                cx, cy = ctx.get_current_point()
-                ctx.move_to(rx if rx is not None else cx, ry if ry is not None else cy)
+            x -= sum(widths) / 2 if anchor == "middle" else sum(widths)
+        for (s, size, italic, bold, rx, ry), width in zip(runs, widths, strict=True):
+            x, y = (rx if rx is not None else x), (ry if ry is not None else y)
             select(size, italic, bold)
+            drawn = ctx.text_extents(s)[4]
+            ctx.save()
+            ctx.translate(x, y)
+            if drawn > 0 and width > 0:
+                ctx.scale(width / drawn, 1.0)
+            ctx.new_path()
+            ctx.move_to(0, 0)
             ctx.show_text(s)
-        ctx.new_path()
+            ctx.new_path()
+            ctx.restore()
+            x += width
+
+
+@functools.cache
+def _times_advances(italic: bool, bold: bool) -> dict[str, float]:
+    """verovio's Times metrics: character -> advance in em (ink extent where none is given)."""
+    style = "-".join(s for s, on in (("bold", bold), ("italic", italic)) if on)
+    path = os.path.join(glyphs.resource_path(), "text", f"Times{'-' + style if style else ''}.xml")
+    root = ET.parse(path).getroot()
+    upm = float(root.get("units-per-em"))
+    return {chr(int(g.get("c"), 16)):
+            float(g.get("h-a-x") or float(g.get("x")) + float(g.get("w"))) / upm
+            for g in root.iter("g")}
+
+
+def _times_width(text: str, size: float, italic: bool, bold: bool) -> float:
+    """Width verovio laid `text` out with (characters it has no metrics for count as 0.5 em)."""
+    table = _times_advances(italic, bold)
+    return size * sum(table.get(ch, 0.5) for ch in text)
 
 
 def _font_size(text: str | None, inherited: float) -> float:
