@@ -21,8 +21,8 @@ Where we differ, deliberately (the spec's listed flaws, and what the oracle test
 - **A confidence score** (the original wrote the class index as the score):
   `score = peak_energy / (L - 1) * class_confidence` where `peak_energy` is the largest
   expected energy level E[l] = sum_l p(l) l over the region (how surely it reaches an object
-  centre) and `class_confidence` the mean probability of the voted class over the core (how
-  surely and unanimously its pixels name that class). Both lie in [0, 1].
+  centre) and `class_confidence` the probability of the voted class at that peak pixel (how
+  surely the object's centre names its class). Both lie in [0, 1].
 - **No page is dropped**: detections are padded to `max_detections` N and sorted by score; a
   page with more regions keeps the first N of each group in raster order, the best-scoring N
   of those, and sets `overflow` (the original dropped pages with over 800 detections). Ranking
@@ -122,6 +122,49 @@ def decode(
     )
 
 
+def argmax_last(x: jax.Array) -> jax.Array:
+    """`jnp.argmax(x, axis=-1)` (first index on ties), fast on CPU.
+
+    XLA's CPU argmax is a variadic reduction, and a compare-and-select reduction does not
+    vectorise either: over 137 classes on a 960x720 map both take ~20x longer than a plain
+    float max. So the index rides in a float max: `(x - max) * 1e30 + (C - k)` is `C - k` at
+    the maxima and far below 1 elsewhere (for any gap above ~1e-28).
+
+    Args:
+      x: f32[..., C] finite logits.
+
+    Returns:
+      i32[...].
+    """
+    c = x.shape[-1]
+    gap = (x - jnp.max(x, axis=-1, keepdims=True)) * 1e30
+    key = jnp.max(gap + (c - jnp.arange(c, dtype=x.dtype)), axis=-1)
+    return (c - key).astype(jnp.int32)
+
+
+def energy_maps(energy_logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The argmax level and the expected level E[l] = sum_l softmax(logits)_l * l.
+
+    Written level by level over [h, w] slices: XLA on CPU handles a 20-wide minor axis with
+    broadcasts about 10x slower than these elementwise passes.
+
+    Args:
+      energy_logits: f32[h, w, L].
+
+    Returns:
+      level: i32[h, w] argmax (first on ties); expected: f32[h, w].
+    """
+    logits = [energy_logits[..., k] for k in range(energy_logits.shape[-1])]
+    top = functools.reduce(jnp.maximum, logits)
+    level = jnp.zeros(top.shape, jnp.int32)
+    total = weighted = jnp.zeros(top.shape, jnp.float32)
+    for k in reversed(range(len(logits))):  # Reversed, so the first maximum wins.
+        level = jnp.where(logits[k] == top, k, level)
+        weight = jnp.exp(logits[k] - top)
+        total, weighted = total + weight, weighted + k * weight
+    return level, weighted / total
+
+
 def watershed(energy: jax.Array, foreground: jax.Array, saddle_depth: float) -> jax.Array:
     """Cuts the foreground into one region per significant energy peak.
 
@@ -191,8 +234,10 @@ def _decode_map(
     """One page, one group: f32[h, w, L], f32[h, w, C], f32[h, w, 2] -> padded detections."""
     h, w, levels = energy_logits.shape
     n = max_detections
-    foreground = jnp.argmax(energy_logits, axis=-1) > cutoff
-    energy = jax.nn.softmax(energy_logits, axis=-1) @ jnp.arange(levels, dtype=jnp.float32)
+    # The barrier materialises the maps: left alone, XLA fuses the 20 exponentials into each of
+    # the watershed's shifted reads and computes them ~20 times over.
+    level, energy = jax.lax.optimization_barrier(energy_maps(energy_logits))
+    foreground = level > cutoff
 
     if saddle_depth > 0:
         labels, _ = ccl.relabel(watershed(energy, foreground, saddle_depth), foreground)
@@ -235,7 +280,7 @@ def _decode_map(
 
     num_classes = class_logits.shape[-1]
     class_logits = class_logits.reshape(h * w, num_classes)
-    votes_for = jnp.argmax(class_logits, axis=-1)
+    votes_for = argmax_last(class_logits)
     votes = (
         jnp.zeros((n + 1) * num_classes, jnp.int32)
         .at[core_ids * num_classes + votes_for]
@@ -243,9 +288,13 @@ def _decode_map(
         .reshape(n + 1, num_classes)
     )
     voted = jnp.argmax(votes[:, 1:], axis=-1).astype(jnp.int32) + 1  # Background never wins.
-    voted_logit = jnp.take_along_axis(class_logits, voted[core_ids][:, None], axis=-1)[:, 0]
-    class_prob = jnp.exp(voted_logit - jax.nn.logsumexp(class_logits, axis=-1))
-    class_confidence = core_segment("add", class_prob, 0.0) / count
+    # Class confidence at the peak pixel only: a softmax over every pixel's 137 logits would
+    # cost more than the rest of the decode.
+    index = jnp.arange(h * w, dtype=jnp.int32)
+    at_peak = (ids > 0) & (e == peak[ids])
+    peak_pixel = segment("min", jnp.where(at_peak, index, h * w - 1), h * w - 1)
+    peak_logits = class_logits[peak_pixel]
+    class_confidence = jax.nn.softmax(peak_logits, axis=-1)[jnp.arange(n + 1), voted]
 
     cached = jnp.asarray(np.array(class_sizes, np.float32))[voted]
     size = jnp.where(cached > 0, cached, size)

@@ -125,7 +125,8 @@ def reference_decode(energy_logits, class_logits, box, stride, cutoff, min_size)
         voted = int(np.argmax(votes)) + 1
         centre = np.array([ys.mean(), xs.mean()]) * stride + stride // 2 + 0.5
         size = box[ys, xs].max(0)
-        score = expected[ys, xs].max() / 19 * q[ys, xs, voted].mean()
+        peak = np.argmax(expected[ys, xs])  # First in raster order on ties.
+        score = expected[ys, xs].max() / 19 * q[ys[peak], xs[peak], voted]
         found.append((*(centre - size / 2), *(centre + size / 2), voted, score))
     return np.array(found)
 
