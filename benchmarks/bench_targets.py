@@ -1,0 +1,101 @@
+"""Target maps cost against a train step's forward and backward pass, one run.
+
+A default-config batch (2 crops of 960x960, 1024 padded boxes of which 600 real, two energy
+groups) gets its targets at every supervised stride (2, 8, 16), jitted; the reference in the same
+run is the forward + backward pass of a small 4-layer conv net (16 channels, 3x3) on the same
+images, a small fraction of the real model's step (DWD_SPEC.md section 11: ResNet-18 x0.5 takes
+9.7 s per 960x960 step on this machine). Prints a Markdown table.
+
+Run: `python benchmarks/bench_targets.py` (about a minute).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Runnable as a script.
+
+from configs.default import get_config
+from dwd_jax import targets
+
+BATCH, SIZE, MAX_OBJECTS, OBJECTS = 2, 960, 1024, 600
+
+
+def timed(fn, *args, repeats=7):
+    """Median seconds of `fn(*args)` after one warm-up call (which also compiles)."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def batch(rng):
+    centre = rng.uniform(0, SIZE, (BATCH, MAX_OBJECTS, 2))
+    size = rng.uniform(3, 40, (BATCH, MAX_OBJECTS, 2))
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], -1).astype(np.float32)
+    classes = rng.integers(1, targets.NUM_MODEL_CLASSES, (BATCH, MAX_OBJECTS)).astype(np.int32)
+    valid = np.arange(MAX_OBJECTS)[None].repeat(BATCH, 0) < OBJECTS
+    return jnp.asarray(boxes), jnp.asarray(classes), jnp.asarray(valid)
+
+
+def small_conv_net_step(params, images):
+    """Forward + backward of 4 conv layers (3x3, 16 channels) at full resolution."""
+
+    def loss(params):
+        x = images
+        for w in params:
+            x = jax.nn.relu(
+                jax.lax.conv_general_dilated(
+                    x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+                )
+            )
+        return jnp.mean(x**2)
+
+    return jax.grad(loss)(params)
+
+
+def main():
+    config = get_config()
+    rng = np.random.default_rng(0)
+    boxes, classes, valid = batch(rng)
+    strides = config.model.output_strides
+
+    @jax.jit
+    def all_targets(boxes, classes, valid):
+        return [
+            targets.make_targets(
+                boxes, classes, valid, image_shape=(SIZE, SIZE), stride=s, config=config
+            )
+            for s in strides
+        ]
+
+    keys = jax.random.split(jax.random.key(0), 4)
+    shapes = [(3, 3, 1, 16), (3, 3, 16, 16), (3, 3, 16, 16), (3, 3, 16, 16)]
+    params = [jax.random.normal(k, s) * 0.1 for k, s in zip(keys, shapes, strict=True)]
+    images = jnp.asarray(rng.uniform(0, 255, (BATCH, SIZE, SIZE, 1)), jnp.float32)
+
+    t_targets = timed(all_targets, boxes, classes, valid)
+    t_net = timed(jax.jit(small_conv_net_step), params, images)
+    platform, groups = jax.devices()[0].platform, targets.num_groups(config)
+    print(f"jax {jax.__version__} on {platform}; batch {BATCH}x{SIZE}x{SIZE}, G={groups}\n")
+    rows = {
+        f"targets at strides {tuple(strides)}, {OBJECTS} of {MAX_OBJECTS} boxes": t_targets,
+        "small conv net forward + backward (reference)": t_net,
+    }
+    print("| work (one batch) | time | / small conv net step |")
+    print("|---|---|---|")
+    for name, t in rows.items():
+        print(f"| {name} | {t * 1e3:.1f} ms | {t / t_net:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
