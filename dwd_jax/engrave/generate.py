@@ -179,9 +179,13 @@ def _write_splits(out_dir, selected, done, *, seed, test_fraction, num_pages) ->
     """Numbers pages and annotations in engraving order; writes the two split JSONs."""
     splits: dict[str, list[dict]] = {"train": [], "test": []}
     image_id, ann_id = 1, 1
+    test = {k for k in selected if corpus.is_test_piece(k, seed=seed, test_fraction=test_fraction)}
+    if not test and test_fraction > 0 and len(selected) > 1:
+        # A small corpus can draw no test piece; TFDS cannot store an empty split, so the first
+        # piece (whose pages are always within num_pages) goes to test.
+        test = {selected[0]}
     for k in selected:
-        split = "test" if corpus.is_test_piece(k, seed=seed, test_fraction=test_fraction) \
-            else "train"
+        split = "test" if k in test else "train"
         for page in done[k]["pages"]:
             if image_id > num_pages:
                 break
