@@ -145,14 +145,14 @@ def argmax_last(x: jax.Array) -> jax.Array:
 def energy_maps(energy_logits: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The argmax level and the expected level E[l] = sum_l softmax(logits)_l * l.
 
-    Written level by level over [h, w] slices: XLA on CPU handles a 20-wide minor axis with
-    broadcasts about 10x slower than these elementwise passes.
+    Written level by level: XLA on CPU handles a 20-wide minor axis with broadcasts about 10x
+    slower than these elementwise passes over [...] slices.
 
     Args:
-      energy_logits: f32[h, w, L].
+      energy_logits: f32[..., L].
 
     Returns:
-      level: i32[h, w] argmax (first on ties); expected: f32[h, w].
+      level: i32[...] argmax (first on ties); expected: f32[...].
     """
     logits = [energy_logits[..., k] for k in range(energy_logits.shape[-1])]
     top = functools.reduce(jnp.maximum, logits)
@@ -218,10 +218,14 @@ def watershed(energy: jax.Array, foreground: jax.Array, saddle_depth: float) -> 
 
 
 def _decode_map(
-    energy_logits,
-    class_logits,
+    level,
+    energy,
+    votes_for,
     box,
+    class_logits,
     *,
+    group,
+    levels,
     stride,
     cutoff,
     min_size,
@@ -231,14 +235,16 @@ def _decode_map(
     ccl_max_iterations,
     class_sizes,
 ):
-    """One page, one group: f32[h, w, L], f32[h, w, C], f32[h, w, 2] -> padded detections."""
-    h, w, levels = energy_logits.shape
-    n = max_detections
-    # The barrier materialises the maps: left alone, XLA fuses the 20 exponentials into each of
-    # the watershed's shifted reads and computes them ~20 times over.
-    level, energy = jax.lax.optimization_barrier(energy_maps(energy_logits))
-    foreground = level > cutoff
+    """One page, one group -> padded detections.
 
+    Args:
+      level: i32[h, w] argmax energy level; energy: f32[h, w] expected level; votes_for:
+        i32[h, w] argmax class; box: f32[h, w, 2]; class_logits: f32[h, w, G, C], of which only
+        the peak pixels of `group` are read.
+    """
+    h, w = level.shape
+    n = max_detections
+    foreground = level > cutoff
     if saddle_depth > 0:
         labels, _ = ccl.relabel(watershed(energy, foreground, saddle_depth), foreground)
         converged = jnp.array(True)  # Pointer jumping is bounded; no guard to hit.
@@ -279,8 +285,7 @@ def _decode_map(
     size = sums[:, 3:5] / count[:, None] if box_size == "mean" else core_segment("max", box, 0.0)
 
     num_classes = class_logits.shape[-1]
-    class_logits = class_logits.reshape(h * w, num_classes)
-    votes_for = argmax_last(class_logits)
+    votes_for = votes_for.ravel()
     votes = (
         jnp.zeros((n + 1) * num_classes, jnp.int32)
         .at[core_ids * num_classes + votes_for]
@@ -293,7 +298,7 @@ def _decode_map(
     index = jnp.arange(h * w, dtype=jnp.int32)
     at_peak = (ids > 0) & (e == peak[ids])
     peak_pixel = segment("min", jnp.where(at_peak, index, h * w - 1), h * w - 1)
-    peak_logits = class_logits[peak_pixel]
+    peak_logits = class_logits.reshape(h * w, -1, num_classes)[peak_pixel, group]
     class_confidence = jax.nn.softmax(peak_logits, axis=-1)[jnp.arange(n + 1), voted]
 
     cached = jnp.asarray(np.array(class_sizes, np.float32))[voted]
@@ -324,24 +329,32 @@ def _decode_map(
         "class_sizes",
     ),
 )
-def _decode(energy, class_logits, box, **static) -> Detections:
-    b, h, w, g, _ = energy.shape
+def _decode(energy_logits, class_logits, box, **static) -> Detections:
+    b, h, w, g, _ = energy_logits.shape
     n = static["max_detections"]
 
-    def per_group(x):  # [B, h, w, G, ...] -> [B * G, h, w, ...]
-        return jnp.moveaxis(x, 3, 1).reshape((b * g, h, w) + x.shape[4:])
-
-    decode_map = functools.partial(_decode_map, **static)
-    boxes, classes, scores, valid, kept, converged = jax.vmap(decode_map)(
-        per_group(energy), per_group(class_logits), per_group(box)
+    # A Python loop over groups, not a vmap: moving the group axis to the front would copy the
+    # class logits (the largest array by far) through a slow transpose.
+    # Per-pixel maps of all groups at once: slicing a group out of the class logits first
+    # would copy the largest array by far.
+    level, energy_level = jax.lax.optimization_barrier(energy_maps(energy_logits))
+    votes_for = argmax_last(class_logits)
+    per_group = [
+        jax.vmap(functools.partial(_decode_map, group=i, levels=energy_logits.shape[-1], **static))(
+            level[..., i], energy_level[..., i], votes_for[..., i], box[..., i, :], class_logits
+        )
+        for i in range(g)
+    ]
+    boxes, classes, scores, valid, kept, converged = (
+        jnp.stack(x, axis=1) for x in zip(*per_group, strict=True)
     )
     # Pool the groups' detections and keep the N best-scoring ones, sorted by score.
-    rank_key = jnp.where(valid, scores, -1.0).reshape(b, g * n)
+    rank_key = jnp.where(valid, scores, -1.0).reshape(b, g * n)  # valid, scores: [B, G, N].
     _, best = jax.lax.top_k(rank_key, n)
 
     def pick(x):
         return jnp.take_along_axis(
-            x.reshape((b, g * n) + x.shape[2:]), best.reshape((b, n) + (1,) * (x.ndim - 2)), axis=1
+            x.reshape((b, g * n) + x.shape[3:]), best.reshape((b, n) + (1,) * (x.ndim - 3)), axis=1
         )
 
     return Detections(
