@@ -163,7 +163,13 @@ def run_row(name: str, size: int, batch: int, reps: int) -> dict:
 
 
 def part_step(args) -> None:
-    results = []
+    print(f"\nTrain step at {args.size}x{args.size}, batch {args.batch}, best of {args.reps}.\n")
+    print(
+        "| config | params M | step s | pixels/s | x first row | GFLOP/step | GFLOP/s "
+        "| matmul peak GFLOP/s | of peak | peak RSS GB | compile s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    base = None
     for name in args.rows.split(";") if args.rows else ROWS:
         child = subprocess.run(
             [sys.executable, __file__, "--row", name, "--size", str(args.size)]
@@ -171,24 +177,18 @@ def part_step(args) -> None:
             capture_output=True,
             text=True,
         )
-        if child.returncode:
-            sys.exit(f"row {name!r} failed:\n{child.stderr[-3000:]}")
-        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
-        print(f"done: {name}", file=sys.stderr)
-    base = results[0]
-    print(f"\nTrain step at {args.size}x{args.size}, batch {args.batch}, best of {args.reps}.\n")
-    print(
-        "| config | params M | step s | pixels/s | x first row | GFLOP/step | GFLOP/s "
-        "| matmul peak GFLOP/s | of peak | peak RSS GB | compile s |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in results:
+        if child.returncode:  # E.g. killed for memory: report it and go on with the others.
+            print(f"| {name} | failed: exit {child.returncode} {child.stderr[-200:]!r} |")
+            continue
+        r = json.loads(child.stdout.strip().splitlines()[-1])
+        base = base or r
         print(
             f"| {r['name']} | {r['params_m']:.1f} | {r['step_s']:.2f} | {r['pixels_per_s']:,.0f} "
             f"| {r['pixels_per_s'] / base['pixels_per_s']:.2f} | {r['gflop_per_step']:.0f} "
             f"| {r['achieved_gflops']:.0f} | {r['peak_gflops']:.0f} "
             f"| {r['achieved_gflops'] / r['peak_gflops']:.0%} | {r['maxrss_gb']:.1f} "
-            f"| {r['compile_s']:.0f} |"
+            f"| {r['compile_s']:.0f} |",
+            flush=True,
         )
 
 
