@@ -2,20 +2,23 @@
 
 The detector cuts the thresholded energy map into connected components (DWD_SPEC.md section 6,
 step 3). Plain min-label propagation needs as many iterations as a component is long (thousands
-on a staff line), so this is *label equivalence*: every pixel holds a pointer to a pixel of its
-own component, pointers only ever decrease, and each iteration
+on a staff line), so this is *label equivalence*. It runs on 2x2 blocks (all foreground pixels
+of a 2x2 block are 8-connected, so the block graph has the same components at a quarter of the
+size): every block holds a pointer to a block of its own component, pointers only ever
+decrease, and each iteration
 
-1. jumps every pointer to its tree's root (`find_roots`, pointer jumping: O(log depth) gathers),
-2. finds, per pixel, the smallest root among its connected 8-neighbours, and
-3. hooks the pixel's root onto that smaller root with one scatter-min, merging whole trees at once.
+1. finds, per block, the smallest root among its connected 8-neighbours,
+2. hooks the block's root onto that smaller root with one scatter-min, merging whole trees at
+   once, and
+3. jumps every pointer to its tree's root (`find_roots`, pointer jumping: O(log depth) gathers).
 
-Pointers start at the first pixel of each pixel's horizontal run, so straight runs (staff lines,
-beams) are already merged before the first iteration. Every iteration that changes anything
-removes at least one root, and the last iteration only confirms that nothing changed; a handful
-of iterations suffice on real pages, spirals and serpentines (see tests/test_ccl.py).
+Pointers start at the first block of each block's horizontal run, so straight runs (staff
+lines, beams) are merged before the first iteration. Every iteration that changes anything
+removes at least one root, and the last one only confirms that nothing changed; a handful of
+iterations suffice on real pages, spirals and serpentines (see tests/test_ccl.py).
 
 `components` and `label_with_status` take an iteration guard and report whether it was hit;
-`label` uses the guard that provably never binds (one iteration per pixel).
+`label` uses a guard that provably never binds (one iteration per pixel).
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ def _run_starts(occupied: jax.Array, connected_left: jax.Array) -> jax.Array:
     return jnp.where(occupied, run_start, index)
 
 
-def components(mask: jax.Array, *, max_iterations: int) -> tuple[jax.Array, jax.Array]:
+def components(mask: jax.Array, *, max_iterations: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """8-connected components of a mask, as root pointers on its 2x2-block grid.
 
     Args:
@@ -119,6 +122,7 @@ def components(mask: jax.Array, *, max_iterations: int) -> tuple[jax.Array, jax.
     Returns:
       roots: i32[H / 2, W / 2], for every occupied block the flat index of the first block of
         its component in raster order; empty blocks hold their own index.
+      occupied: bool[H / 2, W / 2], blocks holding foreground.
       converged: bool[], False if the guard stopped the loop before it could confirm that no
         two connected blocks hold different roots (a component may then be split).
     """
@@ -146,14 +150,14 @@ def components(mask: jax.Array, *, max_iterations: int) -> tuple[jax.Array, jax.
     roots, changed, _ = jax.lax.while_loop(
         lambda s: s[1] & (s[2] < max_iterations), iterate, (init, jnp.array(True), jnp.int32(0))
     )
-    return roots, ~changed
+    return roots, occupied, ~changed
 
 
 def relabel(roots: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Consecutive ids 1..n for root pointers, numbered in raster order of the roots.
 
     Args:
-      roots: i32[H, W] flat root index of every pixel (see `components`).
+      roots: i32[H, W] flat index of every element's root (see `components`).
       mask: bool[H, W] foreground; background gets 0.
 
     Returns:
@@ -179,15 +183,14 @@ def label_with_status(
       max_iterations: hook iterations allowed (see `components`).
 
     Returns:
-      labels: i32[H, W], 0 on background, 1..n in raster order of each component's first pixel
-        (the numbering of scipy.ndimage.label).
+      labels: i32[H, W], 0 on background, 1..n in raster order of each component's first 2x2
+        block (scipy.ndimage.label numbers by first pixel: the same partition, ids may differ).
       count: i32[], n.
       converged: bool[], False if the guard was hit (components may then be split).
     """
     h, w = mask.shape
     padded = jnp.pad(mask.astype(bool), ((0, h % 2), (0, w % 2)))
-    roots, converged = components(padded, max_iterations=max_iterations)
-    occupied = jax.lax.reduce_window(padded, False, jax.lax.bitwise_or, (2, 2), (2, 2), "VALID")
+    roots, occupied, converged = components(padded, max_iterations=max_iterations)
     block_labels, count = relabel(roots, occupied)
     labels = jnp.repeat(jnp.repeat(block_labels, 2, axis=0), 2, axis=1)[:h, :w]
     return jnp.where(mask, labels, 0), count, converged
@@ -204,7 +207,7 @@ def label(mask: jax.Array) -> tuple[jax.Array, jax.Array]:
       mask: bool[H, W] foreground.
 
     Returns:
-      labels: i32[H, W], 0 on background, 1..n in raster order of each component's first pixel.
+      labels: i32[H, W], 0 on background, 1..n (see `label_with_status` for the order).
       count: i32[], n.
     """
     h, w = mask.shape
