@@ -26,6 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.schedule = (("energy", 2), ("combined", 4))  # One stage switch within a few steps.
 
     c.train.steps = 6  # Enough for a checkpoint, a resume and a stage switch.
+    # Adam overfits a few pages in tens of steps; TF1 RMSProp's accumulator starts at 1, so
+    # its first hundreds of steps are tiny (configs/deepscores_v2.py keeps RMSProp).
+    c.train.optimizer = "adam"
     c.train.learning_rate = 1e-3  # Tiny models on a few pages move fast.
     c.train.log_every = 1  # Every step, so tests see every loss.
     c.train.picture_every = 0  # No pictures in tests unless a test asks.

@@ -11,7 +11,9 @@ with b = data.batch_size // process_count, S = data.crop_size, M = data.max_obje
 u8 until the train step (4x less host-to-device traffic); targets are made inside the step.
 
 Randomness comes from grain's per-record generator (seeded by `seed` and the record's position
-in the sampler), so batches are identical for any worker count, and the iterator state
+in the sampler), so every page is cropped the same for any worker count; how pages group into
+batches depends on `data.worker_count` (each grain worker builds whole batches from every
+worker_count-th record), so keep it fixed across a resume. The iterator state
 (`iterator.get_state()`) is a few bytes that the checkpoint stores to resume exactly.
 """
 
@@ -27,6 +29,7 @@ import grain.python as grain
 import jax
 import ml_collections
 import numpy as np
+from absl import flags
 from PIL import Image
 
 # A box is kept in a crop when at least this share of it is visible; it is then clipped to the
@@ -59,6 +62,8 @@ def to_grey_u8(image: np.ndarray | bytes, *, name: str = "page") -> np.ndarray:
             f"{name}: image of shape {image.shape} is not [H, W] or [H, W, C] with C in 1..4; "
             "store pages as grey, RGB or RGBA PNGs."
         )
+    if image.dtype == np.uint8 and image.shape[-1] == 1:
+        return image[..., 0]  # What the `deep_scores` builder stores: nothing to convert.
     if image.dtype == np.uint16:
         pixels = image.astype(np.float32) / 65535.0
     elif image.dtype == np.uint8:
@@ -302,6 +307,10 @@ def make_train_loader(
       batch (see the module docstring) and has `get_state()` / `set_state()`.
     """
     validate_data_config(data)
+    if data.worker_count and not flags.FLAGS.is_parsed():
+        # Grain's worker processes read absl flags; outside an absl app (tests, notebooks,
+        # scripts) take their defaults instead of failing in the worker.
+        flags.FLAGS.mark_as_parsed()
     if len(source) == 0:
         raise ValueError(f"data.name={data.name!r}, split {data.train_split!r}: no records.")
     sampler = grain.IndexSampler(
