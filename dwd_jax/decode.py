@@ -102,6 +102,18 @@ def decode(
     Returns:
       Detections with N = `config.decode.max_detections`.
     """
+    missing = {"energy", "class", "box"} - set(outputs)
+    if missing:
+        raise ValueError(
+            f"decode: outputs lack {sorted(missing)}; pass the model's outputs at one stride, "
+            "`outputs[stride]`, with keys energy, class and box"
+        )
+    lead = {k: tuple(outputs[k].shape[:4]) for k in ("energy", "class", "box")}
+    if len(set(lead.values())) != 1 or outputs["box"].shape[4:] != (2,):
+        raise ValueError(
+            f"decode: shapes { ({k: tuple(v.shape) for k, v in outputs.items()}) } must be "
+            "[B, h, w, G, L], [B, h, w, G, C] and [B, h, w, G, 2] (docs/DESIGN.md)"
+        )
     d = config.decode
     if d.box_size not in ("max", "mean"):
         raise ValueError(

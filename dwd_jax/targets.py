@@ -110,6 +110,17 @@ def make_targets(
       box (height, width) in model-input pixels and where box markers lie (class and box are
       supervised there; with the default equal class and box marker sizes the two coincide).
     """
+    if (
+        boxes.ndim != 3
+        or boxes.shape[-1] != 4
+        or classes.shape != boxes.shape[:2]
+        or valid.shape != boxes.shape[:2]
+    ):
+        raise ValueError(
+            f"make_targets: boxes {boxes.shape}, classes {classes.shape} and valid {valid.shape} "
+            "must be [B, M, 4], [B, M] and [B, M] (pad every image's objects to M = "
+            "config.data.max_objects)"
+        )
     t = config.targets
     return _make_targets(
         boxes,

@@ -256,8 +256,19 @@ def test_cached_class_sizes_and_mean_box_size():
 
 
 def test_bad_box_size_names_the_field():
+    outputs = {"energy": jnp.zeros((1, 4, 4, 1, 20)), "class": jnp.zeros((1, 4, 4, 1, 137))}
+    outputs["box"] = jnp.zeros((1, 4, 4, 1, 2))
     with pytest.raises(ValueError, match="config.decode.box_size"):
-        decode.decode({}, stride=1, config=make_config(box_size="median"))
+        decode.decode(outputs, stride=1, config=make_config(box_size="median"))
+
+
+def test_bad_outputs_say_what_is_expected():
+    with pytest.raises(ValueError, match="lack \\['box'\\]"):
+        decode.decode({"energy": 0, "class": 0}, stride=1, config=make_config())
+    outputs = {"energy": jnp.zeros((1, 4, 4, 1, 20)), "class": jnp.zeros((1, 4, 4, 2, 137))}
+    outputs["box"] = jnp.zeros((1, 4, 4, 1, 2))
+    with pytest.raises(ValueError, match="DESIGN.md"):
+        decode.decode(outputs, stride=1, config=make_config())
 
 
 def test_compiles_once_per_input_shape():

@@ -147,3 +147,15 @@ def test_jits_inside_a_step_and_all_padding_gives_empty_maps():
     out = step(jnp.zeros((2, 5, 4)), jnp.zeros((2, 5), jnp.int32), jnp.zeros((2, 5), bool))
     assert out["energy"].shape == (2, 16, 16, 1) and out["box"].shape == (2, 16, 16, 1, 2)
     assert not out["box_mask"].any() and not out["energy"].any()
+
+
+def test_unpadded_boxes_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match="max_objects"):
+        targets.make_targets(
+            jnp.zeros((5, 4)),
+            jnp.zeros((5,), jnp.int32),
+            jnp.ones((5,), bool),
+            image_shape=(32, 32),
+            stride=1,
+            config=config_with_groups(),
+        )
