@@ -166,7 +166,10 @@ def energy_maps(energy_logits: jax.Array) -> tuple[jax.Array, jax.Array]:
     Returns:
       level: i32[...] argmax (first on ties); expected: f32[...].
     """
-    logits = [energy_logits[..., k] for k in range(energy_logits.shape[-1])]
+    shape = energy_logits.shape[:-1]
+    # On [P, L] rather than [B, h, w, G, L]: XLA on CPU runs these slices ~4x faster in 2-D.
+    flat = energy_logits.reshape(-1, energy_logits.shape[-1])
+    logits = [flat[:, k] for k in range(flat.shape[-1])]
     top = functools.reduce(jnp.maximum, logits)
     level = jnp.zeros(top.shape, jnp.int32)
     total = weighted = jnp.zeros(top.shape, jnp.float32)
@@ -174,7 +177,7 @@ def energy_maps(energy_logits: jax.Array) -> tuple[jax.Array, jax.Array]:
         level = jnp.where(logits[k] == top, k, level)
         weight = jnp.exp(logits[k] - top)
         total, weighted = total + weight, weighted + k * weight
-    return level, weighted / total
+    return level.reshape(shape), (weighted / total).reshape(shape)
 
 
 def watershed(energy: jax.Array, foreground: jax.Array, saddle_depth: float) -> jax.Array:
