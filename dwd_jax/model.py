@@ -51,6 +51,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dwd_jax import targets
+
 NUM_MODEL_CLASSES = 137  # Background + the 136 DeepScoresV2 classes (docs/DESIGN.md).
 DECODER_STRIDES = (4, 8, 16, 32)  # Strides of the backbone taps and refine blocks.
 NORMS = ("group", "batch", "none")
@@ -375,7 +377,7 @@ def build_model(config: ml_collections.ConfigDict) -> DWD:
         norm_groups=m.norm_groups,
         dtype=DTYPES[m.dtype],
         output_strides=strides,
-        groups=max(1, len(config.targets.energy_groups)),
+        groups=targets.num_groups(config),
         energy_levels=config.targets.energy_levels,
     )
 
