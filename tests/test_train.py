@@ -1,5 +1,6 @@
 """Train step and loop: compile once, resume bitwise, NaN stop, config errors, logs."""
 
+import functools
 import json
 
 import jax
@@ -59,9 +60,47 @@ def test_step_is_traced_and_compiled_once_over_five_steps():
     assert int(state.step) == 5 and all(np.isfinite(losses))
 
 
+def test_tiny_config_overfits_two_pages():
+    config = _tiny()
+    mesh = train.make_mesh()
+    net = model.build_model(config)
+    optimizer = train.make_optimizer(config.train)
+    state = train.init_state(config, net, optimizer, mesh)
+    step_fn = train.compile_step(
+        functools.partial(train.dwd_loss, net=net, config=config), optimizer, mesh
+    )
+    crops = [
+        input_pipeline.crop_page(
+            input_pipeline.parse_page(record),
+            np.random.default_rng(0),
+            crop_size=64,
+            top_left_prob=1.0,
+            max_objects=config.data.max_objects,
+        )
+        for record in synthetic_records(2, height=64, width=64)
+    ]
+    batch = train.global_batch({k: np.stack([c[k] for c in crops]) for k in crops[0]}, mesh)
+    history = []
+    for _ in range(160):
+        state, metrics = step_fn(state, batch)
+        history.append(jax.device_get(metrics))
+    # Measured on CPU: energy 4.9 -> 0.36, class 12 -> 0.6, box 85 -> 0.14 in 160 steps.
+    for head, factor in (("energy_loss", 5), ("class_loss", 5), ("box_loss", 20)):
+        assert history[-1][head] < history[0][head] / factor, (head, history[0], history[-1])
+    # The decoded energy map shows the markers: most predicted foreground (level > 1, the
+    # decoder's cutoff) is target foreground, and it covers a good part of it (measured 0.77
+    # and 0.43; the 20 levels are the slowest head to fit).
+    maps = train.make_targets_by_stride(batch, (2,), config)[2]
+    outputs = net.apply({"params": state.params}, batch["image"].astype(np.float32))[2]
+    predicted = np.asarray(outputs["energy"].argmax(-1) > 1)
+    target = np.asarray(maps["energy"] > 1)
+    hits = (predicted & target).sum()
+    assert hits / predicted.sum() > 0.5 and hits / target.sum() > 0.3
+
+
 def test_rmsprop_has_tf1_semantics():
     # TF1: ms = 1 at start; ms <- d ms + (1 - d) g^2; w <- w - lr g / sqrt(ms + eps).
-    config = _tiny(weight_decay=0.0, learning_rate=0.1)
+    config = _tiny(optimizer="rmsprop", weight_decay=0.0, learning_rate=0.1)
     optimizer = train.make_optimizer(config.train)
     w, g = np.float32([1.0, -2.0]), np.float32([0.5, 3.0])
     updates, _ = optimizer.update(g, optimizer.init(w), w)
