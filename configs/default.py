@@ -110,6 +110,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.decode.box_size = "max"  # Box size read over an object's core: "max" (original) or "mean".
     c.decode.class_box_sizes = ()  # ((class_name, height, width), ...): cached sizes to use.
     c.decode.ccl_max_iterations = 32  # Components-loop guard (saddle_depth 0); hits are reported.
+    # Foreground pixels read per page and energy group (a static budget: the 137 class logits are
+    # read only there). A DeepScores page at stride 2 (960x720) has ~14k; pixels past the budget,
+    # in raster order, are read as background and `overflow` is set.
+    c.decode.max_foreground_pixels = 65536
 
     # --- Evaluation (dwd_jax.evaluate) --------------------------------------------------------
     c.eval = ml_collections.ConfigDict()

@@ -46,6 +46,11 @@ from dwd_jax import ccl
 from dwd_jax import classes as classes_lib
 
 
+# Foreground pixels whose class logits are read per loop step (`read_classes`): 2048 x 137
+# logits (1.1 MB) stay in cache.
+_CLASS_CHUNK = 2048
+
+
 @flax.struct.dataclass
 class Detections:
     """Padded detections of a batch (a pytree); N = `config.decode.max_detections`.
@@ -131,6 +136,7 @@ def decode(
         box_size=str(d.box_size),
         ccl_max_iterations=int(d.ccl_max_iterations),
         class_sizes=tuple(map(tuple, class_size_table(config).tolist())),
+        max_foreground_pixels=int(d.max_foreground_pixels),
     )
 
 
@@ -154,93 +160,160 @@ def argmax_last(x: jax.Array) -> jax.Array:
     return (c - key).astype(jnp.int32)
 
 
-def energy_maps(energy_logits: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The argmax level and the expected level E[l] = sum_l softmax(logits)_l * l.
+def foreground(energy_logits: jax.Array, cutoff: int) -> jax.Array:
+    """`argmax(energy_logits, -1) > cutoff` (first index on ties), fast on CPU.
 
-    Written level by level: XLA on CPU handles a 20-wide minor axis with broadcasts about 10x
-    slower than these elementwise passes over [...] slices.
+    The argmax level is needed only through this threshold: a level above the cutoff wins
+    exactly when the largest logit is strictly above every logit up to the cutoff. One plain
+    max and a few slices read the map once (a 20-wide argmax on XLA CPU is several times slower).
 
     Args:
       energy_logits: f32[..., L].
+      cutoff: levels 0..cutoff are background.
 
     Returns:
-      level: i32[...] argmax (first on ties); expected: f32[...].
+      bool[...].
     """
     shape = energy_logits.shape[:-1]
     # On [P, L] rather than [B, h, w, G, L]: XLA on CPU runs these slices ~4x faster in 2-D.
     flat = energy_logits.reshape(-1, energy_logits.shape[-1])
-    logits = [flat[:, k] for k in range(flat.shape[-1])]
-    top = functools.reduce(jnp.maximum, logits)
-    level = jnp.zeros(top.shape, jnp.int32)
-    total = weighted = jnp.zeros(top.shape, jnp.float32)
-    for k in reversed(range(len(logits))):  # Reversed, so the first maximum wins.
-        level = jnp.where(logits[k] == top, k, level)
-        weight = jnp.exp(logits[k] - top)
-        total, weighted = total + weight, weighted + k * weight
-    return level.reshape(shape), (weighted / total).reshape(shape)
+    low = functools.reduce(jnp.maximum, [flat[:, k] for k in range(cutoff + 1)])
+    return (jnp.max(flat, axis=-1) > low).reshape(shape)
 
 
-def watershed(energy: jax.Array, foreground: jax.Array, saddle_depth: float) -> jax.Array:
-    """Cuts the foreground into one region per significant energy peak.
+def expected_level(energy_logits: jax.Array) -> jax.Array:
+    """The expected level E[l] = sum_l softmax(logits)_l * l.
+
+    Written level by level: XLA on CPU handles a 20-wide minor axis with broadcasts about 10x
+    slower than these elementwise passes.
 
     Args:
-      energy: f32[h, w] expected energy level.
-      foreground: bool[h, w].
+      energy_logits: f32[P, L].
+
+    Returns:
+      f32[P].
+    """
+    logits = [energy_logits[:, k] for k in range(energy_logits.shape[-1])]
+    top = functools.reduce(jnp.maximum, logits)
+    total = weighted = jnp.zeros(top.shape, jnp.float32)
+    for k in reversed(range(len(logits))):
+        weight = jnp.exp(logits[k] - top)
+        total, weighted = total + weight, weighted + k * weight
+    return weighted / total
+
+
+def neighbours(pixels: jax.Array, real: jax.Array, shape: tuple[int, int]) -> list[jax.Array]:
+    """The 8-neighbourhood of a list of pixels, within the list.
+
+    Args:
+      pixels: i32[K] flat indices into an [h, w] map, increasing (raster order).
+      real: bool[K], False on padding entries.
+      shape: (h, w).
+
+    Returns:
+      8 i32[K] (in `ccl.NEIGHBOURS` order): the position in `pixels` of each pixel's neighbour,
+      -1 where that neighbour is outside the map or not in the list (or the entry is padding).
+    """
+    h, w = shape
+    k = pixels.shape[0]
+    slot = jnp.full(h * w, -1, jnp.int32).at[pixels].set(jnp.arange(k, dtype=jnp.int32), mode="drop")
+    y, x = pixels // w, pixels % w
+    out = []
+    for dy, dx in ccl.NEIGHBOURS:
+        ny, nx = y + dy, x + dx
+        inside = real & (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+        out.append(jnp.where(inside, slot[jnp.clip(ny * w + nx, 0, h * w - 1)], -1))
+    return out
+
+
+def watershed(
+    energy: jax.Array, near: list[jax.Array], real: jax.Array, saddle_depth: float
+) -> jax.Array:
+    """Cuts the foreground into one region per significant energy peak.
+
+    Works on the list of foreground pixels only (raster order, so comparing list positions
+    orders pixels as comparing their page indices would).
+
+    Args:
+      energy: f32[K] expected energy level of each foreground pixel (anything on padding).
+      near: 8 i32[K] neighbours in the list, -1 for none (see `neighbours`).
+      real: bool[K], False on padding entries.
       saddle_depth: a peak less than this above its highest saddle towards a higher
         neighbouring peak is merged into that peak.
 
     Returns:
-      i32[h, w] root pointers: every foreground pixel holds the flat index of its region's
-      peak pixel; background pixels their own index (feed to `ccl.relabel`).
+      i32[K] root pointers: every foreground pixel holds the list position of its region's
+      peak pixel; padding entries their own position.
     """
-    h, w = energy.shape
-    index = jnp.arange(h * w, dtype=jnp.int32).reshape(h, w)
-    e = jnp.where(foreground, energy, -jnp.inf)
+    k = energy.shape[0]
+    index = jnp.arange(k, dtype=jnp.int32)
+    e = jnp.where(real, energy, -jnp.inf)
+
+    def at(values, nb, fill):
+        return jnp.where(nb >= 0, values[jnp.maximum(nb, 0)], fill)
 
     # Steepest ascent; ties go to the smaller index, a strict order, so pointers form a forest.
     best_e, best_i = e, index
-    for dy, dx in ccl.NEIGHBOURS:
-        ne, ni = ccl.shift(e, dy, dx, -jnp.inf), ccl.shift(index, dy, dx, h * w)
+    for nb in near:
+        ne, ni = at(e, nb, -jnp.inf), jnp.where(nb >= 0, nb, k)
         better = (ne > best_e) | ((ne == best_e) & (ni < best_i))
         best_e, best_i = jnp.where(better, ne, best_e), jnp.where(better, ni, best_i)
-    parent = jnp.where(foreground, best_i, index)
-    roots = ccl.find_roots(parent.ravel()).reshape(h, w)
-    peak = e.ravel()[roots]
+    parent = jnp.where(real, best_i, index)
+    roots = ccl.find_roots(parent)
+    peak = e[roots]
 
     # Per pixel: the highest saddle towards a neighbouring basin with a higher peak.
-    saddle, target = jnp.full((h, w), -jnp.inf), jnp.full((h, w), h * w, jnp.int32)
-    for dy, dx in ccl.NEIGHBOURS:
-        nr, npk = ccl.shift(roots, dy, dx, h * w), ccl.shift(peak, dy, dx, -jnp.inf)
-        ne = ccl.shift(e, dy, dx, -jnp.inf)
+    saddle, target = jnp.full(k, -jnp.inf), jnp.full(k, k, jnp.int32)
+    for nb in near:
+        nr, npk, ne = at(roots, nb, k), at(peak, nb, -jnp.inf), at(e, nb, -jnp.inf)
         higher = (npk > peak) | ((npk == peak) & (nr < roots))
-        s = jnp.where(foreground & (nr != roots) & higher, jnp.minimum(e, ne), -jnp.inf)
+        s = jnp.where(real & (nb >= 0) & (nr != roots) & higher, jnp.minimum(e, ne), -jnp.inf)
         better = (s > saddle) | ((s == saddle) & (nr < target))
         saddle, target = jnp.where(better, s, saddle), jnp.where(better, nr, target)
     # Per basin: its highest saddle, then the smallest root reached over that saddle.
-    flat_roots = roots.ravel()
-    basin_saddle = jnp.full(h * w, -jnp.inf).at[flat_roots].max(saddle.ravel(), mode="drop")
-    at_best = saddle.ravel() == basin_saddle[flat_roots]
-    basin_target = (
-        jnp.full(h * w, h * w, jnp.int32)
-        .at[flat_roots]
-        .min(jnp.where(at_best, target.ravel(), h * w), mode="drop")
-    )
-    is_root = foreground.ravel() & (flat_roots == index.ravel())
-    shallow = is_root & (e.ravel() - basin_saddle < saddle_depth) & (basin_target < h * w)
+    basin_saddle = jnp.full(k, -jnp.inf).at[roots].max(saddle)
+    at_best = saddle == basin_saddle[roots]
+    basin_target = jnp.full(k, k, jnp.int32).at[roots].min(jnp.where(at_best, target, k))
+    is_root = real & (roots == index)
+    shallow = is_root & (e - basin_saddle < saddle_depth) & (basin_target < k)
     # Merging a basin into one with a higher (peak, -index) keeps the pointers a forest.
-    parent = jnp.where(shallow, basin_target, flat_roots)
-    return ccl.find_roots(parent).reshape(h, w)
+    return ccl.find_roots(jnp.where(shallow, basin_target, roots))
+
+
+def read_classes(class_logits: jax.Array, rows: jax.Array, count: jax.Array) -> jax.Array:
+    """The argmax class at the first `count` of `rows`, read in chunks up to `count` only.
+
+    A loop with a data-dependent trip count rather than one gather of all K rows: the padding
+    of the static budget then costs nothing, and each chunk's gather and argmax run while the
+    chunk is in cache (on CPU ~15x faster than gathering 64k rows of 137 logits at once).
+
+    Args:
+      class_logits: f32[P, C].
+      rows: i32[K] rows of `class_logits`.
+      count: i32[], how many of `rows` are real.
+
+    Returns:
+      i32[K], 0 past `count`.
+    """
+    k = rows.shape[0]
+    chunk = min(_CLASS_CHUNK, k)
+    padded = jnp.pad(rows, (0, -k % chunk))
+
+    def read(i, out):
+        at = jax.lax.dynamic_slice(padded, (i * chunk,), (chunk,))
+        return jax.lax.dynamic_update_slice(out, argmax_last(class_logits[at]), (i * chunk,))
+
+    out = jax.lax.fori_loop(0, (count + chunk - 1) // chunk, read, jnp.zeros_like(padded))
+    return jnp.where(jnp.arange(k) < count, out[:k], 0)
 
 
 def _decode_map(
-    level,
-    energy,
-    votes_for,
-    box,
+    fg,
+    energy_logits,
     class_logits,
+    box,
     *,
     group,
-    levels,
     stride,
     cutoff,
     min_size,
@@ -249,58 +322,75 @@ def _decode_map(
     box_size,
     ccl_max_iterations,
     class_sizes,
+    max_foreground_pixels,
 ):
     """One page, one group -> padded detections.
 
+    Everything past the threshold runs on the list of the group's first K foreground pixels
+    (K = `max_foreground_pixels`), gathered in raster order: the class logits, the largest
+    array by far, are read only there.
+
     Args:
-      level: i32[h, w] argmax energy level; energy: f32[h, w] expected level; votes_for:
-        i32[h, w] argmax class; box: f32[h, w, 2]; class_logits: f32[h, w, G, C], of which only
-        the peak pixels of `group` are read.
+      fg: bool[h, w] the group's foreground; energy_logits: f32[h * w * G, L], class_logits:
+        f32[h * w * G, C] and box: f32[h * w * G, 2], the page's maps of all groups, flat.
+
+    Returns:
+      boxes, classes, scores, valid (padded to N), kept (regions found), converged, and
+      whether the foreground exceeded K.
     """
-    h, w = level.shape
+    h, w = fg.shape
+    groups = energy_logits.shape[0] // (h * w)
     n = max_detections
-    foreground = level > cutoff
+    k = min(max_foreground_pixels, h * w)
+    count = jnp.sum(fg, dtype=jnp.int32)
+    (pixels,) = jnp.nonzero(fg.ravel(), size=k, fill_value=h * w)
+    real = jnp.arange(k) < count
+    rows = jnp.where(real, pixels, 0) * groups + group  # Rows of this group in the flat maps.
+    e = jnp.where(real, expected_level(energy_logits[rows]), -jnp.inf)
+
     if saddle_depth > 0:
-        labels, _ = ccl.relabel(watershed(energy, foreground, saddle_depth), foreground)
+        roots = watershed(e, neighbours(pixels, real, (h, w)), real, saddle_depth)
         converged = jnp.array(True)  # Pointer jumping is bounded; no guard to hit.
+        # Regions numbered in raster order of their roots, as `ccl.relabel` numbers them.
+        is_root = real & (roots == jnp.arange(k))
+        labels = jnp.where(real, jnp.cumsum(is_root, dtype=jnp.int32)[roots], 0)
     else:
-        labels, _, converged = ccl.label_with_status(foreground, max_iterations=ccl_max_iterations)
+        # Only the pixels in the list: past the budget the page reads as background.
+        kept_fg = jnp.zeros(h * w, bool).at[pixels].set(True, mode="drop").reshape(h, w)
+        full, _, converged = ccl.label_with_status(kept_fg, max_iterations=ccl_max_iterations)
+        labels = jnp.where(real, full.ravel()[jnp.where(real, pixels, 0)], 0)
 
     # Drop small regions and number the rest 1..k; ids above N are left out (overflow).
-    sizes = jnp.zeros(h * w + 1, jnp.int32).at[labels.ravel()].add(1, mode="drop")
+    sizes = jnp.zeros(k + 1, jnp.int32).at[labels].add(1, mode="drop")
     keep = (sizes >= min_size).at[0].set(False)
     new_id = jnp.cumsum(keep, dtype=jnp.int32)
     kept = new_id[-1]
     ids = jnp.where(keep[labels], new_id[labels], 0)
-    ids = jnp.where(ids <= n, ids, 0).ravel()
+    ids = jnp.where(ids <= n, ids, 0)
 
-    def segment(op, values, init):
-        """Per-detection reduction over pixels: [n + 1, ...]; row 0 collects background."""
+    def segment(op, values, init, where_ids):
+        """Per-detection reduction over pixels: [n + 1, ...]; row 0 collects the rest."""
         out = jnp.full((n + 1,) + values.shape[1:], init, values.dtype)
-        return getattr(out.at[ids], op)(values, mode="drop")
+        return getattr(out.at[where_ids], op)(values, mode="drop")
 
-    e = energy.ravel()
-    peak = segment("max", e, -jnp.inf)
+    peak = segment("max", e, -jnp.inf, ids)
     core = ids > 0
     if saddle_depth > 0:
         core &= e > peak[ids] - saddle_depth
     core_ids = jnp.where(core, ids, 0)
 
-    def core_segment(op, values, init):
-        out = jnp.full((n + 1,) + values.shape[1:], init, values.dtype)
-        return getattr(out.at[core_ids], op)(values, mode="drop")
-
-    ys, xs = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
     # Coarse pixel i samples full-resolution pixel i * s + s // 2 (see targets.py).
-    position = jnp.stack([ys.ravel(), xs.ravel()], -1) * stride + stride // 2 + 0.5
-    box = box.reshape(-1, 2)
-    sums = core_segment("add", jnp.concatenate([jnp.ones((h * w, 1)), position, box], -1), 0.0)
-    count = jnp.maximum(sums[:, 0], 1.0)
-    centre = sums[:, 1:3] / count[:, None]
-    size = sums[:, 3:5] / count[:, None] if box_size == "mean" else core_segment("max", box, 0.0)
+    position = jnp.stack([pixels // w, pixels % w], -1) * stride + stride // 2 + 0.5
+    box = box[rows]
+    sums = segment("add", jnp.concatenate([jnp.ones((k, 1)), position, box], -1), 0.0, core_ids)
+    count_core = jnp.maximum(sums[:, 0], 1.0)
+    centre = sums[:, 1:3] / count_core[:, None]
+    size = sums[:, 3:5] / count_core[:, None] if box_size == "mean" else segment(
+        "max", box, 0.0, core_ids
+    )
 
     num_classes = class_logits.shape[-1]
-    votes_for = votes_for.ravel()
+    votes_for = read_classes(class_logits, rows, count)
     votes = (
         jnp.zeros((n + 1) * num_classes, jnp.int32)
         .at[core_ids * num_classes + votes_for]
@@ -308,18 +398,17 @@ def _decode_map(
         .reshape(n + 1, num_classes)
     )
     voted = jnp.argmax(votes[:, 1:], axis=-1).astype(jnp.int32) + 1  # Background never wins.
-    # Class confidence at the peak pixel only: a softmax over every pixel's 137 logits would
-    # cost more than the rest of the decode.
-    index = jnp.arange(h * w, dtype=jnp.int32)
+    # Class confidence at the peak pixel (the first in raster order on ties) only.
     at_peak = (ids > 0) & (e == peak[ids])
-    peak_pixel = segment("min", jnp.where(at_peak, index, h * w - 1), h * w - 1)
-    peak_logits = class_logits.reshape(h * w, -1, num_classes)[peak_pixel, group]
+    peak_pixel = segment("min", jnp.where(at_peak, jnp.arange(k), k - 1), k - 1, ids)
+    peak_logits = class_logits[rows[peak_pixel]]
     class_confidence = jax.nn.softmax(peak_logits, axis=-1)[jnp.arange(n + 1), voted]
 
     cached = jnp.asarray(np.array(class_sizes, np.float32))[voted]
     size = jnp.where(cached > 0, cached, size)
     boxes = jnp.concatenate([centre - size / 2, centre + size / 2], axis=-1)[1:]
     valid = jnp.arange(1, n + 1) <= kept
+    levels = energy_logits.shape[-1]
     scores = jnp.clip(peak[1:] / (levels - 1), 0.0, 1.0) * class_confidence[1:]
     return (
         jnp.where(valid[:, None], boxes, 0.0),
@@ -328,6 +417,7 @@ def _decode_map(
         valid,
         kept,
         converged,
+        count > k,
     )
 
 
@@ -342,25 +432,22 @@ def _decode_map(
         "box_size",
         "ccl_max_iterations",
         "class_sizes",
+        "max_foreground_pixels",
     ),
 )
 def _decode(energy_logits, class_logits, box, **static) -> Detections:
     b, h, w, g, _ = energy_logits.shape
     n = static["max_detections"]
 
-    # A Python loop over groups, not a vmap: moving the group axis to the front would copy the
-    # class logits (the largest array by far) through a slow transpose.
-    # Per-pixel maps of all groups at once: slicing a group out of the class logits first
-    # would copy the largest array by far.
-    level, energy_level = jax.lax.optimization_barrier(energy_maps(energy_logits))
-    votes_for = argmax_last(class_logits)
+    # The only full-page pass: the threshold. The rest reads the maps at foreground pixels,
+    # through flat [B, h * w * G, ...] views (free; moving the group axis would copy).
+    fg = foreground(energy_logits, static["cutoff"])
+    flat = [x.reshape(b, h * w * g, x.shape[-1]) for x in (energy_logits, class_logits, box)]
     per_group = [
-        jax.vmap(functools.partial(_decode_map, group=i, levels=energy_logits.shape[-1], **static))(
-            level[..., i], energy_level[..., i], votes_for[..., i], box[..., i, :], class_logits
-        )
+        jax.vmap(functools.partial(_decode_map, group=i, **static))(fg[..., i], *flat)
         for i in range(g)
     ]
-    boxes, classes, scores, valid, kept, converged = (
+    boxes, classes, scores, valid, kept, converged, fg_overflow = (
         jnp.stack(x, axis=1) for x in zip(*per_group, strict=True)
     )
     # Pool the groups' detections and keep the N best-scoring ones, sorted by score.
@@ -377,6 +464,6 @@ def _decode(energy_logits, class_logits, box, **static) -> Detections:
         classes=pick(classes),
         scores=pick(scores),
         valid=pick(valid),
-        overflow=kept.reshape(b, g).sum(axis=1) > n,
+        overflow=(kept.reshape(b, g).sum(axis=1) > n) | fg_overflow.reshape(b, g).any(axis=1),
         ccl_converged=converged.reshape(b, g).all(axis=1),
     )

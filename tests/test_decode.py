@@ -227,6 +227,33 @@ def test_overflow_is_reported_and_detections_stay_sorted():
     np.testing.assert_allclose(kept_x, [13.5, 33.5, 53.5, 73.5])  # The first four in raster order.
 
 
+@pytest.mark.parametrize("saddle_depth", [3.0, 0.0])
+def test_foreground_budget_overflow_is_reported_and_the_rest_still_decodes(saddle_depth):
+    # Two noteheads, one above the other; the budget covers the upper one's foreground only.
+    boxes = np.array([[10, 10, 16, 20], [60, 10, 66, 20]], np.float32)
+    config = make_config(saddle_depth=saddle_depth)
+    t = targets.make_targets(
+        jnp.asarray(boxes)[None],
+        jnp.full((1, 2), NOTEHEAD),
+        jnp.ones((1, 2), bool),
+        image_shape=(80, 32),
+        stride=1,
+        config=config,
+    )
+    upper = int((np.asarray(t["energy"])[0, :40] > config.decode.energy_cutoff).sum())
+    out = one_hot_outputs(t)
+    both = decode.decode(out, stride=1, config=config)
+    assert not bool(both.overflow[0]) and int(both.valid[0].sum()) == 2
+    config.decode.max_foreground_pixels = upper
+    cut = decode.decode(out, stride=1, config=config)
+    assert bool(cut.overflow[0]) and int(cut.valid[0].sum()) == 1
+    # Pixels are read in raster order, so the upper notehead comes back as with no budget.
+    found = np.asarray(both.boxes[0])[:2]
+    upper_box = found[found[:, 0].argmin()]
+    assert np.asarray(cut.boxes[0, 0, 0]) < 40
+    np.testing.assert_allclose(np.asarray(cut.boxes[0, 0]), upper_box)
+
+
 def test_ccl_guard_hit_is_reported():
     energy = np.zeros((1, 32, 32, 1, 20), np.float32)
     energy[..., 0] = 1.0
