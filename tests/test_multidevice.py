@@ -55,6 +55,9 @@ def run_one_step(mode: str, out: str, process_id: int = 0, port: int = 0) -> Non
 
     config = tiny.get_config()
     config.data.batch_size = GLOBAL_BATCH
+    # Not the tiny config's Adam: its first step is about lr * sign(g), which turns float noise
+    # in parameters whose true gradient is 0 (conv biases before GroupNorm) into +-lr.
+    config.train.optimizer = "rmsprop"
     devices = jax.devices()[:1] if mode == "one_device" else jax.devices()
     mesh = train.make_mesh(devices)
     net = model.build_model(config)
