@@ -127,4 +127,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.detect.scale = 0.0  # Fixed page scale, skipping the staff-space estimate; 0 = estimate.
     c.detect.max_pixels = 2_560_000  # Pixels per forward pass; bigger pages go in bands.
     c.detect.overlap = 160  # Rows shared by neighbouring bands (> the tallest symbol).
+    c.lock()  # A misspelt field, here or in a --config.x override, is an error naming it.
     return c
