@@ -15,8 +15,10 @@ def get_config() -> ml_collections.ConfigDict:
     # --- Data (tfds builder `deep_scores`, read with tfds.data_source) -------------------------
     c.data = ml_collections.ConfigDict()
     c.data.name = "deep_scores/synthetic"  # TFDS name/config to train and evaluate on.
-    c.data.data_dir = ""  # TFDS data dir; "" = <workdir>/../tensorflow_datasets? see run.py.
-    c.data.manual_dir = ""  # Where the DeepScoresV2 download or the engraved folder lives.
+    c.data.data_dir = "data/tensorflow_datasets"  # TFDS data dir ("" = ~/tensorflow_datasets).
+    # TFDS manual dir: the DeepScoresV2 download (ds2_dense.tar.gz or ds2_dense/), and
+    # `run.py generate` engraves the embedded corpus into its `synthetic/` folder.
+    c.data.manual_dir = "data/manual"
     c.data.train_split = "train"
     c.data.eval_split = "test"
     c.data.scale = 0.5  # Pages are scaled by this before cropping (spec section 4).
