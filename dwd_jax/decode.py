@@ -429,12 +429,17 @@ def _decode_map(
         "max", box, 0.0, core_ids
     )
 
+    # Votes come from core pixels only, so only they are read: listed first, in order.
     num_classes = class_logits.shape[-1]
-    votes_for = read_classes(class_logits, rows, count)
+    core_rank = jnp.cumsum(core, dtype=jnp.int32)
+    at = jnp.where(core, core_rank - 1, k)
+    core_rows = jnp.zeros(k, jnp.int32).at[at].set(rows, mode="drop", unique_indices=True)
+    voter_ids = jnp.zeros(k, jnp.int32).at[at].set(core_ids, mode="drop", unique_indices=True)
+    votes_for = read_classes(class_logits, core_rows, core_rank[-1])  # 0 past the core pixels.
     votes = (
         jnp.zeros((n + 1) * num_classes, jnp.int32)
-        .at[core_ids * num_classes + votes_for]
-        .add(core & (votes_for > 0), mode="drop")
+        .at[voter_ids * num_classes + votes_for]
+        .add(votes_for > 0, mode="drop")
         .reshape(n + 1, num_classes)
     )
     voted = jnp.argmax(votes[:, 1:], axis=-1).astype(jnp.int32) + 1  # Background never wins.
