@@ -28,6 +28,12 @@ Where we differ, deliberately (the spec's listed flaws, and what the oracle test
   of those, and sets `overflow` (the original dropped pages with over 800 detections). Ranking
   every region before the cut would need per-region votes over the whole map; a page that
   overflows wants a larger N instead.
+- **Only foreground pixels are read** past the threshold: each page and group lists its first
+  K = `config.decode.max_foreground_pixels` foreground pixels in raster order (a static budget),
+  and the energy softmax, the watershed, the class logits (at the core pixels that vote, and
+  at peaks) and the box map are read there only; foreground is a few percent of a page, and the
+  class logits are the largest array by far. A page with more foreground decodes its first K
+  pixels (the rest reads as background) and sets `overflow`.
 - **Cached sizes** (`config.decode.class_box_sizes`): the DWD authors' fallback for classes
   whose box regression is poor; the table replaces the regressed size for the classes it names.
 """
@@ -60,7 +66,8 @@ class Detections:
       classes: i32[B, N] model classes (1..136), 0 on padding.
       scores: f32[B, N] confidence in [0, 1], sorted descending; 0 on padding.
       valid: bool[B, N], False on padding.
-      overflow: bool[B], True where a page had more than N regions (see the module docstring).
+      overflow: bool[B], True where a page had more than N regions, or a group more than
+        `config.decode.max_foreground_pixels` foreground pixels (see the module docstring).
       ccl_converged: bool[B], False where connected components hit their iteration guard
         (`config.decode.ccl_max_iterations`): components may then be split.
     """
@@ -396,7 +403,9 @@ def _decode_map(
         labels = jnp.where(real, jnp.cumsum(is_root, dtype=jnp.int32)[roots], 0)
     else:
         # Only the pixels in the list: past the budget the page reads as background.
-        kept_fg = position >= 0
+        # A scatter of the list, not `position >= 0`: XLA would recompute that comparison
+        # (and what it reads) inside each of the labelling's many consumers of the mask.
+        kept_fg = jnp.zeros(h * w, bool).at[pixels].set(True, mode="drop").reshape(h, w)
         full, _, converged = ccl.label_with_status(kept_fg, max_iterations=ccl_max_iterations)
         labels = jnp.where(real, full.ravel()[jnp.where(real, pixels, 0)], 0)
 
