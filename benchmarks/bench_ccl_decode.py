@@ -11,7 +11,7 @@ Three tables, one run, printed as Markdown:
 3. The oracle: share of the page's 547 objects that decoding its target maps recovers
    (IoU >= 0.5, right class), per design.
 
-Run: `python benchmarks/bench_ccl_decode.py` (about 3 minutes on 2 cores, 4 GB of memory).
+Run: `python benchmarks/bench_ccl_decode.py` (about a minute on 2 cores, 4 GB of memory).
 """
 
 from __future__ import annotations
