@@ -51,7 +51,6 @@ import numpy as np
 from dwd_jax import ccl
 from dwd_jax import classes as classes_lib
 
-
 # Foreground pixels whose class logits are read per loop step (`read_classes`): 2048 x 137
 # logits (1.1 MB) stay in cache.
 _CLASS_CHUNK = 2048
@@ -219,8 +218,10 @@ def first_pixels(mask: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     position = jnp.where(is_set & (rank <= k), rank - 1, -1)
     row = jnp.arange(r, dtype=jnp.int32)[:, None]
     # Scatter flat positions (an iota, cheaper than tiling one row's) and take the row off.
-    flat = jnp.zeros(r * k, jnp.int32).at[jnp.where(position >= 0, position + k * row, r * k)].set(
-        jnp.arange(r * p, dtype=jnp.int32).reshape(r, p), mode="drop", unique_indices=True
+    flat = (
+        jnp.zeros(r * k, jnp.int32)
+        .at[jnp.where(position >= 0, position + k * row, r * k)]
+        .set(jnp.arange(r * p, dtype=jnp.int32).reshape(r, p), mode="drop", unique_indices=True)
     )
     count = rank[:, -1]
     pixels = jnp.where(jnp.arange(k) < count[:, None], flat.reshape(r, k) - p * row, p)
@@ -434,8 +435,10 @@ def _decode_map(
     sums = segment("add", jnp.concatenate([jnp.ones((k, 1)), position, box], -1), 0.0, core_ids)
     count_core = jnp.maximum(sums[:, 0], 1.0)
     centre = sums[:, 1:3] / count_core[:, None]
-    size = sums[:, 3:5] / count_core[:, None] if box_size == "mean" else segment(
-        "max", box, 0.0, core_ids
+    size = (
+        sums[:, 3:5] / count_core[:, None]
+        if box_size == "mean"
+        else segment("max", box, 0.0, core_ids)
     )
 
     # Votes come from core pixels only, so only they are read: listed first, in order.
