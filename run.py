@@ -64,13 +64,17 @@ def main(argv: list[str]) -> None:
     print(json.dumps(_headline(result), indent=2))
 
 
+# What `run.py` prints at the end: headline numbers and the files to open; reports hold the rest.
+HEADLINE = (
+    "num_pages", "map", "map50", "voc_map50", "voc_map25", "num_failed", "eval_report",
+    "overlays", "learning_curves", "metrics", "checkpoints", "proposals", "coco_results",
+)
+
+
 def _headline(result: dict) -> dict:
-    """The few numbers and paths worth printing (reports hold the rest)."""
-    keys = ("map", "map50", "voc_map50", "voc_map25", "num_pages", "num_failed")
     if all(isinstance(v, dict) for v in result.values()):  # eval_folder: one result per folder.
         return {k: _headline(v) for k, v in result.items()}
-    return {k: v for k, v in result.items() if k in keys or isinstance(v, str | list) and k != "pages"}
-
+    return {k: result[k] for k in HEADLINE if k in result}
 
 if __name__ == "__main__":
     app.run(main)

@@ -37,7 +37,8 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str | Path) -> tu
             f"`python run.py train --workdir={workdir}` (same --config)."
         )
     net = model.build_model(config)
-    abstract = train.abstract_state(config, net, train.make_optimizer(config.train), train.make_mesh())
+    optimizer = train.make_optimizer(config.train)
+    abstract = train.abstract_state(config, net, optimizer, train.make_mesh())
     restored = manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
     )
