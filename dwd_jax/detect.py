@@ -253,10 +253,11 @@ def max_band_width(*, max_pixels: int, overlap: int, multiple: int) -> int:
 # --- One page ----------------------------------------------------------------------------------
 
 
-def _pad_white(page: np.ndarray, multiple: int) -> np.ndarray:
-    """Pad f32[h, w] with paper (255) at the bottom and right to multiples of `multiple`."""
-    h, w = page.shape
-    return np.pad(page, ((0, -h % multiple), (0, -w % multiple)), constant_values=np.float32(255.0))
+def pad_white(pages: np.ndarray, multiple: int) -> np.ndarray:
+    """Pads [..., h, w] with paper (255) at the bottom and right to multiples of `multiple`."""
+    h, w = pages.shape[-2:]
+    pad = [(0, 0)] * (pages.ndim - 2) + [(0, -h % multiple), (0, -w % multiple)]
+    return np.pad(pages, pad, constant_values=255)
 
 
 def _check_prediction(pred: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -313,7 +314,7 @@ def detect_page(
     out = []
     for start, keep_from, keep_to in bands:
         boxes, classes, scores = _check_prediction(
-            predict_fn(_pad_white(scaled[start : start + band_h], multiple))
+            predict_fn(pad_white(scaled[start : start + band_h], multiple))
         )
         boxes = boxes + np.float32([start, 0, start, 0])
         centre = (boxes[:, 0] + boxes[:, 2]) / 2

@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dwd_jax import checkpoint, decode, model, train
+from dwd_jax import checkpoint, decode, detect, model, train
 
 
 def restore_params(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Any, int]:
@@ -44,13 +44,6 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str | Path) -> tu
     )
     manager.close()
     return restored["state"].params, step
-
-
-def _pad_white(images: np.ndarray, multiple: int) -> np.ndarray:
-    """u8[B, H, W] -> u8[B, H', W'] padded at the bottom and right to multiples of `multiple`."""
-    _, h, w = images.shape
-    ph, pw = -h % multiple, -w % multiple
-    return np.pad(images, ((0, 0), (0, ph), (0, pw)), constant_values=255)
 
 
 class Predictor:
@@ -83,7 +76,7 @@ class Predictor:
         Returns:
           Detections (numpy) with boxes in the pages' pixels.
         """
-        padded = _pad_white(np.asarray(images, np.uint8), self.config.data.pad_multiple)
+        padded = detect.pad_white(np.asarray(images, np.uint8), self.config.data.pad_multiple)
         return jax.device_get(self._predict(self.params, padded))
 
     def __call__(self, page: np.ndarray) -> dict[str, np.ndarray]:
