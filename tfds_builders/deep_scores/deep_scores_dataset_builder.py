@@ -183,6 +183,8 @@ def grey_png(image_path: Path, size: tuple[int, int], page_id: int) -> bytes:
             elif image.has_transparency_data:
                 paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
                 grey = Image.alpha_composite(paper, image.convert("RGBA")).convert("L")
+            elif image.mode == "L" and image.format == "PNG":
+                grey = image  # Already what we store (e.g. engraved pages): no re-encoding.
             else:
                 grey = image.convert("L")
     except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for corrupt files.
@@ -195,6 +197,8 @@ def grey_png(image_path: Path, size: tuple[int, int], page_id: int) -> bytes:
             f"page {page_id}: image {image_path} is {grey.size[0]}x{grey.size[1]} but its "
             f"annotations say {size[0]}x{size[1]}; boxes would not match the pixels"
         )
+    if grey is image:
+        return image_path.read_bytes()
     out = io.BytesIO()
     grey.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return out.getvalue()
