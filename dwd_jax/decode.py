@@ -186,7 +186,7 @@ def foreground(energy_logits: jax.Array, cutoff: int) -> jax.Array:
     return (jnp.max(flat, axis=-1) > low).reshape(shape)
 
 
-def first_pixels(mask: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+def first_pixels(mask: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The first `k` set pixels of each row of a mask in raster order: `jnp.nonzero(row,
     size=k)` in one prefix sum and one scatter (`jnp.nonzero` takes two of each).
 
@@ -430,9 +430,9 @@ def _decode_map(
     core_ids = jnp.where(core, ids, 0)
 
     # Coarse pixel i samples full-resolution pixel i * s + s // 2 (see targets.py).
-    position = jnp.stack([pixels // w, pixels % w], -1) * stride + stride // 2 + 0.5
+    coords = jnp.stack([pixels // w, pixels % w], -1) * stride + stride // 2 + 0.5
     box = box[rows]
-    sums = segment("add", jnp.concatenate([jnp.ones((k, 1)), position, box], -1), 0.0, core_ids)
+    sums = segment("add", jnp.concatenate([jnp.ones((k, 1)), coords, box], -1), 0.0, core_ids)
     count_core = jnp.maximum(sums[:, 0], 1.0)
     centre = sums[:, 1:3] / count_core[:, None]
     size = (
