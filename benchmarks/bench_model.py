@@ -3,6 +3,7 @@
     python benchmarks/bench_model.py --part step     # throughput, FLOP/s fraction, memory
     python benchmarks/bench_model.py --part norm     # normalisation choice (speed and loss)
     python benchmarks/bench_model.py --part upsample # our x4 bilinear against jax.image.resize
+    python benchmarks/bench_model.py --part ceiling  # one 3x3 conv's fwd+bwd vs the matmul peak
 
 `step`: one train step = forward, the three head losses at their strides, the combined loss,
 backward and an RMSProp update (spec section 4), on fixed targets from `targets.make_targets`
@@ -246,9 +247,43 @@ def part_upsample(args) -> None:
         print(f"| {name} | {best * 1e3:.0f} | {best / rows[0][1]:.2f} | {flops / 1e9:.1f} |")
 
 
+def _conv3x3(x: jax.Array, w: jax.Array) -> jax.Array:
+    return jax.lax.conv_general_dilated(
+        x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+def part_ceiling(args) -> None:
+    """The most a conv net's train step can reach here: one 3x3 conv, forward and backward.
+
+    A step is mostly 3x3 convs (forward + both backward convs) plus elementwise work, so the
+    best single conv's fraction of the matmul peak bounds the whole step's fraction.
+    """
+    peak = matmul_peak()
+    print(f"\nf32 matmul peak (2048^2, best of 5): {peak / 1e9:.0f} GFLOP/s\n")
+    print("| 3x3 conv, NHWC, batch 1 | fwd GFLOP/s | of peak | fwd+bwd GFLOP/s | of peak |")
+    print("|---|---:|---:|---:|---:|")
+    for side, channels in ((240, 128), (240, 32), (120, 256), (60, 512)):
+        x = jax.random.normal(jax.random.key(0), (1, side, side, channels))
+        w = jax.random.normal(jax.random.key(1), (3, 3, channels, channels)) * 0.05
+        fwd = jax.jit(_conv3x3)
+        fwd_bwd = jax.jit(jax.grad(lambda x, w: jnp.sum(_conv3x3(x, w) ** 2), argnums=(0, 1)))
+        flops = 2 * side * side * channels * channels * 9
+        rates = []
+        for f, mult in ((fwd, 1), (fwd_bwd, 3)):  # Backward = two convs of the forward's size.
+            jax.block_until_ready(f(x, w))
+            run = lambda f=f, x=x, w=w: jax.block_until_ready(f(x, w))
+            best = min(_timed(run) for _ in range(5))
+            rates.append(mult * flops / best)
+        print(
+            f"| {side}x{side}x{channels} | {rates[0] / 1e9:.0f} | {rates[0] / peak:.0%} | "
+            f"{rates[1] / 1e9:.0f} | {rates[1] / peak:.0%} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("step", "norm", "upsample"), default="step")
+    parser.add_argument("--part", choices=("step", "norm", "upsample", "ceiling"), default="step")
     parser.add_argument("--size", type=int, default=960, help="Square crop (multiple of 160).")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--reps", type=int, default=2, help="Timed steps per row (after one).")
@@ -259,7 +294,8 @@ def main() -> None:
     if args.row:
         print(json.dumps(run_row(args.row, args.size, args.batch, args.reps)))
         return
-    {"step": part_step, "norm": part_norm, "upsample": part_upsample}[args.part](args)
+    parts = {"step": part_step, "norm": part_norm, "upsample": part_upsample}
+    {**parts, "ceiling": part_ceiling}[args.part](args)
 
 
 if __name__ == "__main__":
