@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -31,6 +30,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Runnable as a script.
 
+from timing import median_jax
+
 from configs.default import get_config
 from dwd_jax import ccl, decode, targets
 from dwd_jax import classes as classes_lib
@@ -38,17 +39,6 @@ from dwd_jax import classes as classes_lib
 SAMPLE = Path("/work/shared/data/deepscores_v2_sample")
 PADDED = (1920, 1440)  # The half-resolution page (1914 x 1354) padded to a multiple of 160.
 LINES = get_config().targets.energy_groups[1]
-
-
-def timed(fn, *args, repeats=7):
-    """Median seconds of `fn(*args)` after one warm-up call (which also compiles)."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def load_page():
@@ -133,10 +123,10 @@ def ccl_table(boxes, classes, ink):
         labels, got = label(jnp.asarray(mask))
         assert int(got) == count, (name, int(got), count)
         t = {
-            "ccl": timed(label, jnp.asarray(mask)),
-            "scipy": timed(lambda m: ndi.label(m, structure=np.ones((3, 3))), mask),
-            "skimage": timed(lambda m: skimage.measure.label(m, connectivity=2), mask),
-            "opencv": timed(
+            "ccl": median_jax(label, jnp.asarray(mask)),
+            "scipy": median_jax(lambda m: ndi.label(m, structure=np.ones((3, 3))), mask),
+            "skimage": median_jax(lambda m: skimage.measure.label(m, connectivity=2), mask),
+            "opencv": median_jax(
                 lambda m: cv2.connectedComponents(m.view(np.uint8), connectivity=8), mask
             ),
         }
@@ -160,14 +150,15 @@ def decode_table(boxes, classes):
         ("jitted decode, plain components", 0.0),
     ]:
         config.decode.saddle_depth = depth
-        rows[name] = timed(
+        rows[name] = median_jax(
             lambda o, c=config: decode.decode(o, stride=2, config=c), outputs, repeats=3
         )
-    rows["reference: Python loop over find_objects slices"] = timed(
+    rows["reference: Python loop over find_objects slices"] = median_jax(
         reference_decode, outputs, 2, config, repeats=3
     )
     literal = lambda o: reference_decode(o, 2, config, slices=False)  # noqa: E731
-    rows["reference: Python loop, `labels == i` per component"] = timed(literal, outputs, repeats=1)
+    literal_name = "reference: Python loop, `labels == i` per component"
+    rows[literal_name] = median_jax(literal, outputs, repeats=1)
     base = rows["jitted decode, watershed (default)"]
     for name, t in rows.items():
         print(f"| {name} | {t * 1e3:.0f} ms | {t / base:.1f}x |")

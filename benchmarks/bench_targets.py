@@ -12,7 +12,6 @@ Run: `python benchmarks/bench_targets.py` (about a minute).
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -21,21 +20,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Runnable as a script.
 
+from timing import median_jax
+
 from configs.default import get_config
 from dwd_jax import targets
 
 BATCH, SIZE, MAX_OBJECTS, OBJECTS = 2, 960, 1024, 600
-
-
-def timed(fn, *args, repeats=7):
-    """Median seconds of `fn(*args)` after one warm-up call (which also compiles)."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def batch(rng):
@@ -83,8 +73,8 @@ def main():
     params = [jax.random.normal(k, s) * 0.1 for k, s in zip(keys, shapes, strict=True)]
     images = jnp.asarray(rng.uniform(0, 255, (BATCH, SIZE, SIZE, 1)), jnp.float32)
 
-    t_targets = timed(all_targets, boxes, classes, valid)
-    t_net = timed(jax.jit(small_conv_net_step), params, images)
+    t_targets = median_jax(all_targets, boxes, classes, valid)
+    t_net = median_jax(jax.jit(small_conv_net_step), params, images)
     platform, groups = jax.devices()[0].platform, targets.num_groups(config)
     print(f"jax {jax.__version__} on {platform}; batch {BATCH}x{SIZE}x{SIZE}, G={groups}\n")
     rows = {

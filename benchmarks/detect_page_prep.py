@@ -12,26 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from timing import best_of
 
 from configs import default
 from dwd_jax import detect, visualize
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/deepscores_v2_sample"
 PAGE = SAMPLE / "images" / "lg-5230237-aug-emmentaler--page-2.png"
-
-
-def best_of(fn, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ import argparse
 import contextlib
 import io
 import json
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import best_of
 
 from dwd_jax import evaluate
 
@@ -79,15 +79,6 @@ def reference(pages: list[evaluate.Page]) -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         ev.evaluate()
         ev.accumulate()
-
-
-def best_of(fn, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
