@@ -26,6 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
     # step near 0.3 s on 2 CPU cores, which the whole default run is sized for.
     c.data.crop_size = 320
     c.data.crop_top_left_prob = 0.3  # Share of crops taken at the page's top-left corner.
+    # Share of the other crops centred on an object of a class drawn uniformly from the page's
+    # (small crops otherwise often hold only margin; rare classes are seen as often as common).
+    c.data.crop_object_prob = 0.5
     c.data.pad_multiple = 160  # White padding to a multiple of this (spec section 2).
     c.data.max_objects = 1024  # Boxes per crop are padded/truncated to this (static shapes).
     # Global batch size, split over all devices and processes. 1 here: on 2 CPU cores batch 2

@@ -132,12 +132,18 @@ def crop_page(
     crop_size: int,
     top_left_prob: float,
     max_objects: int,
+    object_prob: float = 0.0,
     name: str = "page",
 ) -> dict[str, np.ndarray]:
     """A random square crop, padded white, with its boxes clipped and padded.
 
     With probability `top_left_prob` the crop starts at the page's top-left corner (spec
-    section 4: 30 % there, so titles and first systems are seen often), otherwise anywhere.
+    section 4: 30 % there, so titles and first systems are seen often); otherwise, with
+    probability `object_prob`, it is placed so that an object's centre falls in it, the object
+    drawn class-balanced (a class of the page uniformly, then one of its objects), and
+    otherwise anywhere. Crops much smaller than a page often hold only margin; centring them on
+    objects, rare classes as often as common ones, is our remedy for both that and the class
+    imbalance (the original's is margin augmentation, spec section 5).
     Sides shorter than the crop are padded with white at the bottom/right, not an error. A box
     is kept when at least MIN_VISIBLE_FRACTION of it lies inside the crop, then clipped to it.
     More than `max_objects` kept boxes are truncated with a warning (raise `data.max_objects`).
@@ -148,6 +154,7 @@ def crop_page(
       crop_size: S, the side of the crop.
       top_left_prob: probability of a top-left crop.
       max_objects: M, boxes per crop after padding.
+      object_prob: probability of an object-centred crop (when not top-left).
       name: what to call the page in warnings.
 
     Returns:
@@ -157,8 +164,15 @@ def crop_page(
     image, boxes, classes = page["image"], page["boxes"], page["classes"]
     height, width = image.shape
     top_left = rng.random() < top_left_prob
-    y0 = 0 if top_left else int(rng.integers(0, max(height - crop_size, 0) + 1))
-    x0 = 0 if top_left else int(rng.integers(0, max(width - crop_size, 0) + 1))
+    # Drawn only when enabled, so object_prob = 0 keeps the generator's sequence unchanged.
+    centred = not top_left and len(boxes) > 0 and object_prob > 0 and rng.random() < object_prob
+    if top_left:
+        y0 = x0 = 0
+    elif centred:
+        y0, x0 = _object_centred_corner(boxes, classes, rng, crop_size, height, width)
+    else:
+        y0 = int(rng.integers(0, max(height - crop_size, 0) + 1))
+        x0 = int(rng.integers(0, max(width - crop_size, 0) + 1))
     crop = np.full((crop_size, crop_size, 1), WHITE, np.uint8)
     window = image[y0 : y0 + crop_size, x0 : x0 + crop_size]
     crop[: window.shape[0], : window.shape[1], 0] = window
@@ -187,6 +201,25 @@ def crop_page(
     }
 
 
+def _object_centred_corner(
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    rng: np.random.Generator,
+    crop_size: int,
+    height: int,
+    width: int,
+) -> tuple[int, int]:
+    """(y0, x0) of a crop inside the page holding the centre of a class-balanced random object."""
+    chosen_class = rng.choice(np.unique(classes))
+    box = boxes[rng.choice(np.flatnonzero(classes == chosen_class))]
+    corner = []
+    for centre, side in ((box[0] + box[2]) / 2, height), ((box[1] + box[3]) / 2, width):
+        low = max(0, int(np.floor(centre)) - crop_size + 1)
+        high = max(low, min(int(np.floor(centre)), side - crop_size))
+        corner.append(int(rng.integers(low, high + 1)))
+    return corner[0], corner[1]
+
+
 def _visible_fraction(boxes: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     """Share of each box inside the crop, per axis multiplied; f32[N].
 
@@ -207,6 +240,7 @@ class _TrainPage(grain.RandomMapTransform):
         self._scale = data.scale
         self._crop_size = data.crop_size
         self._top_left_prob = data.crop_top_left_prob
+        self._object_prob = data.crop_object_prob
         self._max_objects = data.max_objects
 
     def random_map(self, element: Mapping[str, Any], rng: np.random.Generator):
@@ -218,6 +252,7 @@ class _TrainPage(grain.RandomMapTransform):
             crop_size=self._crop_size,
             top_left_prob=self._top_left_prob,
             max_objects=self._max_objects,
+            object_prob=self._object_prob,
             name=name,
         )
 
@@ -257,8 +292,9 @@ def validate_data_config(data: ml_collections.ConfigDict) -> None:
             f"data.crop_size={data.crop_size} is not a multiple of data.pad_multiple="
             f"{data.pad_multiple}; the model's upsampling needs it (spec section 2)."
         )
-    if not 0.0 <= data.crop_top_left_prob <= 1.0:
-        raise ValueError(f"data.crop_top_left_prob={data.crop_top_left_prob} is not in [0, 1].")
+    for field in ("crop_top_left_prob", "crop_object_prob"):
+        if not 0.0 <= data[field] <= 1.0:
+            raise ValueError(f"data.{field}={data[field]} is not in [0, 1].")
     if data.scale <= 0:
         raise ValueError(f"data.scale={data.scale} must be positive.")
 

@@ -202,3 +202,26 @@ def test_crop_size_must_be_a_multiple_of_the_padding():
     config.data.crop_size = 70
     with pytest.raises(ValueError, match="data.crop_size=70"):
         input_pipeline.make_train_loader(synthetic_records(1), config.data, seed=0)
+
+
+def test_object_centred_crops_hold_an_object_and_balance_classes():
+    # A 1000x1000 page: one rare object (class 7) and 50 common ones (class 3) in a far corner.
+    rng = np.random.default_rng(0)
+    common = np.stack([rng.uniform(900, 980, 50), rng.uniform(900, 980, 50)], 1)
+    boxes = np.float32(
+        [[500, 100, 510, 110]] + [[y, x, y + 8, x + 8] for y, x in common.tolist()]
+    )
+    page = {
+        "image": np.full((1000, 1000), 255, np.uint8),
+        "boxes": boxes,
+        "classes": np.int32([7] + [3] * 50),
+    }
+    draws = [
+        input_pipeline.crop_page(
+            page, rng, crop_size=64, top_left_prob=0.0, max_objects=64, object_prob=1.0
+        )
+        for _ in range(200)
+    ]
+    assert all(d["valid"].any() for d in draws)  # Never a crop of bare margin.
+    rare = np.mean([7 in d["classes"][d["valid"]] for d in draws])
+    assert 0.35 < rare < 0.65  # Half the crops, though it is 1 object in 51.
