@@ -126,7 +126,7 @@ def evaluate_split(
 
 
 def _record_name(record: dict, index: int) -> str:
-    name = record.get("image/filename", record.get("filename", b""))
+    name = record.get("filename", b"")  # The `deep_scores` feature; bytes from TFDS.
     name = name.decode() if isinstance(name, bytes) else str(name)
     return name or f"page_{index}"
 
