@@ -31,6 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.decoder_channels = 256  # RefineNet with 256 channels (spec section 2).
     # The original's per-image batch statistics (batch 1, train and test; spec section 2 quirk).
     c.model.norm = "batch"
+    c.model.box_head = "linear"  # Sizes regressed in pixels (spec section 4).
     c.model.output_strides = (1, 8, 16)  # Full-resolution heads plus strides 8 and 16 (Dec 2018).
 
     c.targets.energy_marker = 17  # 17x17 energy markers (Dec 2018; March 2018 used 9x9).
@@ -53,6 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.steps = 100_000  # The schedule's total.
     c.train.optimizer = "rmsprop"  # TF1 RMSProp, decay 0.995, eps 1e-10 in the root (spec 4).
     c.train.learning_rate = 1e-4  # The original's rate (5e-5 was recommended for stability).
+    c.train.lr_schedule = "constant"  # The original's: no warm-up, no decay.
     c.train.weight_decay = 5e-7  # The recommended L2 factor (spec section 4).
     c.train.log_every = 50  # About every minute on a GPU.
     c.train.picture_every = 2_000  # A few dozen pictures per run.

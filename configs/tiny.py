@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     # its first hundreds of steps are tiny (configs/deepscores_v2.py keeps RMSProp).
     c.train.optimizer = "adam"
     c.train.learning_rate = 1e-3  # Tiny models on a few pages move fast.
+    c.train.lr_schedule = "constant"  # A few steps: a warm-up would leave them nothing.
     c.train.log_every = 1  # Every step, so tests see every loss.
     c.train.picture_every = 0  # No pictures in tests unless a test asks.
     c.train.checkpoint_every = 3  # Twice per run.

@@ -97,4 +97,3 @@ class Predictor:
             "classes": dets.classes[0][keep],
             "scores": dets.scores[0][keep],
         }
-

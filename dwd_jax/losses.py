@@ -65,18 +65,25 @@ def class_loss(logits: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Arr
     return _masked_mean(ce, mask)
 
 
-def box_loss(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+def box_loss(
+    pred: jax.Array, target: jax.Array, mask: jax.Array, *, log: bool = False
+) -> jax.Array:
     """Squared error of (height, width), averaged over both and over marker pixels.
 
     Args:
       pred: f32[B, h, w, G, 2] predicted (height, width) in input pixels.
       target: f32[B, h, w, G, 2].
       mask: bool[B, h, w, G], the marker pixels.
+      log: compare log sizes (`config.model.box_head = "log"`) instead of pixels (the
+        original); sizes are floored at half a pixel first.
 
     Returns:
       f32[] mean squared error over marker pixels (0 when there are none).
     """
-    se = jnp.square(pred.astype(jnp.float32) - target).mean(axis=-1)
+    pred = pred.astype(jnp.float32)
+    if log:
+        pred, target = (jnp.log(jnp.maximum(x, 0.5)) for x in (pred, target))
+    se = jnp.square(pred - target).mean(axis=-1)
     return _masked_mean(se, mask)
 
 
@@ -126,7 +133,9 @@ def head_losses(
     per_stride = {
         "energy": lambda o, t: energy_loss(o["energy"], t["energy"]),
         "class": lambda o, t: class_loss(o["class"], t["class"], t["box_mask"]),
-        "box": lambda o, t: box_loss(o["box"], t["box"], t["box_mask"]),
+        "box": lambda o, t: box_loss(
+            o["box"], t["box"], t["box_mask"], log=config.model.box_head == "log"
+        ),
     }
     losses = {}
     for head, strides in loss_strides(config).items():
@@ -144,7 +153,10 @@ def head_losses(
 class Normaliser(NamedTuple):
     """Ring buffer of the last per-head losses for the combined loss.
 
-    history: f32[3, window], rows in `HEADS` order; count: i32[] values pushed so far.
+    history: f32[3, window], rows in `HEADS` order; count: i32[3] values pushed so far per
+    head. A loss of exactly 0 (a batch without marker pixels: a blank crop) is not pushed: it
+    measures nothing, and a window holding it would shrink the divisor and blow up the next
+    real batch's loss (seen as 10-100x loss spikes with batch-1 crops).
     """
 
     history: jax.Array
@@ -153,7 +165,9 @@ class Normaliser(NamedTuple):
 
 def init_normaliser(window: int) -> Normaliser:
     """An empty normaliser holding up to `window` values per head."""
-    return Normaliser(jnp.zeros((len(HEADS), window), jnp.float32), jnp.zeros((), jnp.int32))
+    return Normaliser(
+        jnp.zeros((len(HEADS), window), jnp.float32), jnp.zeros(len(HEADS), jnp.int32)
+    )
 
 
 def _schedule_table(
@@ -211,8 +225,8 @@ def total_loss(
     In a single-head stage this is that head's raw loss. In the combined stage it is
     sum_i f_i * L_i / n_i, with n_i the mean of L_i over the last `normaliser_window` steps
     before this one (this step's own value at the very first step), held constant (spec
-    section 4). Every head's loss is pushed every step, so the window is full when a combined
-    stage starts.
+    section 4). Every head's non-zero loss is pushed every step, so the window is full when a
+    combined stage starts.
 
     Args:
       losses: {"energy": f32[], "class": f32[], "box": f32[]} from `head_losses`.
@@ -226,13 +240,17 @@ def total_loss(
     values = jnp.stack([losses[h] for h in HEADS]).astype(jnp.float32)
     history, count = normaliser
     window = history.shape[1]
-    filled = jnp.arange(window) < count
-    past_mean = jnp.where(filled, history, 0.0).sum(axis=1) / jnp.maximum(filled.sum(), 1)
+    filled = jnp.arange(window)[None, :] < count[:, None]  # [3, window]
+    past_mean = jnp.where(filled, history, 0.0).sum(axis=1) / jnp.maximum(filled.sum(axis=1), 1)
     scale = jax.lax.stop_gradient(jnp.where(count > 0, past_mean, values))
     weights, normalised = schedule_weights(step, config.loss.schedule, config.loss.combined_factors)
     # A head whose recent losses are all 0 (no marker pixels yet) is left unscaled.
     divisor = jnp.where((normalised > 0) & (scale > 0), scale, 1.0)
     loss = jnp.sum(weights * values / divisor)
-    slot = count % window
-    new = Normaliser(history.at[:, slot].set(jax.lax.stop_gradient(values)), count + 1)
+    measured = values > 0
+    slot = jax.nn.one_hot(count % window, window, dtype=bool) & measured[:, None]  # [3, window]
+    new = Normaliser(
+        jnp.where(slot, jax.lax.stop_gradient(values)[:, None], history),
+        count + measured.astype(jnp.int32),
+    )
     return loss, new

@@ -16,11 +16,18 @@ Architecture (DWD_SPEC.md section 2, followed on purpose unless noted):
   pooling (two 5x5 max-pool stride-1 + conv3x3 stages, as in the RefineNet the original used),
   and a final RCU. Decoder convs have no normalisation. We differ in one detail: every refine
   block has `decoder_channels` channels (the original widened the stride-32 block to 512).
-- Heads: 1x1 convs (energy, class, box) per output stride, each with its own weights. A stride
-  finer than 4 is the stride-4 decoder output upsampled bilinearly (x4 to full resolution for
-  stride 1, the original), computed as upsampled stride-4 logits (the same numbers, see
-  `DWD.__call__`); strides 4 to 32 read the refine block of that stride, which is how the
-  original supervised energy at strides 8 and 16.
+- Box head (`config.model.box_head`): "linear" regresses (height, width) in pixels (the
+  original); "log" regresses their logarithms and the model returns exp of them, so the box
+  loss (`losses.box_loss`) weighs relative errors, which is what IoU weighs: in pixels a
+  staff's 2000-px width drowns a notehead's 2-px error. Outputs are pixels either way.
+- Heads: 1x1 convs (energy, class, box) per output stride, each with its own weights. Their
+  kernels start at zero and their biases at priors (mostly background, uniform classes; see
+  `_head_bias`): the un-normalised decoder's features start large, and random heads on them
+  start with class cross-entropies near 100, which a warm-up's small steps cannot undo fast.
+  A stride finer than 4 is the stride-4 decoder output upsampled bilinearly (x4 to full
+  resolution for stride 1, the original), computed as upsampled stride-4 logits (the same
+  numbers, see `DWD.__call__`); strides 4 to 32 read the refine block of that stride, which
+  is how the original supervised energy at strides 8 and 16.
 
 Input: grey 0..255 with 0 = ink. The original fed raw 0..255; we map it to ink = 1, paper = 0
 so that white padding (spec section 2) equals the convs' zero padding and the scale suits
@@ -56,6 +63,7 @@ from dwd_jax import targets
 NUM_MODEL_CLASSES = 137  # Background + the 136 DeepScoresV2 classes (docs/DESIGN.md).
 DECODER_STRIDES = (4, 8, 16, 32)  # Strides of the backbone taps and refine blocks.
 NORMS = ("group", "batch", "none")
+BOX_HEADS = ("linear", "log")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 # Units per block and whether units are bottlenecks, per ResNet depth.
@@ -126,6 +134,25 @@ def _backbone_conv(
         dtype=dtype,
         name=name,
     )
+
+
+# Initial P(level 0) of the energy heads: about the share of background pixels on a page.
+BACKGROUND_PRIOR = 0.95
+# Initial box size (pixels) of the log box head: a notehead at the default scale.
+INITIAL_BOX_SIZE = 10.0
+
+
+def _head_bias(name: str, groups: int, size: int, box_head: str):
+    """Initial head biases. With zero head kernels (see `DWD.__call__`) the first outputs are
+    these priors: energy P(level 0) = BACKGROUND_PRIOR, classes uniform, boxes
+    INITIAL_BOX_SIZE on the log head (0 on the linear one)."""
+    bias = np.zeros((groups, size), np.float32)
+    if name == "energy":
+        # softmax([b, 0, ..., 0])[0] = prior  <=>  b = log(prior * (L - 1) / (1 - prior)).
+        bias[:, 0] = np.log(BACKGROUND_PRIOR * (size - 1) / (1.0 - BACKGROUND_PRIOR))
+    elif name == "box" and box_head == "log":
+        bias[:] = np.log(INITIAL_BOX_SIZE)
+    return lambda key, shape, dtype=jnp.float32: jnp.asarray(bias.reshape(shape), dtype)
 
 
 class Norm(nn.Module):
@@ -279,6 +306,7 @@ class DWD(nn.Module):
     output_strides: tuple[int, ...]
     groups: int
     energy_levels: int
+    box_head: str = "linear"
 
     @nn.compact
     def __call__(self, images: jax.Array) -> dict[int, dict[str, jax.Array]]:
@@ -327,9 +355,17 @@ class DWD(nn.Module):
                 ("box", 2),
             ):
                 logits = nn.Conv(
-                    self.groups * size, (1, 1), dtype=self.dtype, name=f"{name}_head{stride}"
+                    self.groups * size,
+                    (1, 1),
+                    dtype=self.dtype,
+                    kernel_init=nn.initializers.zeros,
+                    bias_init=_head_bias(name, self.groups, size, self.box_head),
+                    name=f"{name}_head{stride}",
                 )(features)
                 logits = upsample_bilinear(logits, max(1, 4 // stride)).astype(jnp.float32)
+                if name == "box" and self.box_head == "log":
+                    # Clipped to sizes of 0.02..8100 px so that exp never overflows.
+                    logits = jnp.exp(jnp.clip(logits, -4.0, 9.0))
                 outputs[stride][name] = logits.reshape(
                     b, h // stride, w // stride, self.groups, size
                 )
@@ -359,6 +395,7 @@ def build_model(config: ml_collections.ConfigDict) -> DWD:
     _check(m.width > 0, "model.width", m.width, "a positive multiplier")
     _check(m.norm in NORMS, "model.norm", m.norm, f"one of {NORMS}")
     _check(m.dtype in DTYPES, "model.dtype", m.dtype, f"one of {tuple(DTYPES)}")
+    _check(m.box_head in BOX_HEADS, "model.box_head", m.box_head, f"one of {BOX_HEADS}")
     allowed = (1, 2, 4, 8, 16, 32)
     strides = tuple(m.output_strides)
     _check(
@@ -379,6 +416,7 @@ def build_model(config: ml_collections.ConfigDict) -> DWD:
         output_strides=strides,
         groups=targets.num_groups(config),
         energy_levels=config.targets.energy_levels,
+        box_head=m.box_head,
     )
 
 

@@ -195,4 +195,3 @@ def run_all(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
-

@@ -22,6 +22,7 @@ DOT = classes_lib.label_of("augmentationDot") + 1
 def make_config(**decode_fields):
     c = get_config()
     c.targets.energy_groups = ()
+    c.decode.foreground_threshold = 0.0  # The original's argmax rule unless a test says.
     c.decode.update(decode_fields)
     return c
 
@@ -107,15 +108,19 @@ def test_oracle_faithful_single_energy_map_cannot_reach_95_percent(page):
 # --- The original procedure against a scipy reference --------------------------------------------
 
 
-def reference_decode(energy_logits, class_logits, box, stride, cutoff, min_size):
-    """DWD_SPEC.md section 6 with scipy and Python loops over components (one page, one group)."""
-    level = energy_logits.argmax(-1)
+def reference_decode(energy_logits, class_logits, box, stride, cutoff, min_size, threshold=0.0):
+    """DWD_SPEC.md section 6 with scipy and Python loops over components (one page, one group);
+    `threshold > 0`: foreground is P(level > cutoff) > threshold instead."""
     p = np.exp(energy_logits - energy_logits.max(-1, keepdims=True))
-    expected = (p / p.sum(-1, keepdims=True)) @ np.arange(energy_logits.shape[-1])
+    p /= p.sum(-1, keepdims=True)
+    expected = p @ np.arange(energy_logits.shape[-1])
+    fg = (
+        p[..., cutoff + 1 :].sum(-1) > threshold if threshold else energy_logits.argmax(-1) > cutoff
+    )
     cls = class_logits.argmax(-1)
     q = np.exp(class_logits - class_logits.max(-1, keepdims=True))
     q /= q.sum(-1, keepdims=True)
-    labels, n = ndi.label(level > cutoff, structure=np.ones((3, 3)))
+    labels, n = ndi.label(fg, structure=np.ones((3, 3)))
     found = []
     for i in range(1, n + 1):
         ys, xs = np.nonzero(labels == i)
@@ -131,7 +136,8 @@ def reference_decode(energy_logits, class_logits, box, stride, cutoff, min_size)
     return np.array(found)
 
 
-def test_plain_components_equal_the_scipy_loop_reference():
+@pytest.mark.parametrize("threshold", [0.0, 0.75])
+def test_plain_components_equal_the_scipy_loop_reference(threshold):
     rng = np.random.default_rng(0)
     h, w, stride = 40, 48, 2
     blobs = ndi.gaussian_filter(rng.normal(size=(h, w)), 2.0)
@@ -141,14 +147,14 @@ def test_plain_components_equal_the_scipy_loop_reference():
     energy[..., 5] += np.where(inside, 3.0, 0.0)
     klass = rng.normal(size=(h, w, 137)) * 2.0
     box = rng.uniform(1, 30, (h, w, 2))
-    config = make_config(saddle_depth=0)
+    config = make_config(saddle_depth=0, foreground_threshold=threshold)
     outputs = {
         "energy": jnp.asarray(energy, jnp.float32)[None, :, :, None],
         "class": jnp.asarray(klass, jnp.float32)[None, :, :, None],
         "box": jnp.asarray(box, jnp.float32)[None, :, :, None],
     }
     det = decode.decode(outputs, stride=stride, config=config)
-    want = reference_decode(energy, klass, box, stride, cutoff=1, min_size=4)
+    want = reference_decode(energy, klass, box, stride, cutoff=1, min_size=4, threshold=threshold)
     want = want[np.argsort(-want[:, 5], kind="stable")]
     valid = np.asarray(det.valid[0])
     assert valid.sum() == len(want) > 3
@@ -317,3 +323,34 @@ def test_compiles_once_per_input_shape():
             }
         )
     assert len(traces) == 1
+
+
+@pytest.mark.parametrize("cutoff", [0, 1, 3])
+def test_foreground_rules_match_numpy(cutoff):
+    rng = np.random.default_rng(cutoff)
+    logits = rng.normal(0.0, 3.0, (4, 33, 20)).astype(np.float32)
+    logits[0, 0, :] = 1.0  # A full tie: argmax takes level 0, so background.
+    argmax_rule = np.asarray(decode.foreground(jnp.asarray(logits), cutoff))
+    np.testing.assert_array_equal(argmax_rule, logits.argmax(-1) > cutoff)
+    e = np.exp(logits.astype(np.float64) - logits.max(-1, keepdims=True))
+    p_fg = e[..., cutoff + 1 :].sum(-1) / e.sum(-1)
+    for threshold in (0.1, 0.3, 0.5, 0.9):
+        rule = np.asarray(decode.foreground(jnp.asarray(logits), cutoff, threshold))
+        near = np.abs(p_fg - threshold) < 1e-5  # f32 rounding may go either way there.
+        np.testing.assert_array_equal(rule[~near], (p_fg > threshold)[~near])
+    # The probability rule finds foreground the argmax misses: mass spread over many levels.
+    spread = np.zeros((1, 20), np.float32)
+    spread[0, 0] = np.log(9.0)  # P(level 0) = 9 / 28, the rest 1 / 28 each.
+    assert not bool(decode.foreground(jnp.asarray(spread), cutoff)[0])
+    assert bool(decode.foreground(jnp.asarray(spread), cutoff, 0.5)[0])
+
+
+def test_bad_foreground_threshold_names_the_field():
+    args = (
+        jnp.asarray([[[10.0, 10.0, 20.0, 20.0]]]),
+        jnp.asarray([[NOTEHEAD]]),
+        jnp.ones((1, 1), bool),
+    )
+    t = targets.make_targets(*args, image_shape=(32, 32), stride=1, config=make_config())
+    with pytest.raises(ValueError, match="config.decode.foreground_threshold"):
+        decode.decode(one_hot_outputs(t), stride=1, config=make_config(foreground_threshold=1.0))

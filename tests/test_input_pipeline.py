@@ -208,9 +208,7 @@ def test_object_centred_crops_hold_an_object_and_balance_classes():
     # A 1000x1000 page: one rare object (class 7) and 50 common ones (class 3) in a far corner.
     rng = np.random.default_rng(0)
     common = np.stack([rng.uniform(900, 980, 50), rng.uniform(900, 980, 50)], 1)
-    boxes = np.float32(
-        [[500, 100, 510, 110]] + [[y, x, y + 8, x + 8] for y, x in common.tolist()]
-    )
+    boxes = np.float32([[500, 100, 510, 110]] + [[y, x, y + 8, x + 8] for y, x in common.tolist()])
     page = {
         "image": np.full((1000, 1000), 255, np.uint8),
         "boxes": boxes,

@@ -55,6 +55,7 @@ def test_empty_mask_gives_zero_loss_and_zero_finite_gradient():
 
 def _config(**loss):
     c = default.get_config()
+    c.model.box_head = "linear"  # Box errors below are in pixels.
     c.model.output_strides = (1, 8, 16)
     c.loss.energy_strides = (1, 8, 16)
     c.loss.class_strides = (1,)
@@ -155,7 +156,7 @@ def test_normaliser_ring_buffer_and_combined_loss():
     np.testing.assert_allclose(
         np.asarray(state.history), [[4, 5, 3], [40, 50, 30], [0.5, 0.5, 0.5]]
     )
-    assert int(state.count) == 5
+    np.testing.assert_array_equal(np.asarray(state.count), [5, 5, 5])
     # Step 5 divides by the mean of steps 2, 3, 4: energy 4, class 40, box 0.5.
     values = {"energy": jnp.float32(8.0), "class": jnp.float32(20.0), "box": jnp.float32(1.0)}
     loss, _ = losses.total_loss(values, state, jnp.int32(5), c)
@@ -186,3 +187,35 @@ def test_single_head_stage_uses_the_raw_loss_and_zero_normaliser_is_safe():
         assert float(loss) == (2.0 if step < 3 else 3.0)
     loss, _ = losses.total_loss(zero, state, jnp.int32(5), c)  # Combined: box divides by 1.
     assert float(loss) == pytest.approx(2 * 2 / 2 + 3 / 3 + 0.0)
+
+
+def test_log_box_loss_compares_log_sizes():
+    pred = jnp.array([[10.0, 2.0], [0.1, 4.0]]).reshape(2, 1, 1, 1, 2)
+    target = jnp.array([[20.0, 2.0], [1.0, 1.0]]).reshape(2, 1, 1, 1, 2)
+    mask = jnp.ones((2, 1, 1, 1), bool)
+    # Sizes are floored at half a pixel: 0.1 counts as 0.5.
+    want = (np.log(2.0) ** 2 + 0.0 + np.log(2.0) ** 2 + np.log(4.0) ** 2) / 4
+    np.testing.assert_allclose(
+        float(losses.box_loss(pred, target, mask, log=True)), want, rtol=1e-6
+    )
+    # A relative error costs the same on a notehead and on a staff; in pixels it does not.
+    small, big = jnp.full((1, 1, 1, 1, 2), 10.0), jnp.full((1, 1, 1, 1, 2), 1000.0)
+    one = jnp.ones((1, 1, 1, 1), bool)
+    np.testing.assert_allclose(
+        losses.box_loss(small * 1.1, small, one, log=True),
+        losses.box_loss(big * 1.1, big, one, log=True),
+        rtol=1e-5,
+    )
+
+
+def test_blank_batches_do_not_enter_the_normaliser():
+    c = _config(schedule=(("combined", 100),), normaliser_window=2)
+    state = losses.init_normaliser(c.loss.normaliser_window)
+    real = {"energy": jnp.float32(1.0), "class": jnp.float32(4.0), "box": jnp.float32(2.0)}
+    blank = {"energy": jnp.float32(0.5), "class": jnp.float32(0.0), "box": jnp.float32(0.0)}
+    for step, values in enumerate([real, blank, blank]):
+        _, state = losses.total_loss(values, state, jnp.int32(step), c)
+    np.testing.assert_array_equal(np.asarray(state.count), [3, 1, 1])
+    # Class and box still divide by the one real batch's 4 and 2, not by means with zeros.
+    loss, _ = losses.total_loss(real, state, jnp.int32(3), c)
+    assert float(loss) == pytest.approx(2 * 1.0 / 0.5 + 4 / 4 + 2 / 2)

@@ -33,7 +33,7 @@ def _pages(batch: int, seed: int = 0) -> jax.Array:
 @pytest.fixture(scope="module")
 def grouped():
     """One compiled G = 2 model shared by the tests: (config, variables, pages, outputs)."""
-    c = _config(output_strides=(1, 4, 8, 32))
+    c = _config(output_strides=(1, 4, 8, 32), box_head="linear")
     c.targets.energy_groups = (("ledgerLine",), ("stem",))
     pages = _pages(2)
     model = model_lib.build_model(c)
@@ -119,7 +119,13 @@ def test_no_norm_backbone_convs_have_biases():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("depth", 42), ("norm", "layer"), ("dtype", "float16"), ("output_strides", (3,))],
+    [
+        ("depth", 42),
+        ("norm", "layer"),
+        ("dtype", "float16"),
+        ("output_strides", (3,)),
+        ("box_head", "sqrt"),
+    ],
 )
 def test_bad_model_config_names_the_field(field, value):
     c = _config()
@@ -153,3 +159,18 @@ def test_heads_on_upsampled_features_equal_upsampled_head_logits():
         np.asarray(head.apply(variables, model_lib.upsample_bilinear(features, 4))),
         atol=1e-5,
     )
+
+
+def test_log_box_head_returns_exp_of_the_linear_heads_output(grouped):
+    c, variables, pages, apply = grouped
+    linear = apply(variables, pages)
+    c = c.copy_and_resolve_references()
+    c.model.box_head = "log"
+    logged = jax.jit(model_lib.build_model(c).apply)(variables, pages)  # Same parameters.
+    for stride in linear:
+        np.testing.assert_allclose(
+            np.asarray(logged[stride]["box"]),
+            np.exp(np.clip(np.asarray(linear[stride]["box"]), -4, 9)),
+            rtol=1e-4,
+        )
+        np.testing.assert_allclose(logged[stride]["energy"], linear[stride]["energy"], atol=1e-5)

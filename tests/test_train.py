@@ -11,7 +11,7 @@ from ml_collections import config_flags
 from test_input_pipeline import synthetic_records
 
 from configs import tiny
-from dwd_jax import checkpoint, input_pipeline, model, train
+from dwd_jax import checkpoint, decode, input_pipeline, model, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -84,18 +84,22 @@ def test_tiny_config_overfits_two_pages():
     for _ in range(160):
         state, metrics = step_fn(state, batch)
         history.append(jax.device_get(metrics))
-    # Measured on CPU: energy 4.9 -> 0.36, class 12 -> 0.6, box 85 -> 0.14 in 160 steps.
-    for head, factor in (("energy_loss", 5), ("class_loss", 5), ("box_loss", 20)):
+    # The heads start at their priors (model._head_bias), so the first losses are chance
+    # level. Measured on CPU: energy 0.63 -> 0.23, class 4.9 -> 0.08, box 0.24 -> 0.015 (log
+    # sizes) in 160 steps.
+    for head, factor in (("energy_loss", 2), ("class_loss", 20), ("box_loss", 8)):
         assert history[-1][head] < history[0][head] / factor, (head, history[0], history[-1])
-    # The decoded energy map shows the markers: most predicted foreground (level > 1, the
-    # decoder's cutoff) is target foreground, and it covers a good part of it (measured 0.77
-    # and 0.43; the 20 levels are the slowest head to fit).
+    # The decoded energy map shows the markers: most predicted foreground (the decoder's
+    # rule, P(level > 1) > config.decode.foreground_threshold) is target foreground, and it
+    # covers most of it (measured 0.63 and 0.74; the 20 levels are the slowest head to fit).
     maps = train.make_targets_by_stride(batch, (2,), config)[2]
     outputs = net.apply({"params": state.params}, batch["image"].astype(np.float32))[2]
-    predicted = np.asarray(outputs["energy"].argmax(-1) > 1)
+    predicted = np.asarray(
+        decode.foreground(outputs["energy"], 1, config.decode.foreground_threshold)
+    )
     target = np.asarray(maps["energy"] > 1)
     hits = (predicted & target).sum()
-    assert hits / predicted.sum() > 0.5 and hits / target.sum() > 0.3
+    assert hits / predicted.sum() > 0.5 and hits / target.sum() > 0.5
 
 
 def test_rmsprop_has_tf1_semantics():
@@ -144,19 +148,23 @@ def test_kill_and_resume_gives_bitwise_identical_params(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    # A learning rate of 1e30 makes step 1's update explode, so step 2's loss is not finite.
-    config = _tiny(steps=4, checkpoint_every=1, learning_rate=1e30)
-    with pytest.raises(FloatingPointError, match=r"Step 2: non-finite.*checkpoint \(step 1\)"):
+    # Two good steps, then a resumed run whose infinite learning rate makes step 3's update
+    # inf or NaN: its loss is still finite, its parameters are not, and they must not be saved.
+    train.train_and_evaluate(
+        _tiny(steps=2, checkpoint_every=1), tmp_path, source=synthetic_records(2)
+    )
+    config = _tiny(steps=4, checkpoint_every=1, learning_rate=float("inf"))
+    with pytest.raises(FloatingPointError, match=r"Step 3: non-finite.*checkpoint \(step 2\)"):
         train.train_and_evaluate(config, tmp_path, source=synthetic_records(2))
     manager = checkpoint.make_manager(tmp_path, config.train)
-    assert manager.all_steps() == [1]
+    assert manager.all_steps()[-1] == 2
     mesh = train.make_mesh()
     net = model.build_model(config)
     optimizer = train.make_optimizer(config.train)
     abstract = train.abstract_state(config, net, optimizer, mesh)
     loader = input_pipeline.make_train_loader(synthetic_records(2), config.data, seed=0)
     restored = checkpoint.restore_latest(manager, abstract, iter(loader))
-    assert int(restored.step) == 1
+    assert int(restored.step) == 2
     assert all(np.isfinite(p).all() for p in _params(restored))
 
 
