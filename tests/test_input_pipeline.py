@@ -1,6 +1,7 @@
 """Input pipeline: page formats, crop/box rules, determinism and resume position."""
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -223,3 +224,27 @@ def test_object_centred_crops_hold_an_object_and_balance_classes():
     assert all(d["valid"].any() for d in draws)  # Never a crop of bare margin.
     rare = np.mean([7 in d["classes"][d["valid"]] for d in draws])
     assert 0.35 < rare < 0.65  # Half the crops, though it is 1 object in 51.
+
+
+class _CountingSource(list):
+    """Records that count how many times they were read."""
+
+    reads = 0
+
+    def __getitem__(self, index):
+        type(self).reads += 1
+        return super().__getitem__(index)
+
+
+def test_loader_reads_only_a_few_pages_ahead():
+    # Decoded pages are 5-10 MB: grain's default read-ahead (500 records) held gigabytes.
+    config = tiny.get_config()
+    config.data.worker_count = 0
+    source = _CountingSource(synthetic_records(3))
+    loader = iter(input_pipeline.make_train_loader(source, config.data, seed=0))
+    taken = 5
+    _take(loader, taken)
+    time.sleep(0.5)  # Give the reading threads time to run ahead as far as they may.
+    pages = taken * config.data.batch_size
+    slack = input_pipeline.READ_AHEAD_PAGES + input_pipeline.READ_THREADS + 1
+    assert pages <= _CountingSource.reads <= pages + slack
