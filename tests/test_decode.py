@@ -22,7 +22,8 @@ DOT = classes_lib.label_of("augmentationDot") + 1
 def make_config(**decode_fields):
     c = get_config()
     c.targets.energy_groups = ()
-    c.decode.foreground_threshold = 0.0  # The original's argmax rule unless a test says.
+    c.decode.foreground_threshold = 0.0  # The original's argmax rule unless a test says,
+    c.decode.box_size = "max"  # and its box size.
     c.decode.update(decode_fields)
     return c
 
