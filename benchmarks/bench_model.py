@@ -36,7 +36,7 @@ import optax  # noqa: E402
 from configs import default  # noqa: E402
 from dwd_jax import losses, model, targets  # noqa: E402
 
-PAPER = {"depth": 101, "width": 1.0, "decoder_channels": 256}  # The paper's RefineNet width.
+PAPER = {"depth": 101, "width": 1.0, "decoder_channels": 256, "box_head": "linear"}  # The paper.
 FINEST = {  # Finest head stride -> (model.output_strides, loss energy, class, box strides).
     1: ((1, 8, 16), (1, 8, 16), (1,), (1, 8)),
     2: ((2, 8, 16), (2, 8, 16), (2,), (2, 8)),

@@ -302,13 +302,33 @@ def _save(fig, out_png: str | Path) -> Path:
     return out_png
 
 
+def running_median(values: Sequence[float], window: int) -> np.ndarray:
+    """The median of each value's trailing window of `window` values (fewer at the start).
+
+    Batch-1 losses jump by 100x from crop to crop; a median shows the trend through spikes
+    that a mean would follow.
+
+    Args:
+      values: f[n].
+      window: values per median, at least 1.
+
+    Returns:
+      f64[n].
+    """
+    x = np.asarray(values, np.float64)
+    return np.array([np.median(x[max(0, i - window + 1) : i + 1]) for i in range(len(x))])
+
+
 def learning_curves(
     records: str | Path | Iterable[Mapping],
     out_png: str | Path,
     *,
     keys: Sequence[str] | None = None,
 ) -> Path:
-    """Plot losses against step on a log axis and write a PNG.
+    """Plot each loss against step on a log axis, one panel per loss, and write a PNG.
+
+    Every logged value is drawn faintly, and over it the running median of the last ~2 % of
+    the values (at least 5): single-crop losses are noisy, the median is the trend.
 
     Args:
       records: path of the trainer's JSONL log, or an iterable of dicts; each record has a
@@ -327,8 +347,7 @@ def learning_curves(
         keys = sorted(
             {k for r in rows for k, v in r.items() if "loss" in k and isinstance(v, (int, float))}
         )
-    fig = Figure(figsize=(8, 5))
-    ax = fig.add_subplot()
+    curves = {}
     for key in keys:
         pts = [
             (r["step"], r[key])
@@ -336,16 +355,23 @@ def learning_curves(
             if isinstance(r.get(key), (int, float)) and math.isfinite(r[key]) and r[key] > 0
         ]
         if pts:
-            steps, values = zip(*pts, strict=True)
-            ax.plot(steps, values, label=key)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.grid(True, which="both", alpha=0.3)
-    if ax.lines:
-        ax.legend()
-    else:
+            curves[key] = tuple(np.asarray(v) for v in zip(*pts, strict=True))
+    fig = Figure(figsize=(8, 2.2 * max(1, len(curves)) + 0.6))
+    if not curves:
+        ax = fig.add_subplot()
         ax.set_title(f"no positive values for {list(keys)} in {len(rows)} records")
+    for i, (key, (steps, values)) in enumerate(curves.items()):
+        ax = fig.add_subplot(len(curves), 1, i + 1)
+        window = max(5, len(values) // 50)
+        ax.plot(steps, values, color="tab:blue", alpha=0.2, linewidth=0.7, label="logged")
+        ax.plot(
+            steps, running_median(values, window), color="tab:blue", label=f"median of {window}"
+        )
+        ax.set_yscale("log")
+        ax.set_ylabel(key)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="upper right", fontsize="small")
+    fig.axes[-1].set_xlabel("step")
     fig.tight_layout()
     return _save(fig, out_png)
 

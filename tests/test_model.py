@@ -38,6 +38,16 @@ def grouped():
     pages = _pages(2)
     model = model_lib.build_model(c)
     variables = jax.jit(model.init)(jax.random.key(0), pages)
+    # Heads start with zero kernels (outputs = priors, whatever the page); random ones make
+    # the outputs depend on the features, which these tests compare.
+    variables = jax.tree_util.tree_map_with_path(
+        lambda path, x: (
+            jax.random.normal(jax.random.key(len(path)), x.shape) * 0.1
+            if "_head" in jax.tree_util.keystr(path) and x.ndim > 1
+            else x
+        ),
+        variables,
+    )
     apply = jax.jit(model.apply)
     return c, variables, pages, apply
 
@@ -174,3 +184,14 @@ def test_log_box_head_returns_exp_of_the_linear_heads_output(grouped):
             rtol=1e-4,
         )
         np.testing.assert_allclose(logged[stride]["energy"], linear[stride]["energy"], atol=1e-5)
+
+
+def test_a_fresh_model_outputs_the_head_priors():
+    c = _config(output_strides=(2,))
+    pages = _pages(1)
+    net = model_lib.build_model(c)
+    outputs = net.apply(net.init(jax.random.key(0), pages), pages)[2]
+    p = jax.nn.softmax(outputs["energy"], axis=-1)
+    np.testing.assert_allclose(p[..., 0], model_lib.BACKGROUND_PRIOR, rtol=1e-5)
+    np.testing.assert_allclose(jax.nn.softmax(outputs["class"], -1), 1 / 137, rtol=1e-5)
+    np.testing.assert_allclose(outputs["box"], model_lib.INITIAL_BOX_SIZE, rtol=1e-5)

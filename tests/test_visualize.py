@@ -99,3 +99,12 @@ def test_missed_ground_truth_is_drawn_red_and_listed():
     np.testing.assert_array_equal(np.asarray(out)[5, 15], [255, 0, 0])
     assert out.width > 40  # The legend lists the misses.
     assert not (visualize.class_palette() == [255, 0, 0]).all(1).any()  # Red is no class.
+
+
+def test_running_median_follows_the_trend_through_spikes():
+    values = np.full(40, 2.0)
+    values[::7] = 500.0  # One crop in seven is a spike.
+    np.testing.assert_array_equal(visualize.running_median(values, 5)[4:], 2.0)
+    x = np.random.default_rng(0).normal(size=30)
+    want = [np.median(x[max(0, i - 3) : i + 1]) for i in range(30)]
+    np.testing.assert_allclose(visualize.running_median(x, 4), want)
