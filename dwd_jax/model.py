@@ -113,6 +113,37 @@ def upsample_bilinear(x: jax.Array, factor: int) -> jax.Array:
     return x
 
 
+def max_pool_same(x: jax.Array, size: int) -> jax.Array:
+    """`nn.max_pool(x, (size, size), (1, 1), padding="SAME")` for odd `size`, as running maxima.
+
+    A window maximum is separable (rows, then columns) and each 1-D maximum is `size - 1`
+    elementwise `jnp.maximum`s of shifted slices, which XLA fuses. XLA's CPU backward of
+    `reduce_window` max is a select-and-scatter that is slow: fwd + bwd of a 5x5 pool on
+    240x240x32 takes 150 ms that way and 36 ms this way (1750 vs 348 ms at 256 channels),
+    and the chained residual pooling runs eight such pools per step. Same forward values;
+    on ties (many after a ReLU) the gradient is shared rather than given to one input, an
+    equally valid subgradient.
+
+    Args:
+      x: [B, H, W, C].
+      size: odd window side.
+
+    Returns:
+      [B, H, W, C].
+    """
+    half = size // 2
+    for axis in (1, 2):
+        n = x.shape[axis]
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (half, half)
+        padded = jnp.pad(x, pad, constant_values=-jnp.inf)
+        out = jax.lax.slice_in_dim(padded, 0, n, axis=axis)
+        for k in range(1, size):
+            out = jnp.maximum(out, jax.lax.slice_in_dim(padded, k, k + n, axis=axis))
+        x = out
+    return x
+
+
 def _channels(base: int, width: float) -> int:
     """Scales a channel count by `width`, keeping at least 8 channels."""
     return max(8, int(round(base * width)))
@@ -288,7 +319,7 @@ class RefineBlock(nn.Module):
         x = nn.relu(x)
         branch = x
         for stage in range(2):
-            branch = nn.max_pool(branch, (5, 5), (1, 1), padding="SAME")
+            branch = max_pool_same(branch, 5)
             branch = conv(f"pool_conv{stage + 1}")(branch)
             x = x + branch
         return RCU(self.dtype, name="out_rcu")(x)

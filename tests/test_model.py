@@ -195,3 +195,15 @@ def test_a_fresh_model_outputs_the_head_priors():
     np.testing.assert_allclose(p[..., 0], model_lib.BACKGROUND_PRIOR, rtol=1e-5)
     np.testing.assert_allclose(jax.nn.softmax(outputs["class"], -1), 1 / 137, rtol=1e-5)
     np.testing.assert_allclose(outputs["box"], model_lib.INITIAL_BOX_SIZE, rtol=1e-5)
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_max_pool_same_matches_flax_max_pool(size):
+    x = jax.random.normal(jax.random.key(size), (2, 9, 7, 3))  # No ties: gradients agree too.
+    reference = lambda x: nn.max_pool(x, (size, size), (1, 1), padding="SAME")  # noqa: E731
+    np.testing.assert_array_equal(model_lib.max_pool_same(x, size), reference(x))
+    weights = jax.random.normal(jax.random.key(9), x.shape)
+    grad = lambda f: jax.grad(lambda x: (f(x) * weights).sum())(x)  # noqa: E731
+    np.testing.assert_allclose(
+        grad(lambda x: model_lib.max_pool_same(x, size)), grad(reference), atol=1e-6
+    )
