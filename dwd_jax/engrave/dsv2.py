@@ -76,22 +76,10 @@ def assemble(pages: list[dict]) -> dict:
                 "img_id": str(page["image_id"]),
                 "comments": ann["comments"],
             }
-        images.append(
-            {
-                "id": page["image_id"],
-                "filename": page["filename"],
-                "width": page["width"],
-                "height": page["height"],
-                "ann_ids": ann_ids,
-            }
-        )
-    return {
-        "info": INFO,
-        "annotation_sets": [ANNOTATION_SET],
-        "categories": categories(),
-        "images": images,
-        "annotations": annotations,
-    }
+        images.append({"id": page["image_id"], "filename": page["filename"],
+                       "width": page["width"], "height": page["height"], "ann_ids": ann_ids})
+    return {"info": INFO, "annotation_sets": [ANNOTATION_SET], "categories": categories(),
+            "images": images, "annotations": annotations}
 
 
 def dumps(obj: dict) -> bytes:

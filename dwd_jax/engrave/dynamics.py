@@ -19,34 +19,14 @@ from dwd_jax.engrave import glyphs
 _LETTER_CODES = {"p": "E520", "m": "E521", "f": "E522", "r": "E523", "s": "E524", "z": "E525"}
 # SMuFL combined dynamics (codepoint -> letters).
 COMBINED = {
-    "E527": "pppppp",
-    "E528": "ppppp",
-    "E529": "pppp",
-    "E52A": "ppp",
-    "E52B": "pp",
-    "E52C": "mp",
-    "E52D": "mf",
-    "E52E": "pf",
-    "E52F": "ff",
-    "E530": "fff",
-    "E531": "ffff",
-    "E532": "fffff",
-    "E533": "ffffff",
-    "E534": "fp",
-    "E535": "fz",
-    "E536": "sf",
-    "E537": "sfp",
-    "E538": "sfpp",
-    "E539": "sfz",
-    "E53A": "sfzp",
-    "E53B": "sffz",
-    "E53C": "rf",
-    "E53D": "rfz",
+    "E527": "pppppp", "E528": "ppppp", "E529": "pppp", "E52A": "ppp", "E52B": "pp",
+    "E52C": "mp", "E52D": "mf", "E52E": "pf", "E52F": "ff", "E530": "fff", "E531": "ffff",
+    "E532": "fffff", "E533": "ffffff", "E534": "fp", "E535": "fz", "E536": "sf", "E537": "sfp",
+    "E538": "sfpp", "E539": "sfz", "E53A": "sfzp", "E53B": "sffz", "E53C": "rf", "E53D": "rfz",
 }
 _USE = re.compile(
     r'<use xlink:href="#(E5[23][0-9A-F])-([^"]+)" transform="translate\(([-\d.]+),\s*([-\d.]+)\)'
-    r' scale\(([-\d.]+),\s*([-\d.]+)\)"\s*/>'
-)
+    r' scale\(([-\d.]+),\s*([-\d.]+)\)"\s*/>')
 
 
 @functools.cache
@@ -79,19 +59,15 @@ def split_combined(svg: str, font: str) -> str:
         for letter in COMBINED[code]:
             letter_code = _LETTER_CODES[letter]
             needed[f"{letter_code}-{suffix}"] = letter_code
-            out.append(
-                f'<use xlink:href="#{letter_code}-{suffix}" '
-                f'transform="translate({x:g}, {y:g}) scale({sx:g}, {sy:g})" />'
-            )
+            out.append(f'<use xlink:href="#{letter_code}-{suffix}" '
+                       f'transform="translate({x:g}, {y:g}) scale({sx:g}, {sy:g})" />')
             x += table[letter_code].advance * 1000 * sx  # outlines are in 1000 units per em
         return "".join(out)
 
     svg = _USE.sub(letters, svg)
     missing = [(def_id, code) for def_id, code in needed.items() if f'id="{def_id}"' not in svg]
     if missing:
-        defs = "".join(
-            _outline(font, code).replace(f'id="{code}"', f'id="{def_id}"', 1)
-            for def_id, code in missing
-        )
+        defs = "".join(_outline(font, code).replace(f'id="{code}"', f'id="{def_id}"', 1)
+                       for def_id, code in missing)
         svg = svg.replace("<defs>", "<defs>" + defs, 1)
     return svg

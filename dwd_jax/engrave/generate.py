@@ -22,20 +22,11 @@ from dwd_jax.engrave.piece import PieceTask, engrave_piece
 from dwd_jax.engrave.style import sample_style
 
 
-def generate(
-    out_dir: str,
-    *,
-    num_pages: int,
-    seed: int = 0,
-    workers: int = 2,
-    test_fraction: float = 0.2,
-    progress: bool = True,
-    pages_per_piece: int = 2,
-    width_range: tuple[int, int] = (1960, 2700),
-    staff_space_ratio: tuple[float, float] = (0.0075, 0.0100),
-    piece_timeout_s: float = 300.0,
-    pieces: list[str] | None = None,
-) -> dict:
+def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
+             test_fraction: float = 0.2, progress: bool = True, pages_per_piece: int = 2,
+             width_range: tuple[int, int] = (1960, 2700),
+             staff_space_ratio: tuple[float, float] = (0.0075, 0.0100),
+             piece_timeout_s: float = 300.0, pieces: list[str] | None = None) -> dict:
     """Engraves `num_pages` pages of music21's corpus into a DeepScoresV2-format folder.
 
     Pieces are taken in a seeded order, each engraved in its own seeded style (font, page
@@ -69,16 +60,11 @@ def generate(
     shards_dir = os.path.join(out_dir, "shards")
     os.makedirs(images_dir, exist_ok=True)
     os.makedirs(shards_dir, exist_ok=True)
-    _check_settings(
-        out_dir,
-        {
-            "seed": seed,
-            "pages_per_piece": pages_per_piece,
-            "width_range": list(width_range),
-            "staff_space_ratio": list(staff_space_ratio),
-            "verovio": verovio.toolkit(False).getVersion(),
-        },
-    )
+    _check_settings(out_dir, {
+        "seed": seed, "pages_per_piece": pages_per_piece, "width_range": list(width_range),
+        "staff_space_ratio": list(staff_space_ratio),
+        "verovio": verovio.toolkit(False).getVersion(),
+    })
 
     order = corpus.engraving_order(pieces if pieces is not None else corpus.corpus_pieces(), seed)
     keys = [corpus.piece_key(p) for p in order]
@@ -90,17 +76,14 @@ def generate(
                 try:
                     done[k] = json.load(f)
                 except json.JSONDecodeError as e:
-                    raise ValueError(
-                        f"annotation shard {shard_path[k]} is not valid JSON ({e}); "
-                        "delete it and re-run to engrave that piece again"
-                    ) from None
+                    raise ValueError(f"annotation shard {shard_path[k]} is not valid JSON ({e}); "
+                                     "delete it and re-run to engrave that piece again") from None
     resumed = _prefix_pages(keys, done, num_pages)
     state = {"in_flight": 0}
 
     def enough() -> bool:
-        return (
-            _prefix_pages(keys, done, num_pages) + state["in_flight"] * pages_per_piece >= num_pages
-        )
+        return _prefix_pages(keys, done, num_pages) + state["in_flight"] * pages_per_piece \
+            >= num_pages
 
     pending = iter([(p, k) for p, k in zip(order, keys, strict=True) if k not in done])
 
@@ -111,22 +94,15 @@ def generate(
         if key is None:
             return None
         state["in_flight"] += 1
-        style = sample_style(
-            key, seed=seed, width_range=width_range, staff_space_ratio=staff_space_ratio
-        )
+        style = sample_style(key, seed=seed, width_range=width_range,
+                             staff_space_ratio=staff_space_ratio)
         return PieceTask(path, key, style, pages_per_piece, images_dir, shard_path[key])
 
-    bar = tqdm(
-        total=num_pages,
-        initial=min(resumed, num_pages),
-        unit="page",
-        desc="engraving",
-        disable=not progress,
-    )
+    bar = tqdm(total=num_pages, initial=min(resumed, num_pages), unit="page",
+               desc="engraving", disable=not progress)
     new_pages = 0
-    for task, result in pool.map_isolated(
-        engrave_piece, next_task, workers=workers, timeout_s=piece_timeout_s
-    ):
+    for task, result in pool.map_isolated(engrave_piece, next_task, workers=workers,
+                                          timeout_s=piece_timeout_s):
         state["in_flight"] -= 1
         if isinstance(result, pool.WorkerDied | pool.TaskFailed):
             kind = "crashed" if isinstance(result, pool.WorkerDied) else "failed"
@@ -140,16 +116,13 @@ def generate(
 
     selected = _select(keys, done, num_pages)
     _remove_unselected(keys, done, selected, images_dir, shard_path)
-    stats = _write_splits(
-        out_dir, selected, done, seed=seed, test_fraction=test_fraction, num_pages=num_pages
-    )
+    stats = _write_splits(out_dir, selected, done, seed=seed, test_fraction=test_fraction,
+                          num_pages=num_pages)
     stats.update(
         pieces=sum(1 for k in selected if done[k]["pages"]),
         failed=[f"{k}: {done[k]['failed']}" for k in selected if "failed" in done[k]],
         crashed=[f"{k}: {done[k]['crashed']}" for k in selected if "crashed" in done[k]],
-        resumed_pages=resumed,
-        new_pages=new_pages,
-        seconds=time.monotonic() - start,
+        resumed_pages=resumed, new_pages=new_pages, seconds=time.monotonic() - start,
     )
     return stats
 
@@ -162,8 +135,7 @@ def _check_settings(out_dir: str, settings: dict) -> None:
         if old != settings:
             raise ValueError(
                 f"{out_dir} holds pages engraved with other settings ({old}); now asked for "
-                f"{settings}. Use a new output folder, or delete {out_dir} to start over."
-            )
+                f"{settings}. Use a new output folder, or delete {out_dir} to start over.")
     dsv2.write_atomic(path, dsv2.dumps(settings))
 
 
@@ -221,11 +193,7 @@ def _write_splits(out_dir, selected, done, *, seed, test_fraction, num_pages) ->
             image_id += 1
             ann_id += len(page["annotations"])
     for split, pages in splits.items():
-        dsv2.write_atomic(
-            os.path.join(out_dir, f"deepscores_{split}.json"), dsv2.dumps(dsv2.assemble(pages))
-        )
-    return {
-        "pages": image_id - 1,
-        "train_pages": len(splits["train"]),
-        "test_pages": len(splits["test"]),
-    }
+        dsv2.write_atomic(os.path.join(out_dir, f"deepscores_{split}.json"),
+                          dsv2.dumps(dsv2.assemble(pages)))
+    return {"pages": image_id - 1, "train_pages": len(splits["train"]),
+            "test_pages": len(splits["test"])}

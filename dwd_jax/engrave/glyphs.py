@@ -26,54 +26,18 @@ FALLBACK_FONT = "Leipzig"
 # Names equal in both vocabularies map to themselves. Variants DeepScoresV2 does not distinguish
 # (short fermatas, wedge staccatissimo, rests drawn with a ledger line) map to their base class.
 _FIXED: dict[str, str] = {
-    **{
-        n: n
-        for n in (
-            "segno",
-            "coda",
-            "caesura",
-            "augmentationDot",
-            "repeatDot",
-            "restDoubleWhole",
-            "restWhole",
-            "restHalf",
-            "restQuarter",
-            "rest8th",
-            "rest16th",
-            "rest32nd",
-            "rest64th",
-            "rest128th",
-            "restHBar",
-            "articAccentAbove",
-            "articAccentBelow",
-            "articStaccatoAbove",
-            "articStaccatoBelow",
-            "articTenutoAbove",
-            "articTenutoBelow",
-            "articStaccatissimoAbove",
-            "articStaccatissimoBelow",
-            "articMarcatoAbove",
-            "articMarcatoBelow",
-            "fermataAbove",
-            "fermataBelow",
-            "ornamentTrill",
-            "ornamentTurn",
-            "ornamentTurnInverted",
-            "ornamentMordent",
-            "stringsDownBow",
-            "stringsUpBow",
-            "keyboardPedalPed",
-            "keyboardPedalUp",
-            "brace",
-            "timeSigCommon",
-            "timeSigCutCommon",
-            "tremolo1",
-            "tremolo2",
-            "tremolo3",
-            "tremolo4",
-            "tremolo5",
-        )
-    },
+    **{n: n for n in (
+        "segno", "coda", "caesura", "augmentationDot", "repeatDot",
+        "restDoubleWhole", "restWhole", "restHalf", "restQuarter", "rest8th", "rest16th",
+        "rest32nd", "rest64th", "rest128th", "restHBar",
+        "articAccentAbove", "articAccentBelow", "articStaccatoAbove", "articStaccatoBelow",
+        "articTenutoAbove", "articTenutoBelow", "articStaccatissimoAbove",
+        "articStaccatissimoBelow", "articMarcatoAbove", "articMarcatoBelow",
+        "fermataAbove", "fermataBelow", "ornamentTrill", "ornamentTurn", "ornamentTurnInverted",
+        "ornamentMordent", "stringsDownBow", "stringsUpBow", "keyboardPedalPed",
+        "keyboardPedalUp", "brace", "timeSigCommon", "timeSigCutCommon",
+        "tremolo1", "tremolo2", "tremolo3", "tremolo4", "tremolo5",
+    )},
     **{f"timeSig{d}": f"timeSig{d}" for d in range(10)},
     **{f"tuplet{d}": f"tuplet{d}" for d in range(1, 10)},
     **{f"fingering{d}": f"fingering{d}" for d in range(6)},
@@ -178,7 +142,6 @@ def font_glyphs(font: str) -> dict[str, Glyph]:
         for g in root.iter("g"):
             x, y = float(g.get("x")) / upm, float(g.get("y")) / upm
             w, h = float(g.get("w")) / upm, float(g.get("h")) / upm
-            table[g.get("c").upper()] = Glyph(
-                g.get("n", ""), (x, -(y + h), x + w, -y), float(g.get("h-a-x", 0)) / upm, name
-            )
+            table[g.get("c").upper()] = Glyph(g.get("n", ""), (x, -(y + h), x + w, -y),
+                                              float(g.get("h-a-x", 0)) / upm, name)
     return table

@@ -89,9 +89,8 @@ def engrave_piece(task: PieceTask) -> dict:
         # zlib level 1: about 1.5x quicker to write than the default 6, for ~30 % more disk.
         Image.fromarray(image).save(buf, format="PNG", compress_level=1)
         dsv2.write_atomic(os.path.join(task.images_dir, filename), buf.getvalue())
-        pages.append(
-            {"filename": filename, "width": width, "height": height, "annotations": annotations}
-        )
+        pages.append({"filename": filename, "width": width, "height": height,
+                      "annotations": annotations})
     if not pages:
         raise EngraveError(f"verovio engraved no annotated page from {task.path}")
     shard = {"key": task.key, "pages": pages}
@@ -99,13 +98,8 @@ def engrave_piece(task: PieceTask) -> dict:
     return shard
 
 
-def page_annotations(
-    symbols: list[svg_symbols.Symbol],
-    view_box,
-    image: np.ndarray,
-    tk: verovio.toolkit,
-    onsets: dict[str, float],
-) -> list[dict]:
+def page_annotations(symbols: list[svg_symbols.Symbol], view_box, image: np.ndarray,
+                     tk: verovio.toolkit, onsets: dict[str, float]) -> list[dict]:
     """DeepScoresV2 annotation records of one page.
 
     Args:
@@ -126,12 +120,8 @@ def page_annotations(
     ink = image < INK_THRESHOLD
     out = []
     for sym in symbols:
-        x0, y0, x1, y1 = (
-            sym.box[0] * scale + dx,
-            sym.box[1] * scale + dy,
-            sym.box[2] * scale + dx,
-            sym.box[3] * scale + dy,
-        )
+        x0, y0, x1, y1 = (sym.box[0] * scale + dx, sym.box[1] * scale + dy,
+                          sym.box[2] * scale + dx, sym.box[3] * scale + dy)
         x0, y0, x1, y1 = max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height)
         if x1 <= x0 or y1 <= y0:
             continue
@@ -139,23 +129,20 @@ def page_annotations(
         c1, r1 = max(int(np.ceil(x1)), c0 + 1), max(int(np.ceil(y1)), r0 + 1)
         area = int(np.count_nonzero(ink[r0:r1, c0:c1]))
         box = [round(v, 3) for v in (x0, y0, x1, y1)]
-        out.append(
-            {
-                "a_bbox": box,
-                # Axis-aligned symbols: the oriented box is the same rectangle, in DeepScoresV2's
-                # corner order (x1,y1), (x1,y0), (x0,y0), (x0,y1).
-                "o_bbox": [box[2], box[3], box[2], box[1], box[0], box[1], box[0], box[3]],
-                "cat_id": str(label_of(sym.name) + 1),
-                "area": area,
-                "comments": _notehead_comments(sym, tk, onsets),
-            }
-        )
+        out.append({
+            "a_bbox": box,
+            # Axis-aligned symbols: the oriented box is the same rectangle, in DeepScoresV2's
+            # corner order (x1,y1), (x1,y0), (x0,y0), (x0,y1).
+            "o_bbox": [box[2], box[3], box[2], box[1], box[0], box[1], box[0], box[3]],
+            "cat_id": str(label_of(sym.name) + 1),
+            "area": area,
+            "comments": _notehead_comments(sym, tk, onsets),
+        })
     return out
 
 
-def _notehead_comments(
-    sym: svg_symbols.Symbol, tk: verovio.toolkit, onsets: dict[str, float]
-) -> str:
+def _notehead_comments(sym: svg_symbols.Symbol, tk: verovio.toolkit,
+                       onsets: dict[str, float]) -> str:
     """DeepScores-extended `onset:..;rel_position:..;duration:..;` of a notehead, else ""."""
     if not sym.note_id:
         return ""

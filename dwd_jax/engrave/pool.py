@@ -57,9 +57,8 @@ class _Worker:
         self.conn.close()
 
 
-def map_isolated(
-    fn: Callable, next_task: Callable[[], object | None], *, workers: int, timeout_s: float
-) -> Iterator[tuple[object, object]]:
+def map_isolated(fn: Callable, next_task: Callable[[], object | None], *, workers: int,
+                 timeout_s: float) -> Iterator[tuple[object, object]]:
     """Runs `fn(task)` in `workers` separate processes; yields (task, result) as they finish.
 
     Tasks are asked for only when a worker is free, so the caller can decide from the results
@@ -92,7 +91,8 @@ def map_isolated(
             busy = [w for w in pool if w.task is not None]
             if not busy:
                 return
-            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=1.0)
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
+                         timeout=1.0)
             now = time.monotonic()
             for i, w in enumerate(pool):
                 if w.task is None:

@@ -31,9 +31,8 @@ _BOLD = {"ending", "fing", "reh", "tempo"}
 _SERIF = "DejaVu Serif"  # any serif fontconfig finds; each run is fitted to Times' width
 
 
-def page_transform(
-    view_box: tuple[float, float, float, float], width: int, height: int
-) -> tuple[float, float, float]:
+def page_transform(view_box: tuple[float, float, float, float], width: int, height: int
+                   ) -> tuple[float, float, float]:
     """(scale, dx, dy) mapping viewBox units to pixels: px = scale * v + d.
 
     SVG's default `preserveAspectRatio="xMidYMid meet"`: uniform scale, content centred.
@@ -125,12 +124,8 @@ class _Painter:
             if tag == "polygon":
                 ctx.close_path()
         elif tag == "rect":
-            ctx.rectangle(
-                float(el.get("x", 0)),
-                float(el.get("y", 0)),
-                float(el.get("width", 0)),
-                float(el.get("height", 0)),
-            )
+            ctx.rectangle(float(el.get("x", 0)), float(el.get("y", 0)),
+                          float(el.get("width", 0)), float(el.get("height", 0)))
         elif tag in ("ellipse", "circle"):
             rx = float(el.get("rx", el.get("r", 0)))
             ry = float(el.get("ry", el.get("r", 0)))
@@ -149,16 +144,10 @@ class _Painter:
         width = float(el.get("stroke-width", 1))
         if el.get("stroke") != "none" and width > 0:
             ctx.set_line_width(width)
-            ctx.set_line_cap(
-                {"round": cairo.LINE_CAP_ROUND, "square": cairo.LINE_CAP_SQUARE}.get(
-                    el.get("stroke-linecap"), cairo.LINE_CAP_BUTT
-                )
-            )
-            ctx.set_line_join(
-                {"round": cairo.LINE_JOIN_ROUND, "bevel": cairo.LINE_JOIN_BEVEL}.get(
-                    el.get("stroke-linejoin"), cairo.LINE_JOIN_MITER
-                )
-            )
+            ctx.set_line_cap({"round": cairo.LINE_CAP_ROUND, "square": cairo.LINE_CAP_SQUARE}
+                             .get(el.get("stroke-linecap"), cairo.LINE_CAP_BUTT))
+            ctx.set_line_join({"round": cairo.LINE_JOIN_ROUND, "bevel": cairo.LINE_JOIN_BEVEL}
+                              .get(el.get("stroke-linejoin"), cairo.LINE_JOIN_MITER))
             dash = el.get("stroke-dasharray")
             ctx.set_dash(svg_geometry.parse_numbers(dash) if dash and dash != "none" else [])
             ctx.stroke()
@@ -191,11 +180,9 @@ class _Painter:
         ctx = self.ctx
 
         def select(size, italic, bold):
-            ctx.select_font_face(
-                _SERIF,
-                cairo.FONT_SLANT_ITALIC if italic else cairo.FONT_SLANT_NORMAL,
-                cairo.FONT_WEIGHT_BOLD if bold else cairo.FONT_WEIGHT_NORMAL,
-            )
+            ctx.select_font_face(_SERIF, cairo.FONT_SLANT_ITALIC if italic else
+                                 cairo.FONT_SLANT_NORMAL,
+                                 cairo.FONT_WEIGHT_BOLD if bold else cairo.FONT_WEIGHT_NORMAL)
             ctx.set_font_size(size)
 
         # verovio placed the text with Times' advance widths; squeezing or stretching each run
@@ -228,11 +215,9 @@ def _times_advances(italic: bool, bold: bool) -> dict[str, float]:
     path = os.path.join(glyphs.resource_path(), "text", f"Times{'-' + style if style else ''}.xml")
     root = ET.parse(path).getroot()
     upm = float(root.get("units-per-em"))
-    return {
-        chr(int(g.get("c"), 16)): float(g.get("h-a-x") or float(g.get("x")) + float(g.get("w")))
-        / upm
-        for g in root.iter("g")
-    }
+    return {chr(int(g.get("c"), 16)):
+            float(g.get("h-a-x") or float(g.get("x")) + float(g.get("w"))) / upm
+            for g in root.iter("g")}
 
 
 def _times_width(text: str, size: float, italic: bool, bold: bool) -> float:
@@ -265,9 +250,8 @@ def rasterize(svg: str, width: int, height: int) -> np.ndarray:
     surface = cairo.ImageSurface(cairo.FORMAT_A8, width, height)
     ctx = cairo.Context(surface)
     ctx.set_source_rgba(0, 0, 0, 1)
-    scale, dx, dy = page_transform(
-        tuple(float(v) for v in inner.get("viewBox").split()), width, height
-    )
+    scale, dx, dy = page_transform(tuple(float(v) for v in inner.get("viewBox").split()),
+                                   width, height)
     ctx.translate(dx, dy)
     ctx.scale(scale, scale)
     painter = _Painter(ctx, defs)

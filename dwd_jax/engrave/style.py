@@ -55,13 +55,8 @@ class PageStyle:
         }
 
 
-def sample_style(
-    piece_key: str,
-    *,
-    seed: int,
-    width_range: tuple[int, int],
-    staff_space_ratio: tuple[float, float],
-) -> PageStyle:
+def sample_style(piece_key: str, *, seed: int, width_range: tuple[int, int],
+                 staff_space_ratio: tuple[float, float]) -> PageStyle:
     """Draws the style of one piece, a pure function of (piece_key, seed).
 
     Args:

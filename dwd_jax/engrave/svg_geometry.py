@@ -20,14 +20,8 @@ def compose(m: Affine, t: Affine) -> Affine:
     """The affine map applying `t` first, then `m`."""
     a, b, c, d, e, f = m
     a2, b2, c2, d2, e2, f2 = t
-    return (
-        a * a2 + c * b2,
-        b * a2 + d * b2,
-        a * c2 + c * d2,
-        b * c2 + d * d2,
-        a * e2 + c * f2 + e,
-        b * e2 + d * f2 + f,
-    )
+    return (a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2,
+            a * e2 + c * f2 + e, b * e2 + d * f2 + f)
 
 
 def parse_transform(text: str | None) -> Affine:
@@ -78,7 +72,7 @@ def path_commands(d: str) -> list[tuple]:
             out.append(("Z",))
             x, y, ctrl = sx, sy, None
             continue
-        v = [float(t) for t in tokens[i : i + _ARITY[up]]]
+        v = [float(t) for t in tokens[i:i + _ARITY[up]]]
         i += _ARITY[up]
         ox, oy = (x, y) if cmd.islower() else (0.0, 0.0)
         if up == "M":
@@ -92,17 +86,8 @@ def path_commands(d: str) -> list[tuple]:
         elif up == "Q":
             qx, qy = v[0] + ox, v[1] + oy
             x0, y0, x, y = x, y, v[2] + ox, v[3] + oy
-            out.append(
-                (
-                    "C",
-                    x0 + 2 / 3 * (qx - x0),
-                    y0 + 2 / 3 * (qy - y0),
-                    x + 2 / 3 * (qx - x),
-                    y + 2 / 3 * (qy - y),
-                    x,
-                    y,
-                )
-            )
+            out.append(("C", x0 + 2 / 3 * (qx - x0), y0 + 2 / 3 * (qy - y0),
+                        x + 2 / 3 * (qx - x), y + 2 / 3 * (qy - y), x, y))
         else:  # C or S
             if up == "C":
                 x1, y1, v = v[0] + ox, v[1] + oy, v[2:]

@@ -27,34 +27,12 @@ _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 
 # Group classes that own the geometry drawn inside them, innermost first wins.
 _OWNERS = (
-    "stem",
-    "ledgerLines",
-    "dots",
-    "flag",
-    "beam",
-    "slur",
-    "tie",
-    "hairpin",
-    "tupletBracket",
-    "tupletNum",
-    "octave",
-    "arpeg",
-    "barLine",
-    "grpSym",
-    "multiRest",
-    "keySig",
-    "clef",
-    "staff",
+    "stem", "ledgerLines", "dots", "flag", "beam", "slur", "tie", "hairpin", "tupletBracket",
+    "tupletNum", "octave", "arpeg", "barLine", "grpSym", "multiRest", "keySig", "clef", "staff",
 )
 # Owners whose pieces are merged into one box per group element.
-_UNION = {
-    "slur": "slur",
-    "tie": "tie",
-    "tupletBracket": "tupletBracket",
-    "octave": "ottavaBracket",
-    "arpeg": "arpeggiato",
-    "multiRest": "restHBar",
-}
+_UNION = {"slur": "slur", "tie": "tie", "tupletBracket": "tupletBracket",
+          "octave": "ottavaBracket", "arpeg": "arpeggiato", "multiRest": "restHBar"}
 _SMALL_RATIO = 0.85  # A glyph drawn below this fraction of the staff's glyph scale is cue size.
 _BEZIER_STEPS = 16  # Samples per curve segment for its tight box (sub-pixel at page scale).
 
@@ -125,10 +103,8 @@ def _path_points(d: str) -> list[tuple[float, float]]:
 def _bezier(ctrl: list[tuple[float, float]], t: float) -> tuple[float, float]:
     """de Casteljau evaluation of a Bezier curve at t."""
     while len(ctrl) > 1:
-        ctrl = [
-            ((1 - t) * p[0] + t * q[0], (1 - t) * p[1] + t * q[1])
-            for p, q in zip(ctrl[:-1], ctrl[1:], strict=True)
-        ]
+        ctrl = [((1 - t) * p[0] + t * q[0], (1 - t) * p[1] + t * q[1])
+                for p, q in zip(ctrl[:-1], ctrl[1:], strict=True)]
     return ctrl[0]
 
 
@@ -175,12 +151,8 @@ def _shape_points(el: ET.Element, m: tuple[float, ...]) -> list[tuple[float, flo
             continue
         ux, uy = (x1 - x0) / length * half, (y1 - y0) / length * half
         ex, ey = (ux, uy) if square else (0.0, 0.0)
-        out += [
-            (x0 - ex - uy, y0 - ey + ux),
-            (x0 - ex + uy, y0 - ey - ux),
-            (x1 + ex - uy, y1 + ey + ux),
-            (x1 + ex + uy, y1 + ey - ux),
-        ]
+        out += [(x0 - ex - uy, y0 - ey + ux), (x0 - ex + uy, y0 - ey - ux),
+                (x1 + ex - uy, y1 + ey + ux), (x1 + ex + uy, y1 + ey - ux)]
     return out or pts
 
 
@@ -208,7 +180,8 @@ class _Parser:
                 return
             staff = None
             if "staff" in classes:
-                staff = _Staff([_bounds(_shape_points(c, m)) for c in el if c.tag == _SVG + "path"])
+                staff = _Staff([_bounds(_shape_points(c, m)) for c in el
+                                if c.tag == _SVG + "path"])
             ctx = ctx + ((classes, el, staff),)
             for child in el:
                 self.visit(child, m, ctx)
@@ -323,13 +296,10 @@ class _Parser:
         where = "OnLine" if rel % 2 == 0 else "InSpace"
         note, _ = self._find(ctx, "note")
         chord, _ = self._find(ctx, "chord")
-        return Symbol(
-            family + where + ("Small" if small else ""),
-            box,
-            note_id=note.get("id", "") if note is not None else "",
-            chord_id=chord.get("id", "") if chord is not None else "",
-            rel_position=rel,
-        )
+        return Symbol(family + where + ("Small" if small else ""), box,
+                      note_id=note.get("id", "") if note is not None else "",
+                      chord_id=chord.get("id", "") if chord is not None else "",
+                      rel_position=rel)
 
     def finish(self) -> list[Symbol]:
         out = list(self.symbols)
@@ -345,10 +315,8 @@ def _hairpin_class(pts: list[tuple[float, float]]) -> str:
     """Crescendo if the hairpin's opening (its taller end) is on the right."""
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
     tol = (x1 - x0) * 0.05
-
     def spread(ys: list[float]) -> float:
         return max(ys) - min(ys)
-
     left = spread([p[1] for p in pts if p[0] <= x0 + tol])
     right = spread([p[1] for p in pts if p[0] >= x1 - tol])
     return "dynamicCrescendoHairpin" if right > left else "dynamicDiminuendoHairpin"
