@@ -187,7 +187,8 @@ def foreground(energy_logits: jax.Array, cutoff: int, threshold: float = 0.0) ->
     above the cutoff while the background's sits on one level, so the argmax says background
     on pixels that are most likely foreground (a short CPU run: P(fg) 0.3-0.6 on marker
     pixels, argmax foreground on almost none). P(level > cutoff) > t is written without the
-    softmax: 1 - P(low) > t  <=>  logsumexp(low) - logsumexp(all) < log(1 - t).
+    softmax's division: 1 - P(low) > t  <=>  sum_low e^l < (1 - t) sum_all e^l, with the
+    logits shifted by their maximum.
 
     Args:
       energy_logits: f32[..., L].
@@ -200,13 +201,14 @@ def foreground(energy_logits: jax.Array, cutoff: int, threshold: float = 0.0) ->
     shape = energy_logits.shape[:-1]
     flat = energy_logits.reshape(-1, energy_logits.shape[-1])  # 2-D: faster on XLA CPU.
     columns = [flat[:, k] for k in range(flat.shape[-1])]
-    low = functools.reduce(jnp.maximum, columns[: cutoff + 1])
     top = jnp.max(flat, axis=-1)
     if threshold <= 0:
+        low = functools.reduce(jnp.maximum, columns[: cutoff + 1])
         return (top > low).reshape(shape)
     # Level by level, as in `expected_level`: a 20-wide minor axis is slow on XLA CPU.
-    total = functools.reduce(jnp.add, [jnp.exp(c - top) for c in columns])
-    background = functools.reduce(jnp.add, [jnp.exp(c - top) for c in columns[: cutoff + 1]])
+    weights = [jnp.exp(c - top) for c in columns]
+    background = functools.reduce(jnp.add, weights[: cutoff + 1])
+    total = functools.reduce(jnp.add, weights[cutoff + 1 :], background)
     return (background < (1.0 - threshold) * total).reshape(shape)
 
 

@@ -179,3 +179,16 @@ def test_wrong_config_field_is_named():
     config.train.optimizer = "sgd"
     with pytest.raises(ValueError, match="config.train.optimizer"):
         train.make_optimizer(config.train)
+
+
+def test_learning_rate_schedules():
+    config = _tiny(steps=100, learning_rate=0.5, warmup_steps=10, lr_schedule="cosine")
+    rate = train.learning_rate_schedule(config.train)
+    # Linear warm-up from 0, the peak at the end of it, a cosine down to 0 at the last step.
+    np.testing.assert_allclose([rate(0), rate(5), rate(10)], [0.0, 0.25, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(rate(55), 0.25, rtol=1e-5)  # Half-way through the decay.
+    np.testing.assert_allclose(rate(100), 0.0, atol=1e-7)
+    constant = train.learning_rate_schedule(_tiny(lr_schedule="constant", learning_rate=0.5).train)
+    assert float(constant(0)) == float(constant(1000)) == 0.5
+    with pytest.raises(ValueError, match="config.train.lr_schedule"):
+        train.learning_rate_schedule(_tiny(lr_schedule="linear").train)
