@@ -32,9 +32,6 @@ import numpy as np
 from absl import flags
 from PIL import Image
 
-# A box is kept in a crop when at least this share of it is visible; it is then clipped to the
-# crop. Its marker sits at the clipped box's centre, which is always inside the crop.
-MIN_VISIBLE_FRACTION = 0.5
 WHITE = 255
 # Records each loader process reads ahead, and its reading threads. Grain's defaults (500
 # records, 16 threads) suit small records; a decoded page is 5-10 MB, so they held ~5 GB of
@@ -150,7 +147,11 @@ def crop_page(
     objects, rare classes as often as common ones, is our remedy for both that and the class
     imbalance (the original's is margin augmentation, spec section 5).
     Sides shorter than the crop are padded with white at the bottom/right, not an error. A box
-    is kept when at least MIN_VISIBLE_FRACTION of it lies inside the crop, then clipped to it.
+    is kept when its centre lies in the crop, and kept whole (not clipped): targets are made at
+    the box centre and regress its full size, so a clipped box would teach a false centre and
+    size, and a visibility rule would never keep a symbol longer than twice the crop (a staff
+    is 3-4 times a 320 crop at model scale). The network sees the rest of such a symbol only
+    through its receptive field, as it does on a whole page at test time.
     More than `max_objects` kept boxes are truncated with a warning (raise `data.max_objects`).
 
     Args:
@@ -183,9 +184,9 @@ def crop_page(
     crop[: window.shape[0], : window.shape[1], 0] = window
 
     shifted = boxes - np.float32([y0, x0, y0, x0])
-    clipped = np.clip(shifted, 0.0, np.float32(crop_size))
-    kept = _visible_fraction(shifted, clipped) >= MIN_VISIBLE_FRACTION
-    kept_boxes, kept_classes = clipped[kept], classes[kept]
+    centre = (shifted[:, :2] + shifted[:, 2:]) / 2
+    kept = ((centre >= 0) & (centre < crop_size)).all(axis=1)
+    kept_boxes, kept_classes = shifted[kept], classes[kept]
     if len(kept_boxes) > max_objects:
         logging.warning(
             "%s: %d objects in a crop, keeping the first %d; raise data.max_objects.",
@@ -223,19 +224,6 @@ def _object_centred_corner(
         high = max(low, min(int(np.floor(centre)), side - crop_size))
         corner.append(int(rng.integers(low, high + 1)))
     return corner[0], corner[1]
-
-
-def _visible_fraction(boxes: np.ndarray, clipped: np.ndarray) -> np.ndarray:
-    """Share of each box inside the crop, per axis multiplied; f32[N].
-
-    A zero-length side (a horizontal line annotated 0 px high) counts as fully visible along
-    that axis when it lies inside the crop.
-    """
-    extent = boxes[:, 2:] - boxes[:, :2]
-    visible = clipped[:, 2:] - clipped[:, :2]
-    inside = (boxes[:, :2] >= clipped[:, :2]) & (boxes[:, :2] <= clipped[:, 2:])
-    per_axis = np.where(extent > 0, visible / np.maximum(extent, 1e-6), inside.astype(np.float32))
-    return per_axis.prod(axis=1)
 
 
 class _TrainPage(grain.RandomMapTransform):

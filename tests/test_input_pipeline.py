@@ -76,14 +76,14 @@ def test_scale_page_scales_image_and_boxes():
     np.testing.assert_allclose(scaled["boxes"], [[5, 10, 15, 20]])
 
 
-def test_small_page_is_padded_white_and_boxes_follow_the_visibility_rule():
+def test_small_page_is_padded_white_and_boxes_follow_the_centre_rule():
     page = {
         "image": np.zeros((50, 60), np.uint8),
         "boxes": np.float32(
             [
                 [10, 10, 20, 20],  # inside: kept
-                [5, 50, 15, 80],  # a third visible (x 50..64 of 50..80 is 14/30): dropped
-                [30, 40, 40, 66],  # 24/26 visible: kept, clipped to the crop (x1 = 64)
+                [5, 50, 15, 80],  # centre x 65 is outside the 64-px crop: dropped
+                [30, 40, 40, 86],  # centre x 63 inside: kept whole (x1 = 86, not clipped)
                 [25, 0, 25, 30],  # zero height, inside: kept
             ]
         ),
@@ -99,24 +99,30 @@ def test_small_page_is_padded_white_and_boxes_follow_the_visibility_rule():
     np.testing.assert_array_equal(out["valid"], [True, True, True, False, False])
     np.testing.assert_array_equal(out["classes"], [1, 3, 4, 0, 0])
     np.testing.assert_array_equal(
-        out["boxes"], [[10, 10, 20, 20], [30, 40, 40, 64], [25, 0, 25, 30], [0] * 4, [0] * 4]
+        out["boxes"], [[10, 10, 20, 20], [30, 40, 40, 86], [25, 0, 25, 30], [0] * 4, [0] * 4]
     )
 
 
-def test_top_left_crop_and_clipping_exact():
+def test_top_left_crop_keeps_whole_boxes_whose_centre_is_inside():
     page = {
         "image": (np.arange(100 * 100).reshape(100, 100) % 251).astype(np.uint8),
-        "boxes": np.float32([[30, 30, 50, 50], [35, 0, 45, 10]]),
-        "classes": np.int32([9, 8]),
+        "boxes": np.float32(
+            [
+                [30, 30, 50, 50],  # centre (40, 40): on the crop's far edge, outside
+                [35, 0, 44, 10],  # centre (39.5, 5): kept
+                [20, 10, 70, 30],  # centre (45, 20): outside
+                [0, 20, 60, 24],  # centre (30, 22): kept whole though it leaves the crop
+            ]
+        ),
+        "classes": np.int32([9, 8, 7, 6]),
     }
     out = input_pipeline.crop_page(
         page, np.random.default_rng(0), crop_size=40, top_left_prob=1.0, max_objects=3
     )
     np.testing.assert_array_equal(out["image"][..., 0], page["image"][:40, :40])
-    # Box 0 shows 10x10 of 20x20 (a quarter): dropped. Box 1 shows half its height: kept.
-    np.testing.assert_array_equal(out["valid"], [True, False, False])
-    np.testing.assert_array_equal(out["boxes"][0], [35, 0, 40, 10])
-    assert out["classes"][0] == 8
+    np.testing.assert_array_equal(out["valid"], [True, True, False])
+    np.testing.assert_array_equal(out["classes"], [8, 6, 0])
+    np.testing.assert_array_equal(out["boxes"][:2], [[35, 0, 44, 10], [0, 20, 60, 24]])
 
 
 def test_random_crops_stay_inside_the_page():
