@@ -61,6 +61,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Box head: "log" regresses log sizes (the loss weighs relative errors, as IoU does);
     # "linear" regresses pixels (the original), where staffs' errors drown noteheads'.
     c.model.box_head = "log"
+    # A head regressing (dy, dx) from each marker pixel to its box centre (our extension): the
+    # decoded centre is then the core's mean of pixel + offset, not quantised to the stride.
+    c.model.offset_head = True
     c.model.output_strides = (2, 8, 16)  # Strides at which heads are evaluated (finest decodes).
 
     # --- Targets (dwd_jax.targets) ------------------------------------------------------------

@@ -37,6 +37,9 @@ Where we differ, deliberately (the spec's listed flaws, and what the oracle test
   at peaks) and the box map are read there only; foreground is a few percent of a page, and the
   class logits are the largest array by far. A page with more foreground decodes its first K
   pixels (the rest reads as background) and sets `overflow`.
+- **Centre offsets** (`config.model.offset_head`): with an offset map, a core pixel votes for
+  the centre at its own position plus its offset, and the object's centre is the mean of those
+  votes, not of the pixel positions, which are quantised to the stride.
 - **Cached sizes** (`config.decode.class_box_sizes`): the DWD authors' fallback for classes
   whose box regression is poor; the table replaces the regressed size for the classes it names.
 """
@@ -109,7 +112,8 @@ def decode(
     Args:
       outputs: `{"energy": f32[B, h, w, G, L], "class": f32[B, h, w, G, 137],
         "box": f32[B, h, w, G, 2]}` logits (energy, class) and (height, width) in model-input
-        pixels (box), at output `stride`.
+        pixels (box), at output `stride`; optionally `"offset": f32[B, h, w, G, 2]`, (dy, dx)
+        to the box centre in model-input pixels.
       stride: the outputs' stride; boxes come back in model-input pixels.
       config: the run config (reads `config.decode`).
 
@@ -123,6 +127,12 @@ def decode(
             "`outputs[stride]`, with keys energy, class and box"
         )
     lead = {k: tuple(outputs[k].shape[:4]) for k in ("energy", "class", "box")}
+    offset = outputs.get("offset")
+    if offset is not None and offset.shape != outputs["box"].shape:
+        raise ValueError(
+            f"decode: offset shape {tuple(offset.shape)} must equal the box shape "
+            f"{tuple(outputs['box'].shape)}, [B, h, w, G, 2]"
+        )
     if len(set(lead.values())) != 1 or outputs["box"].shape[4:] != (2,):
         raise ValueError(
             f"decode: shapes { ({k: tuple(v.shape) for k, v in outputs.items()}) } must be "
@@ -142,6 +152,7 @@ def decode(
         outputs["energy"],
         outputs["class"],
         outputs["box"],
+        offset,
         stride=int(stride),
         cutoff=int(d.energy_cutoff),
         threshold=float(d.foreground_threshold),
@@ -386,6 +397,7 @@ def _decode_map(
     energy_logits,
     class_logits,
     box,
+    offset,
     *,
     group,
     stride,
@@ -409,7 +421,7 @@ def _decode_map(
       position: i32[h, w], pixels: i32[K] and count: i32[] the group's foreground as
         `first_pixels` lists it; energy_logits: f32[h * w * G, L],
         class_logits: f32[h * w * G, C] and box: f32[h * w * G, 2], the page's maps of all
-        groups, flat.
+        groups, flat; offset: f32[h * w * G, 2] or None.
 
     Returns:
       boxes, classes, scores, valid (padded to N), kept (regions found), converged, and
@@ -458,6 +470,8 @@ def _decode_map(
 
     # Coarse pixel i samples full-resolution pixel i * s + s // 2 (see targets.py).
     coords = jnp.stack([pixels // w, pixels % w], -1) * stride + stride // 2 + 0.5
+    if offset is not None:
+        coords = coords + offset[rows]
     box = box[rows]
     sums = segment("add", jnp.concatenate([jnp.ones((k, 1)), coords, box], -1), 0.0, core_ids)
     count_core = jnp.maximum(sums[:, 0], 1.0)
@@ -520,7 +534,7 @@ def _decode_map(
         "max_foreground_pixels",
     ),
 )
-def _decode(energy_logits, class_logits, box, **static) -> Detections:
+def _decode(energy_logits, class_logits, box, offset, **static) -> Detections:
     b, h, w, g, _ = energy_logits.shape
     n = static["max_detections"]
 
@@ -533,10 +547,12 @@ def _decode(energy_logits, class_logits, box, **static) -> Detections:
     pixels, count = pixels.reshape(b, g, k), count.reshape(b, g)
     position = position.reshape(b, g, h, w)
     flat = [x.reshape(b, h * w * g, x.shape[-1]) for x in (energy_logits, class_logits, box)]
+    flat_offset = None if offset is None else offset.reshape(b, h * w * g, 2)
     per_group = [
-        jax.vmap(functools.partial(_decode_map, group=i, **static))(
-            position[:, i], pixels[:, i], count[:, i], *flat
-        )
+        jax.vmap(
+            functools.partial(_decode_map, group=i, **static),
+            in_axes=(0, 0, 0, 0, 0, 0, None if offset is None else 0),
+        )(position[:, i], pixels[:, i], count[:, i], *flat, flat_offset)
         for i in range(g)
     ]
     boxes, classes, scores, valid, kept, converged, fg_overflow = (

@@ -3,7 +3,8 @@
 All functions are pure and jittable:
 - `head_losses(outputs, targets, config)`: energy softmax cross-entropy on every pixel, class
   cross-entropy and box squared error on marker pixels (`box_mask`), each averaged over the
-  strides `config.loss.<head>_strides` it is supervised at.
+  strides `config.loss.<head>_strides` it is supervised at. A model with an offset head
+  (`config.model.offset_head`) adds the offsets' Huber loss to the box loss.
 - `total_loss(losses, normaliser, step, config)`: the loss the optimiser sees at `step`. The
   schedule (`config.loss.schedule`) picks one head per stage; the "combined" stage sums
   f_i * L_i / mean(last `normaliser_window` values of L_i) with f = `combined_factors`, the
@@ -24,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 HEADS = ("energy", "class", "box")  # Order of the per-head weight and normaliser arrays.
 STAGES = HEADS + ("combined",)
@@ -87,6 +89,23 @@ def box_loss(
     return _masked_mean(se, mask)
 
 
+def offset_loss(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+    """Huber loss (delta 1 px) of the centre offsets (dy, dx), averaged over both and over
+    marker pixels: quadratic within a pixel, where the precision a thin symbol's IoU needs is
+    decided, and linear beyond, so a crowded marker's far-off owner does not dominate.
+
+    Args:
+      pred: f32[B, h, w, G, 2] predicted offsets in input pixels.
+      target: f32[B, h, w, G, 2] (`targets.make_targets`'s "offset").
+      mask: bool[B, h, w, G], the marker pixels.
+
+    Returns:
+      f32[] mean loss over marker pixels (0 when there are none).
+    """
+    huber = optax.losses.huber_loss(pred.astype(jnp.float32), target, delta=1.0)
+    return _masked_mean(huber.mean(axis=-1), mask)
+
+
 def loss_strides(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]]:
     """The strides each head is supervised at, checked against `config.model.output_strides`.
 
@@ -133,9 +152,11 @@ def head_losses(
     per_stride = {
         "energy": lambda o, t: energy_loss(o["energy"], t["energy"]),
         "class": lambda o, t: class_loss(o["class"], t["class"], t["box_mask"]),
+        # The offset head (when the model has one) is part of the box head's loss.
         "box": lambda o, t: box_loss(
             o["box"], t["box"], t["box_mask"], log=config.model.box_head == "log"
-        ),
+        )
+        + (offset_loss(o["offset"], t["offset"], t["box_mask"]) if "offset" in o else 0.0),
     }
     losses = {}
     for head, strides in loss_strides(config).items():

@@ -338,6 +338,7 @@ class DWD(nn.Module):
     groups: int
     energy_levels: int
     box_head: str = "linear"
+    offset_head: bool = False
 
     @nn.compact
     def __call__(self, images: jax.Array) -> dict[int, dict[str, jax.Array]]:
@@ -349,7 +350,8 @@ class DWD(nn.Module):
 
         Returns:
           {stride: {"energy": f32[B, h, w, G, L], "class": f32[B, h, w, G, 137],
-          "box": f32[B, h, w, G, 2]}} for each stride of `output_strides`, h = H // stride.
+          "box": f32[B, h, w, G, 2]}} for each stride of `output_strides`, h = H // stride,
+          with `"offset": f32[B, h, w, G, 2]` too when `offset_head` is set.
         """
         b, h, w, c = images.shape
         if c != 1 or h % 32 or w % 32:
@@ -380,11 +382,14 @@ class DWD(nn.Module):
             # the full-resolution tail that dominates a step (spec section 11).
             features = refined[max(stride, 4)]
             outputs[stride] = {}
-            for name, size in (
-                ("energy", self.energy_levels),
-                ("class", NUM_MODEL_CLASSES),
-                ("box", 2),
-            ):
+            heads = [("energy", self.energy_levels), ("class", NUM_MODEL_CLASSES), ("box", 2)]
+            if self.offset_head:
+                # (dy, dx) from each pixel to its object's box centre: the decoder's centre
+                # (the mean position of an energy core) is quantised to the stride, and a stem
+                # 2 px wide on the page needs its centre to a fraction of a pixel for IoU 0.5.
+                # Offsets are linear in position, so bilinear upsampling keeps them exact.
+                heads.append(("offset", 2))
+            for name, size in heads:
                 logits = nn.Conv(
                     self.groups * size,
                     (1, 1),
@@ -448,6 +453,7 @@ def build_model(config: ml_collections.ConfigDict) -> DWD:
         groups=targets.num_groups(config),
         energy_levels=config.targets.energy_levels,
         box_head=m.box_head,
+        offset_head=bool(m.offset_head),
     )
 
 

@@ -5,6 +5,8 @@ its box centre, whatever the box's size; energy falls linearly from 19 at the ce
 oval's border, rounded to integers; class markers carry the model class and box markers the
 box's (height, width). Overlaps: energy keeps the maximum, the later object's class overwrites,
 and each box-marker pixel belongs to the nearest marker centre (ties: the later object).
+Box-marker pixels also carry the (dy, dx) from their own centre to that object's box centre,
+which `config.model.offset_head` regresses (our extension; unused otherwise).
 
 Where we differ, deliberately:
 - Energy groups (docs/DESIGN.md): each object is drawn only into its class's group, so objects
@@ -106,9 +108,12 @@ def make_targets(
 
     Returns:
       `{"energy": i32[B, h, w, G], "class": i32[B, h, w, G], "box": f32[B, h, w, G, 2],
-      "box_mask": bool[B, h, w, G]}`: energy levels, model class (0 outside class markers),
-      box (height, width) in model-input pixels and where box markers lie (class and box are
-      supervised there; with the default equal class and box marker sizes the two coincide).
+      "offset": f32[B, h, w, G, 2], "box_mask": bool[B, h, w, G]}`: energy levels, model
+      class (0 outside class markers), box (height, width) in model-input pixels, the offset
+      (dy, dx) from the centre of the full-resolution pixel a coarse pixel samples,
+      `i * stride + stride // 2 + 0.5`, to the box centre, and where box markers lie (class,
+      box and offset are supervised there; with the default equal class and box marker sizes
+      the two coincide). Box and offset are 0 off the markers.
     """
     if (
         boxes.ndim != 3
@@ -220,11 +225,17 @@ def _make_targets(
         box_mask = nearest < jnp.iinfo(jnp.int32).max
         obj = m - 1 - nearest % m
         hw = jnp.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=-1)
-        box = jnp.where(box_mask[:, None], hw[jnp.where(box_mask, obj, 0)], 0.0)
+        owner = jnp.where(box_mask, obj, 0)
+        box = jnp.where(box_mask[:, None], hw[owner], 0.0)
+        centre = jnp.stack([boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]], -1) / 2
+        cell = jnp.arange(size, dtype=jnp.int32) // num_g
+        sampled = jnp.stack([cell // w, cell % w], -1) * stride + (stride // 2 + 0.5)
+        offset = jnp.where(box_mask[:, None], centre[owner] - sampled, 0.0)
         return {
             "energy": energy.reshape(h, w, num_g),
             "class": class_map.reshape(h, w, num_g),
             "box": box.reshape(h, w, num_g, 2),
+            "offset": offset.reshape(h, w, num_g, 2),
             "box_mask": box_mask.reshape(h, w, num_g),
         }
 

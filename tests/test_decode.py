@@ -289,6 +289,30 @@ def test_cached_class_sizes_and_mean_box_size():
     assert sizes == {NOTEHEAD: (8.0, 20.0), DOT: (3.0, 5.0)}
 
 
+@pytest.mark.parametrize("stride", [2, 4])
+def test_offsets_put_centres_between_the_strides_pixels(stride):
+    # Centres at fractions of a pixel; a 3 px wide stem at stride 4 is a single column.
+    boxes = np.array([[10.3, 11.1, 19.3, 30.2], [30.0, 40.7, 50.0, 43.7]], np.float32)
+    classes = np.array([NOTEHEAD, NOTEHEAD], np.int32)
+    config = make_config(box_size="mean")
+    t = targets.make_targets(
+        jnp.asarray(boxes)[None],
+        jnp.asarray(classes)[None],
+        jnp.ones((1, 2), bool),
+        image_shape=(64, 64),
+        stride=stride,
+        config=config,
+    )
+    perfect = one_hot_outputs(t)
+    with_offsets = decode.decode({**perfect, "offset": t["offset"]}, stride=stride, config=config)
+    without = decode.decode(perfect, stride=stride, config=config)
+    order = lambda det: np.asarray(det.boxes[0])[np.argsort(np.asarray(det.boxes[0, :2, 0]))]  # noqa: E731
+    np.testing.assert_allclose(order(with_offsets)[:2], boxes, atol=1e-4)
+    assert np.abs(order(without)[:2] - boxes).max() > 0.3  # Quantised to the stride.
+    with pytest.raises(ValueError, match="offset shape"):
+        decode.decode({**perfect, "offset": t["offset"][..., :1]}, stride=stride, config=config)
+
+
 def test_bad_box_size_names_the_field():
     outputs = {"energy": jnp.zeros((1, 4, 4, 1, 20)), "class": jnp.zeros((1, 4, 4, 1, 137))}
     outputs["box"] = jnp.zeros((1, 4, 4, 1, 2))

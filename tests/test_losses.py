@@ -95,6 +95,20 @@ def test_head_losses_average_over_the_supervised_strides():
     assert float(got["box"]) == pytest.approx((1.0**2 + 8.0**2) / 2, rel=1e-6)
 
 
+def test_offset_head_adds_its_huber_loss_to_the_box_loss():
+    c = _config()
+    outputs, targets = _outputs_and_targets((1, 8, 16), {1: 0.5, 8: 1.0, 16: 3.0})
+    for s in (1, 8):
+        outputs[s]["offset"] = jnp.broadcast_to(jnp.array([0.5, -3.0]), (1, 2, 2, 1, 2))
+        targets[s]["offset"] = jnp.zeros((1, 2, 2, 1, 2))
+    # Mask one pixel off at stride 1: its (huge) error must not count.
+    outputs[1]["offset"] = outputs[1]["offset"].at[0, 0, 0, 0].set(100.0)
+    targets[1]["box_mask"] = targets[1]["box_mask"].at[0, 0, 0, 0].set(False)
+    got = losses.head_losses(outputs, targets, c)
+    # Huber, delta 1: 0.5 * 0.5^2 = 0.125 and 3 - 0.5 = 2.5; mean over (dy, dx): 1.3125.
+    assert float(got["box"]) == pytest.approx((1.0**2 + 1.3125 + 8.0**2 + 1.3125) / 2, rel=1e-6)
+
+
 def test_loss_strides_outside_the_model_outputs_are_rejected_by_name():
     with pytest.raises(ValueError, match="config.loss.box_strides"):
         losses.loss_strides(_config(box_strides=(1, 4)))

@@ -62,6 +62,7 @@ def test_outputs_follow_the_design_contract_and_group_norm_is_per_image(grouped)
         assert heads["energy"].shape == (2, h, h, 2, 20)
         assert heads["class"].shape == (2, h, h, 2, 137)
         assert heads["box"].shape == (2, h, h, 2, 2)
+        assert heads["offset"].shape == (2, h, h, 2, 2)  # configs/default.py has the head.
         for value in heads.values():
             assert value.dtype == jnp.float32
             assert np.isfinite(np.asarray(value)).all()
@@ -195,6 +196,10 @@ def test_a_fresh_model_outputs_the_head_priors():
     np.testing.assert_allclose(p[..., 0], model_lib.BACKGROUND_PRIOR, rtol=1e-5)
     np.testing.assert_allclose(jax.nn.softmax(outputs["class"], -1), 1 / 137, rtol=1e-5)
     np.testing.assert_allclose(outputs["box"], model_lib.INITIAL_BOX_SIZE, rtol=1e-5)
+    np.testing.assert_array_equal(outputs["offset"], 0.0)
+    c.model.offset_head = False
+    net = model_lib.build_model(c)
+    assert "offset" not in net.apply(net.init(jax.random.key(0), pages), pages)[2]
 
 
 @pytest.mark.parametrize("size", [3, 5])

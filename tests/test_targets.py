@@ -28,6 +28,7 @@ def reference_targets(boxes, classes, valid, shape, config):
     energy = np.zeros((h, w, g), np.int32)
     klass = np.zeros((h, w, g), np.int32)
     box = np.zeros((h, w, g, 2), np.float32)
+    offset = np.zeros((h, w, g, 2), np.float32)
     nearest = np.full((h, w, g), np.inf)
     markers = [
         targets.energy_marker(s, t.energy_levels)
@@ -51,7 +52,15 @@ def reference_targets(boxes, classes, valid, shape, config):
                     elif dy * dy + dx * dx <= nearest[y, x, grp]:  # Ties: the later object.
                         nearest[y, x, grp] = dy * dy + dx * dx
                         box[y, x, grp] = (y1 - y0, x1 - x0)
-    return {"energy": energy, "class": klass, "box": box, "box_mask": np.isfinite(nearest)}
+                        # From the pixel's centre (y + 0.5, x + 0.5) to the box's.
+                        offset[y, x, grp] = ((y0 + y1) / 2 - y - 0.5, (x0 + x1) / 2 - x - 0.5)
+    return {
+        "energy": energy,
+        "class": klass,
+        "box": box,
+        "offset": offset,
+        "box_mask": np.isfinite(nearest),
+    }
 
 
 def test_nine_pixel_marker_middle_row_is_the_spec_example():
@@ -101,8 +110,11 @@ def test_full_resolution_maps_equal_the_loop_reference(groups):
     )
     for i in range(2):
         want = reference_targets(boxes[i], classes[i], valid[i], shape, config)
+        assert set(got) == set(want)
         for name in want:
-            np.testing.assert_array_equal(np.asarray(got[name][i]), want[name], err_msg=name)
+            np.testing.assert_allclose(
+                np.asarray(got[name][i]), want[name], rtol=0, atol=1e-5, err_msg=name
+            )
 
 
 @pytest.mark.parametrize("stride", [2, 8])
