@@ -91,3 +91,39 @@ def restore_latest(
         ),
     )
     return jax.block_until_ready(restored["state"])
+
+
+def restore_params(workdir: str | Path, abstract_params: Any) -> tuple[Any, int] | None:
+    """Only the model parameters of the newest checkpoint under `<workdir>/checkpoints`.
+
+    Inference needs neither the optimiser's moments (twice the parameters with Adam) nor the
+    input position, so they are not read: orbax's partial restore of the `state` item.
+
+    Args:
+      workdir: the run's folder.
+      abstract_params: pytree of `jax.ShapeDtypeStruct` (with shardings) of the parameters.
+
+    Returns:
+      (params, step), or None when the folder holds no checkpoint.
+    """
+    manager = ocp.CheckpointManager(
+        Path(workdir).absolute() / "checkpoints",
+        item_handlers={"state": ocp.PyTreeCheckpointHandler()},
+    )
+    step = manager.latest_step()
+    if step is None:
+        manager.close()
+        return None
+    item = {"params": abstract_params}
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.PyTreeRestore(
+                item=item,
+                restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+                partial_restore=True,
+            )
+        ),
+    )
+    manager.close()
+    return restored["state"]["params"], step

@@ -15,13 +15,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
 from dwd_jax import checkpoint, decode, detect, model, train
 
 
 def restore_params(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Any, int]:
-    """The model parameters of the newest checkpoint in `workdir`.
+    """The model parameters of the newest checkpoint in `workdir` (the optimiser state is
+    not read).
 
     Returns:
       (params, step).
@@ -29,21 +29,16 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str | Path) -> tu
     Raises:
       FileNotFoundError: `workdir` holds no checkpoint, with the command that makes one.
     """
-    manager = checkpoint.make_manager(workdir, config.train)
-    step = manager.latest_step()
-    if step is None:
+    net = model.build_model(config)
+    optimizer = train.make_optimizer(config.train)
+    abstract = train.abstract_state(config, net, optimizer, train.make_mesh())
+    restored = checkpoint.restore_params(workdir, abstract.params)
+    if restored is None:
         raise FileNotFoundError(
             f"No checkpoint in {Path(workdir).absolute() / 'checkpoints'}: train first with "
             f"`python run.py train --workdir={workdir}` (same --config)."
         )
-    net = model.build_model(config)
-    optimizer = train.make_optimizer(config.train)
-    abstract = train.abstract_state(config, net, optimizer, train.make_mesh())
-    restored = manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-    )
-    manager.close()
-    return restored["state"].params, step
+    return restored
 
 
 class Predictor:
