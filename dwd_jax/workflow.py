@@ -38,7 +38,9 @@ def engraved_folder(config: ml_collections.ConfigDict) -> Path:
 
 def prepare_data(config: ml_collections.ConfigDict) -> None:
     """Engraves the embedded corpus if it is absent (resuming a partial one), then prepares the
-    TFDS dataset `config.data.name` from the manual dir, unless it is already prepared.
+    TFDS dataset `config.data.name` from the manual dir, unless it is already prepared from
+    every engraved page (pages engraved since, e.g. after raising `engrave.num_pages`,
+    rebuild it).
 
     Raises:
       FileNotFoundError (from the builder): a real DeepScoresV2 config without its download,
@@ -48,6 +50,7 @@ def prepare_data(config: ml_collections.ConfigDict) -> None:
 
     import dwd_jax  # noqa: F401  (registers `deep_scores`)
 
+    mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS  # Keep a prepared dataset.
     if config.data.name == SYNTHETIC:
         folder = engraved_folder(config)
         e = config.engrave
@@ -69,9 +72,14 @@ def prepare_data(config: ml_collections.ConfigDict) -> None:
             stats["new_pages"],
             len(stats["failed"]) + len(stats["crashed"]),
         )
+        if stats["new_pages"]:
+            # A dataset prepared before these pages existed would silently leave them out.
+            mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
     builder = tfds.builder(config.data.name, data_dir=config.data.data_dir or None)
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=config.data.manual_dir or None)
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=config.data.manual_dir or None, download_mode=mode
+        )
     )
 
 

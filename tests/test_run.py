@@ -100,6 +100,24 @@ def test_rerun_resumes_without_redoing_work(run):
     assert len(lines) == tiny.get_config().train.steps  # No step was trained twice.
 
 
+def test_more_engraved_pages_rebuild_the_prepared_dataset(run):
+    import tensorflow_datasets as tfds
+
+    tmp, _ = run
+    config = _config(tmp)
+
+    def pages():
+        builder = tfds.builder(config.data.name, data_dir=config.data.data_dir)
+        return sum(split.num_examples for split in builder.info.splits.values())
+
+    before = pages()
+    config.engrave.num_pages = OVERRIDES["engrave.num_pages"] + 1
+    workflow.prepare_data(config)
+    assert pages() == before + 1
+    workflow.prepare_data(config)  # Nothing new: the prepared dataset is kept.
+    assert pages() == before + 1
+
+
 def test_detect_writes_proposals_and_survives_a_bad_file(run, tmp_path):
     tmp, _ = run
     config = _config(tmp)
