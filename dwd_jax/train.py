@@ -18,7 +18,10 @@ stage only changes which loss the shared optimiser sees, see `losses.total_loss`
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from absl import logging
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -343,6 +348,50 @@ def _check_finite(step: int, metrics: Mapping[str, float], manager) -> None:
         )
 
 
+class Preempted(SystemExit):
+    """Training stopped by SIGTERM (a scheduler's preemption) or Ctrl-C after saving a
+    checkpoint at the step it had reached. As a SystemExit, the process exits with status 128 +
+    the signal number, as if killed by it, after normal clean-up (input workers included)."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@contextlib.contextmanager
+def _stop_requests():
+    """Yields a function telling whether SIGTERM or SIGINT arrived since entering.
+
+    The signals only set a flag that the loop reads between steps: killing the process
+    mid-step would lose the steps since the last checkpoint and orphan the input workers.
+    Outside the main thread (where Python cannot install handlers) nothing is caught.
+    """
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield lambda: caught[0] if caught else None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _agreed_stop(signum: int | None) -> int | None:
+    """The signal any process caught (every process must stop at the same step to save)."""
+    if jax.process_count() == 1:
+        return signum
+    caught = multihost_utils.process_allgather(np.int32(signum or 0))
+    return int(caught.max()) or None
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str | Path,
@@ -367,6 +416,8 @@ def train_and_evaluate(
 
     Raises:
       FloatingPointError: a step's loss or gradient norm is not finite (nothing is saved).
+      Preempted: SIGTERM or SIGINT arrived; a checkpoint of the last finished step was saved
+        first, so rerunning the same command resumes from there.
     """
     workdir = Path(workdir)
     if source is None:
@@ -385,7 +436,10 @@ def train_and_evaluate(
     picture_fn = _picture_fn(net, config, mesh) if config.train.picture_every else None
     first = int(state.step)
     logger = metrics_log.MetricsLogger(workdir, first_step=first, total_steps=config.train.steps)
-    try:
+    with contextlib.ExitStack() as stack:
+        stop_signal = stack.enter_context(_stop_requests())
+        stack.callback(logger.close)
+        stack.callback(manager.wait_until_finished)
         for step in range(first + 1, config.train.steps + 1):
             local = next(batches)
             batch = global_batch(local, mesh)
@@ -400,10 +454,18 @@ def train_and_evaluate(
                 if jax.process_index() == 0:
                     path = workdir / "pictures" / f"step_{step:07d}.png"
                     _write_picture(path, local["image"][0], maps, config.targets.energy_levels)
-            checkpoint.save(manager, step, state, batches, force=step == config.train.steps)
-    finally:
-        manager.wait_until_finished()
-        logger.close()
+            signum = _agreed_stop(stop_signal())
+            checkpoint.save(
+                manager, step, state, batches, force=step == config.train.steps or bool(signum)
+            )
+            if signum:
+                manager.wait_until_finished()
+                message = (
+                    f"Stopped by {signal.Signals(signum).name} after step {step}; its checkpoint "
+                    f"is in {manager.directory}. Rerun the same command to resume."
+                )
+                logging.warning(message)
+                raise Preempted(signum, message)
     if jax.process_index() == 0 and (workdir / "metrics.jsonl").exists():
         visualize.learning_curves(workdir / "metrics.jsonl", workdir / "learning_curves.png")
     return state

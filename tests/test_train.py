@@ -2,6 +2,8 @@
 
 import functools
 import json
+import os
+import signal
 
 import jax
 import numpy as np
@@ -11,7 +13,7 @@ from ml_collections import config_flags
 from test_input_pipeline import synthetic_records
 
 from configs import tiny
-from dwd_jax import checkpoint, decode, input_pipeline, model, train
+from dwd_jax import checkpoint, decode, inference, input_pipeline, model, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -166,6 +168,34 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     restored = checkpoint.restore_latest(manager, abstract, iter(loader))
     assert int(restored.step) == 2
     assert all(np.isfinite(p).all() for p in _params(restored))
+    # Inference reads the parameters alone (no optimiser state), and the same ones.
+    params, step = inference.restore_params(config, tmp_path)
+    assert step == 2
+    for a, b in zip(jax.tree.leaves(params), _params(restored), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), b)
+    with pytest.raises(FileNotFoundError, match="train first"):
+        inference.restore_params(config, tmp_path / "empty")
+
+
+def test_sigterm_saves_the_step_reached_and_exits_as_killed(tmp_path, monkeypatch):
+    # A scheduler's SIGTERM arrives during step 2 (here: from inside its checkpoint call).
+    save = checkpoint.save
+
+    def save_then_signal(manager, step, *args, **kwargs):
+        started = save(manager, step, *args, **kwargs)
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return started
+
+    monkeypatch.setattr(checkpoint, "save", save_then_signal)
+    before = signal.getsignal(signal.SIGTERM)
+    config = _tiny(steps=6, checkpoint_every=100)
+    with pytest.raises(train.Preempted, match="SIGTERM after step 3.*Rerun") as stopped:
+        train.train_and_evaluate(config, tmp_path, source=synthetic_records(2))
+    assert stopped.value.code == 128 + signal.SIGTERM  # The status of a process it killed.
+    assert signal.getsignal(signal.SIGTERM) is before  # The handler is put back.
+    # Step 3 finished and was saved although the interval (100) would not have saved it.
+    assert checkpoint.make_manager(tmp_path, config.train).all_steps() == [3]
 
 
 def test_wrong_config_field_is_named():
