@@ -96,7 +96,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.energy_strides = (2, 8, 16)  # model.output_strides where energy is supervised.
     c.loss.class_strides = (2,)  # model.output_strides where class is supervised.
     c.loss.box_strides = (2, 8)  # model.output_strides where box is supervised.
-    c.loss.combined_factors = (2.0, 1.0, 1.0)  # (energy, class, box) factors of the combined loss.
+    c.loss.offset_strides = (2, 8)  # Where the offset head is supervised (with model.offset_head).
+    # (energy, class, box, offset) factors of the combined loss (the original's 2, 1, 1, and 1
+    # for the offset head, which is normalised on its own).
+    c.loss.combined_factors = (2.0, 1.0, 1.0, 1.0)
     c.loss.normaliser_window = 5  # Combined loss divides each head by its mean of this many steps.
     # Stages (head, steps) run in order, each optimising only its head's loss ("combined" = all,
     # normalised); the last stage continues past its end. The paper's energy/class/box/energy/
@@ -131,6 +134,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.decode.min_size = 4  # Components with fewer pixels are dropped.
     c.decode.max_detections = 2048  # Detections per page (padded; overflow is reported).
     c.decode.saddle_depth = 3.0  # Watershed: split peaks this many levels above a saddle; 0 = off.
+    # Watershed within each argmax class only (pixels of different classes are not neighbours),
+    # so a weakly detected small symbol beside a large one keeps its own region.
+    c.decode.class_aware = False
     # Box size read over an object's core: "max" (the original) or "mean", which a noisy box
     # map needs (workdir/try3, 15 test pages: COCO mAP 0.179 with max, 0.206 with mean).
     c.decode.box_size = "mean"

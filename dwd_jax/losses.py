@@ -3,8 +3,10 @@
 All functions are pure and jittable:
 - `head_losses(outputs, targets, config)`: energy softmax cross-entropy on every pixel, class
   cross-entropy and box squared error on marker pixels (`box_mask`), each averaged over the
-  strides `config.loss.<head>_strides` it is supervised at. A model with an offset head
-  (`config.model.offset_head`) adds the offsets' Huber loss to the box loss.
+  strides `config.loss.<head>_strides` it is supervised at; with an offset head
+  (`config.model.offset_head`) also the offsets' Huber loss on marker pixels, as a fourth
+  head with its own normaliser (inside the box loss, its larger values took the running-mean
+  weight away from the sizes: a run's stem heights came out 15 % too long).
 - `total_loss(losses, normaliser, step, config)`: the loss the optimiser sees at `step`. The
   schedule (`config.loss.schedule`) picks one head per stage; the "combined" stage sums
   f_i * L_i / mean(last `normaliser_window` values of L_i) with f = `combined_factors`, the
@@ -27,7 +29,10 @@ import ml_collections
 import numpy as np
 import optax
 
-HEADS = ("energy", "class", "box")  # Order of the per-head weight and normaliser arrays.
+# Order of the per-head weight and normaliser arrays. "offset" is the centre-offset head
+# (`config.model.offset_head`); a model without one has an offset loss of 0, which a combined
+# stage never normalises by and which adds nothing.
+HEADS = ("energy", "class", "box", "offset")
 STAGES = HEADS + ("combined",)
 
 
@@ -110,15 +115,15 @@ def loss_strides(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]
     """The strides each head is supervised at, checked against `config.model.output_strides`.
 
     Returns:
-      {"energy": strides, "class": strides, "box": strides}; `targets.make_targets` is needed
-      at the union of these strides.
+      {"energy": strides, "class": strides, "box": strides, "offset": strides} ("offset" only
+      with `config.model.offset_head`); `targets.make_targets` is needed at the union.
 
     Raises:
       ValueError: naming the `config.loss` field with a stride the model does not output.
     """
     outputs = tuple(config.model.output_strides)
     strides = {}
-    for head in HEADS:
+    for head in HEADS if config.model.offset_head else HEADS[:3]:
         field = f"{head}_strides"
         value = tuple(config.loss[field])
         if not value or any(s not in outputs for s in value):
@@ -136,29 +141,30 @@ def head_losses(
     targets: dict[int, dict[str, jax.Array]],
     config: ml_collections.ConfigDict,
 ) -> dict[str, jax.Array]:
-    """The three per-head losses, each averaged over its supervised strides (spec section 4).
+    """The per-head losses, each averaged over its supervised strides (spec section 4).
 
     Args:
       outputs: `model.apply` output, {stride: {"energy": f32[B, h, w, G, L],
         "class": f32[B, h, w, G, 137], "box": f32[B, h, w, G, 2]}}.
       targets: {stride: `targets.make_targets(...)` at that stride}, i.e. {"energy":
         i32[B, h, w, G], "class": i32[B, h, w, G], "box": f32[B, h, w, G, 2],
-        "box_mask": bool[B, h, w, G]}, for every stride in `loss_strides(config)`.
-      config: the experiment config (`config.loss`, `config.model.output_strides`).
+        "offset": f32[B, h, w, G, 2], "box_mask": bool[B, h, w, G]}, for every stride in
+        `loss_strides(config)`.
+      config: the experiment config (`config.loss`, `config.model`).
 
     Returns:
-      {"energy": f32[], "class": f32[], "box": f32[]}.
+      {"energy": f32[], "class": f32[], "box": f32[], "offset": f32[]} (offset 0 without an
+      offset head).
     """
     per_stride = {
         "energy": lambda o, t: energy_loss(o["energy"], t["energy"]),
         "class": lambda o, t: class_loss(o["class"], t["class"], t["box_mask"]),
-        # The offset head (when the model has one) is part of the box head's loss.
         "box": lambda o, t: box_loss(
             o["box"], t["box"], t["box_mask"], log=config.model.box_head == "log"
-        )
-        + (offset_loss(o["offset"], t["offset"], t["box_mask"]) if "offset" in o else 0.0),
+        ),
+        "offset": lambda o, t: offset_loss(o["offset"], t["offset"], t["box_mask"]),
     }
-    losses = {}
+    losses = {"offset": jnp.zeros((), jnp.float32)}
     for head, strides in loss_strides(config).items():
         missing = [s for s in strides if s not in targets]
         if missing:
@@ -174,7 +180,7 @@ def head_losses(
 class Normaliser(NamedTuple):
     """Ring buffer of the last per-head losses for the combined loss.
 
-    history: f32[3, window], rows in `HEADS` order; count: i32[3] values pushed so far per
+    history: f32[4, window], rows in `HEADS` order; count: i32[4] values pushed so far per
     head. A loss of exactly 0 (a batch without marker pixels: a blank crop) is not pushed: it
     measures nothing, and a window holding it would shrink the divisor and blow up the next
     real batch's loss (seen as 10-100x loss spikes with batch-1 crops).
@@ -196,6 +202,11 @@ def _schedule_table(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Static per-stage tables: ends i32[S], weights f32[S, 3], normalised f32[S]."""
     ends, weights, normalised = [], [], []
+    if len(factors) != len(HEADS):
+        raise ValueError(
+            f"config.loss.combined_factors = {tuple(factors)!r} must give one factor per head "
+            f"{HEADS}, e.g. (2.0, 1.0, 1.0, 1.0)"
+        )
     total = 0
     for i, (stage, steps) in enumerate(schedule):
         if stage not in STAGES or int(steps) <= 0:
@@ -224,11 +235,11 @@ def schedule_weights(
 
     Args:
       step: i32[] optimiser step, counted from 0.
-      schedule: ((stage, steps), ...), stage in "energy", "class", "box", "combined".
-      factors: (f_energy, f_class, f_box) of the combined stage.
+      schedule: ((stage, steps), ...), stage in `STAGES`.
+      factors: (f_energy, f_class, f_box, f_offset) of the combined stage.
 
     Returns:
-      (weights f32[3] in `HEADS` order, normalised f32[]: 1.0 in a combined stage, else 0.0).
+      (weights f32[4] in `HEADS` order, normalised f32[]: 1.0 in a combined stage, else 0.0).
     """
     ends, weights, normalised = _schedule_table(tuple(schedule), tuple(factors))
     stage = jnp.minimum(jnp.searchsorted(ends, step, side="right"), len(ends) - 1)
@@ -250,7 +261,8 @@ def total_loss(
     combined stage starts.
 
     Args:
-      losses: {"energy": f32[], "class": f32[], "box": f32[]} from `head_losses`.
+      losses: {"energy": f32[], "class": f32[], "box": f32[], "offset": f32[]} from
+        `head_losses`.
       normaliser: the ring buffer from the previous step (`init_normaliser` at step 0).
       step: i32[] optimiser step, counted from 0.
       config: the experiment config (`config.loss`).
@@ -261,7 +273,7 @@ def total_loss(
     values = jnp.stack([losses[h] for h in HEADS]).astype(jnp.float32)
     history, count = normaliser
     window = history.shape[1]
-    filled = jnp.arange(window)[None, :] < count[:, None]  # [3, window]
+    filled = jnp.arange(window)[None, :] < count[:, None]  # [heads, window]
     past_mean = jnp.where(filled, history, 0.0).sum(axis=1) / jnp.maximum(filled.sum(axis=1), 1)
     scale = jax.lax.stop_gradient(jnp.where(count > 0, past_mean, values))
     weights, normalised = schedule_weights(step, config.loss.schedule, config.loss.combined_factors)
@@ -269,7 +281,7 @@ def total_loss(
     divisor = jnp.where((normalised > 0) & (scale > 0), scale, 1.0)
     loss = jnp.sum(weights * values / divisor)
     measured = values > 0
-    slot = jax.nn.one_hot(count % window, window, dtype=bool) & measured[:, None]  # [3, window]
+    slot = jax.nn.one_hot(count % window, window, dtype=bool) & measured[:, None]  # [heads, win]
     new = Normaliser(
         jnp.where(slot, jax.lax.stop_gradient(values)[:, None], history),
         count + measured.astype(jnp.int32),

@@ -60,6 +60,8 @@ def _config(**loss):
     c.loss.energy_strides = (1, 8, 16)
     c.loss.class_strides = (1,)
     c.loss.box_strides = (1, 8)
+    c.loss.offset_strides = (1, 8)
+    c.model.offset_head = False  # Unless a test gives its outputs offsets.
     c.loss.schedule = (("energy", 3), ("class", 2), ("combined", 4))
     c.loss.update(loss)
     return c
@@ -95,8 +97,9 @@ def test_head_losses_average_over_the_supervised_strides():
     assert float(got["box"]) == pytest.approx((1.0**2 + 8.0**2) / 2, rel=1e-6)
 
 
-def test_offset_head_adds_its_huber_loss_to_the_box_loss():
+def test_offset_head_has_its_own_huber_loss():
     c = _config()
+    c.model.offset_head = True
     outputs, targets = _outputs_and_targets((1, 8, 16), {1: 0.5, 8: 1.0, 16: 3.0})
     for s in (1, 8):
         outputs[s]["offset"] = jnp.broadcast_to(jnp.array([0.5, -3.0]), (1, 2, 2, 1, 2))
@@ -106,7 +109,13 @@ def test_offset_head_adds_its_huber_loss_to_the_box_loss():
     targets[1]["box_mask"] = targets[1]["box_mask"].at[0, 0, 0, 0].set(False)
     got = losses.head_losses(outputs, targets, c)
     # Huber, delta 1: 0.5 * 0.5^2 = 0.125 and 3 - 0.5 = 2.5; mean over (dy, dx): 1.3125.
-    assert float(got["box"]) == pytest.approx((1.0**2 + 1.3125 + 8.0**2 + 1.3125) / 2, rel=1e-6)
+    assert float(got["offset"]) == pytest.approx(1.3125, rel=1e-6)
+    assert float(got["box"]) == pytest.approx((1.0**2 + 8.0**2) / 2, rel=1e-6)  # Unchanged.
+    assert "offset" in losses.loss_strides(c)
+    # Without the head the loss is 0 and no stride is checked for it.
+    c.model.offset_head = False
+    assert float(losses.head_losses(outputs, targets, c)["offset"]) == 0.0
+    assert "offset" not in losses.loss_strides(c)
 
 
 def test_loss_strides_outside_the_model_outputs_are_rejected_by_name():
@@ -120,13 +129,13 @@ def test_loss_strides_outside_the_model_outputs_are_rejected_by_name():
 @pytest.mark.parametrize(
     "step, weights, normalised",
     [
-        (0, (1, 0, 0), 0),
-        (2, (1, 0, 0), 0),
-        (3, (0, 1, 0), 0),
-        (4, (0, 1, 0), 0),
-        (5, (2, 1, 1), 1),
-        (8, (2, 1, 1), 1),
-        (10_000, (2, 1, 1), 1),
+        (0, (1, 0, 0, 0), 0),
+        (2, (1, 0, 0, 0), 0),
+        (3, (0, 1, 0, 0), 0),
+        (4, (0, 1, 0, 0), 0),
+        (5, (2, 1, 1, 1), 1),
+        (8, (2, 1, 1, 1), 1),
+        (10_000, (2, 1, 1, 1), 1),
     ],
 )
 def test_schedule_weights_at_stage_boundaries(step, weights, normalised):
@@ -146,13 +155,16 @@ def test_schedule_is_traced_once_across_stages():
         return losses.schedule_weights(step, c.loss.schedule, c.loss.combined_factors)[0]
 
     firsts = [tuple(np.asarray(weights_at(jnp.int32(s)))) for s in range(9)]
-    assert firsts[0] == (1, 0, 0) and firsts[3] == (0, 1, 0) and firsts[5] == (2, 1, 1)
+    assert firsts[0] == (1, 0, 0, 0) and firsts[3] == (0, 1, 0, 0)
+    assert firsts[5] == (2, 1, 1, 1)
     assert len(traces) == 1
 
 
-def test_bad_schedule_stage_is_named():
+def test_bad_schedule_stage_and_factors_are_named():
     with pytest.raises(ValueError, match=r"schedule\[1\]"):
-        losses.schedule_weights(jnp.int32(0), (("energy", 3), ("boxes", 2)), (2.0, 1.0, 1.0))
+        losses.schedule_weights(jnp.int32(0), (("energy", 3), ("boxes", 2)), (2.0, 1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="combined_factors.*one factor per head"):
+        losses.schedule_weights(jnp.int32(0), (("combined", 3),), (2.0, 1.0, 1.0))
 
 
 def test_normaliser_ring_buffer_and_combined_loss():
@@ -160,7 +172,7 @@ def test_normaliser_ring_buffer_and_combined_loss():
     state = losses.init_normaliser(c.loss.normaliser_window)
     seen = []
     for step in range(5):
-        values = {"energy": 1.0 + step, "class": 10.0 * (step + 1), "box": 0.5}
+        values = {"energy": 1.0 + step, "class": 10.0 * (step + 1), "box": 0.5, "offset": 0.0}
         values = {k: jnp.float32(v) for k, v in values.items()}
         loss, state = losses.total_loss(values, state, jnp.int32(step), c)
         if step == 0:  # No history yet: each head is divided by itself.
@@ -168,11 +180,12 @@ def test_normaliser_ring_buffer_and_combined_loss():
         seen.append(values)
     # After 5 pushes into 3 slots: steps 3, 4 in slots 0, 1 and step 2 in slot 2.
     np.testing.assert_allclose(
-        np.asarray(state.history), [[4, 5, 3], [40, 50, 30], [0.5, 0.5, 0.5]]
+        np.asarray(state.history), [[4, 5, 3], [40, 50, 30], [0.5, 0.5, 0.5], [0, 0, 0]]
     )
-    np.testing.assert_array_equal(np.asarray(state.count), [5, 5, 5])
+    np.testing.assert_array_equal(np.asarray(state.count), [5, 5, 5, 0])  # No offset head.
     # Step 5 divides by the mean of steps 2, 3, 4: energy 4, class 40, box 0.5.
-    values = {"energy": jnp.float32(8.0), "class": jnp.float32(20.0), "box": jnp.float32(1.0)}
+    values = {"energy": 8.0, "class": 20.0, "box": 1.0, "offset": 0.0}
+    values = {k: jnp.float32(v) for k, v in values.items()}
     loss, _ = losses.total_loss(values, state, jnp.int32(5), c)
     assert float(loss) == pytest.approx(2 * 8 / 4 + 20 / 40 + 1 / 0.5)
 
@@ -182,7 +195,7 @@ def test_combined_normaliser_is_constant_under_the_gradient():
     state = losses.init_normaliser(c.loss.normaliser_window)
     grad = jax.grad(
         lambda e: losses.total_loss(
-            {"energy": e, "class": jnp.float32(1.0), "box": jnp.float32(1.0)},
+            {"energy": e, "class": jnp.float32(1.0), "box": jnp.float32(1.0), "offset": 0.0},
             state,
             jnp.int32(0),
             c,
@@ -195,7 +208,8 @@ def test_combined_normaliser_is_constant_under_the_gradient():
 def test_single_head_stage_uses_the_raw_loss_and_zero_normaliser_is_safe():
     c = _config()
     state = losses.init_normaliser(c.loss.normaliser_window)
-    zero = {"energy": jnp.float32(2.0), "class": jnp.float32(3.0), "box": jnp.float32(0.0)}
+    zero = {"energy": 2.0, "class": 3.0, "box": 0.0, "offset": 0.0}
+    zero = {k: jnp.float32(v) for k, v in zero.items()}
     for step in range(5):  # Energy then class stages, box loss always 0 (no markers).
         loss, state = losses.total_loss(zero, state, jnp.int32(step), c)
         assert float(loss) == (2.0 if step < 3 else 3.0)
@@ -225,11 +239,13 @@ def test_log_box_loss_compares_log_sizes():
 def test_blank_batches_do_not_enter_the_normaliser():
     c = _config(schedule=(("combined", 100),), normaliser_window=2)
     state = losses.init_normaliser(c.loss.normaliser_window)
-    real = {"energy": jnp.float32(1.0), "class": jnp.float32(4.0), "box": jnp.float32(2.0)}
-    blank = {"energy": jnp.float32(0.5), "class": jnp.float32(0.0), "box": jnp.float32(0.0)}
+    real = {"energy": 1.0, "class": 4.0, "box": 2.0, "offset": 3.0}
+    blank = {"energy": 0.5, "class": 0.0, "box": 0.0, "offset": 0.0}
+    real, blank = ({k: jnp.float32(v) for k, v in x.items()} for x in (real, blank))
     for step, values in enumerate([real, blank, blank]):
         _, state = losses.total_loss(values, state, jnp.int32(step), c)
-    np.testing.assert_array_equal(np.asarray(state.count), [3, 1, 1])
-    # Class and box still divide by the one real batch's 4 and 2, not by means with zeros.
+    np.testing.assert_array_equal(np.asarray(state.count), [3, 1, 1, 1])
+    # Class, box and offset still divide by the one real batch's 4, 2 and 3, not by means
+    # with zeros.
     loss, _ = losses.total_loss(real, state, jnp.int32(3), c)
-    assert float(loss) == pytest.approx(2 * 1.0 / 0.5 + 4 / 4 + 2 / 2)
+    assert float(loss) == pytest.approx(2 * 1.0 / 0.5 + 4 / 4 + 2 / 2 + 3 / 3)
