@@ -254,31 +254,40 @@ def _conv3x3(x: jax.Array, w: jax.Array) -> jax.Array:
 
 
 def part_ceiling(args) -> None:
-    """The most a conv net's train step can reach here: one 3x3 conv, forward and backward.
+    """The most a conv net's train step can reach here: one 3x3 conv, forward and backward,
+    and each of the backward's two convs alone (input gradient, weight gradient).
 
     A step is mostly 3x3 convs (forward + both backward convs) plus elementwise work, so the
     best single conv's fraction of the matmul peak bounds the whole step's fraction.
     """
     peak = matmul_peak()
     print(f"\nf32 matmul peak (2048^2, best of 5): {peak / 1e9:.0f} GFLOP/s\n")
-    print("| 3x3 conv, NHWC, batch 1 | fwd GFLOP/s | of peak | fwd+bwd GFLOP/s | of peak |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| 3x3 conv, NHWC, batch 1 | fwd | d input | d weight | fwd+bwd | fwd+bwd of peak |\n"
+        "|---|---:|---:|---:|---:|---:|"
+    )
     for side, channels in ((240, 128), (240, 32), (120, 256), (60, 512)):
         x = jax.random.normal(jax.random.key(0), (1, side, side, channels))
         w = jax.random.normal(jax.random.key(1), (3, 3, channels, channels)) * 0.05
+        g = jax.random.normal(jax.random.key(2), (1, side, side, channels))
         fwd = jax.jit(_conv3x3)
+        d_input = jax.jit(lambda x, w, g: jax.vjp(lambda x: _conv3x3(x, w), x)[1](g)[0])
+        d_weight = jax.jit(lambda x, w, g: jax.vjp(lambda w: _conv3x3(x, w), w)[1](g)[0])
         fwd_bwd = jax.jit(jax.grad(lambda x, w: jnp.sum(_conv3x3(x, w) ** 2), argnums=(0, 1)))
         flops = 2 * side * side * channels * channels * 9
         rates = []
-        for f, mult in ((fwd, 1), (fwd_bwd, 3)):  # Backward = two convs of the forward's size.
-            jax.block_until_ready(f(x, w))
-            run = lambda f=f, x=x, w=w: jax.block_until_ready(f(x, w))
+        for f, operands, mult in (
+            (fwd, (x, w), 1),
+            (d_input, (x, w, g), 1),
+            (d_weight, (x, w, g), 1),
+            (fwd_bwd, (x, w), 3),  # Backward = two convs of the forward's size.
+        ):
+            jax.block_until_ready(f(*operands))
+            run = lambda f=f, operands=operands: jax.block_until_ready(f(*operands))
             best = min(_timed(run) for _ in range(5))
             rates.append(mult * flops / best)
-        print(
-            f"| {side}x{side}x{channels} | {rates[0] / 1e9:.0f} | {rates[0] / peak:.0%} | "
-            f"{rates[1] / 1e9:.0f} | {rates[1] / peak:.0%} |"
-        )
+        cells = " | ".join(f"{r / 1e9:.0f} ({r / peak:.0%})" for r in rates)
+        print(f"| {side}x{side}x{channels} | {cells} | **{rates[-1] / peak:.0%}** |")
 
 
 def main() -> None:
