@@ -20,10 +20,11 @@ Architecture (DWD_SPEC.md section 2, followed on purpose unless noted):
   original); "log" regresses their logarithms and the model returns exp of them, so the box
   loss (`losses.box_loss`) weighs relative errors, which is what IoU weighs: in pixels a
   staff's 2000-px width drowns a notehead's 2-px error. Outputs are pixels either way.
-- Heads: 1x1 convs (energy, class, box) per output stride, each with its own weights. Their
-  kernels start at zero and their biases at priors (mostly background, uniform classes; see
-  `_head_bias`): the un-normalised decoder's features start large, and random heads on them
-  start with class cross-entropies near 100, which a warm-up's small steps cannot undo fast.
+- Heads: 1x1 convs (energy, class, box, and the centre offset with `offset_head`) per output
+  stride, each with its own weights. Their kernels start at zero and their biases at priors
+  (mostly background, uniform classes, zero offsets; see `_head_bias`): the un-normalised
+  decoder's features start large, and random heads on them start with class cross-entropies
+  near 100, which a warm-up's small steps cannot undo fast.
   A stride finer than 4 is the stride-4 decoder output upsampled bilinearly (x4 to full
   resolution for stride 1, the original), computed as upsampled stride-4 logits (the same
   numbers, see `DWD.__call__`); strides 4 to 32 read the refine block of that stride, which

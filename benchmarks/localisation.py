@@ -1,0 +1,82 @@
+"""Which part of a box misses IoU 0.5: centre or size, per axis, for chosen classes.
+
+Each ground-truth box of a class is matched to its best same-class detection (IoU >= 0.1) on
+the first test pages of a trained run. For the matched pairs it prints the share at IoU >= 0.5
+as decoded, then with one thing corrected at a time (the true centre on y or x, the true
+height or width): the correction that lifts the share most is the error to fix.
+
+Run: `python benchmarks/localisation.py --workdir=workdir/default [--pages 10]
+[--classes stem,beam,...]`; prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from configs import default
+from dwd_jax import classes as classes_lib
+from dwd_jax import inference, input_pipeline, workflow
+
+CLASSES = "stem,beam,ledgerLine,noteheadBlackOnLine,clefG,augmentationDot"
+
+
+def iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """IoU of f32[N, 4] `[y0, x0, y1, x1]` boxes with one box; f32[N]."""
+    lo, hi = np.maximum(boxes[:, :2], box[:2]), np.minimum(boxes[:, 2:], box[2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)  # noqa: E731
+    return inter / np.maximum(area(boxes) + area(box) - inter, 1e-9)
+
+
+def corrected(det: np.ndarray, gt: np.ndarray) -> list[np.ndarray]:
+    """The detection with, in turn, the true centre on y, on x, the true height, width."""
+    out = []
+    for what in ("centre", "size"):
+        for axis in (0, 1):
+            box = det.copy()
+            if what == "centre":
+                box[[axis, axis + 2]] += (gt[axis] + gt[axis + 2] - det[axis] - det[axis + 2]) / 2
+            else:
+                mid, half = (det[axis] + det[axis + 2]) / 2, (gt[axis + 2] - gt[axis]) / 2
+                box[[axis, axis + 2]] = mid - half, mid + half
+            out.append(box)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="workdir/default")
+    parser.add_argument("--pages", type=int, default=10)
+    parser.add_argument("--classes", default=CLASSES)
+    args = parser.parse_args()
+    config = default.get_config()
+    params, step = inference.restore_params(config, args.workdir)
+    predictor = inference.Predictor(config, params)
+    source = input_pipeline.open_source(config.data, "test")
+    names = args.classes.split(",")
+    hits = {name: [] for name in names}
+    for i in range(min(args.pages, len(source))):
+        _, page = workflow._eval_page(source[i], str(i), predictor)
+        for name in names:
+            k = classes_lib.label_of(name) + 1
+            dets = page.det_boxes[page.det_classes == k]
+            for gt in page.gt_boxes[page.gt_classes == k]:
+                overlap = iou(dets, gt) if len(dets) else np.zeros(0)
+                if not len(overlap) or overlap.max() < 0.1:
+                    continue
+                det = dets[overlap.argmax()]
+                variants = [det, *corrected(det, gt)]
+                hits[name].append([iou(v[None], gt)[0] >= 0.5 for v in variants])
+    print(f"{args.workdir} (step {step}), first {args.pages} test pages: share of matched")
+    print("ground truth at IoU >= 0.5, as decoded and with one thing corrected.\n")
+    print("| class | matched | as decoded | true y centre | true x centre | true h | true w |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, rows in hits.items():
+        share = np.mean(rows, axis=0) if rows else [float("nan")] * 5
+        print(f"| {name} | {len(rows)} | " + " | ".join(f"{v:.2f}" for v in share) + " |")
+
+
+if __name__ == "__main__":
+    main()
