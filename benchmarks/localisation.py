@@ -12,12 +12,16 @@ Run: `python benchmarks/localisation.py --workdir=workdir/default [--pages 10]
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import numpy as np
 
-from configs import default
-from dwd_jax import classes as classes_lib
-from dwd_jax import inference, input_pipeline, workflow
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from configs import default  # noqa: E402
+from dwd_jax import classes as classes_lib  # noqa: E402
+from dwd_jax import inference, input_pipeline, workflow  # noqa: E402
 
 CLASSES = "stem,beam,ledgerLine,noteheadBlackOnLine,clefG,augmentationDot"
 
@@ -50,8 +54,12 @@ def main() -> None:
     parser.add_argument("--workdir", default="workdir/default")
     parser.add_argument("--pages", type=int, default=10)
     parser.add_argument("--classes", default=CLASSES)
+    parser.add_argument(
+        "--no-offset-head", action="store_true", help="For runs trained before the offset head."
+    )
     args = parser.parse_args()
     config = default.get_config()
+    config.model.offset_head = not args.no_offset_head
     params, step = inference.restore_params(config, args.workdir)
     predictor = inference.Predictor(config, params)
     source = input_pipeline.open_source(config.data, "test")
