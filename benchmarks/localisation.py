@@ -21,17 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import default  # noqa: E402
 from dwd_jax import classes as classes_lib  # noqa: E402
-from dwd_jax import inference, input_pipeline, workflow  # noqa: E402
+from dwd_jax import evaluate, inference, input_pipeline, workflow  # noqa: E402
 
 CLASSES = "stem,beam,ledgerLine,noteheadBlackOnLine,clefG,augmentationDot"
-
-
-def iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """IoU of f32[N, 4] `[y0, x0, y1, x1]` boxes with one box; f32[N]."""
-    lo, hi = np.maximum(boxes[:, :2], box[:2]), np.minimum(boxes[:, 2:], box[2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)  # noqa: E731
-    return inter / np.maximum(area(boxes) + area(box) - inter, 1e-9)
 
 
 def corrected(det: np.ndarray, gt: np.ndarray) -> list[np.ndarray]:
@@ -71,12 +63,12 @@ def main() -> None:
             k = classes_lib.label_of(name) + 1
             dets = page.det_boxes[page.det_classes == k]
             for gt in page.gt_boxes[page.gt_classes == k]:
-                overlap = iou(dets, gt) if len(dets) else np.zeros(0)
+                overlap = evaluate.box_iou(dets, gt[None])[:, 0]
                 if not len(overlap) or overlap.max() < 0.1:
                     continue
                 det = dets[overlap.argmax()]
                 variants = [det, *corrected(det, gt)]
-                hits[name].append([iou(v[None], gt)[0] >= 0.5 for v in variants])
+                hits[name].append(evaluate.box_iou(np.stack(variants), gt[None])[:, 0] >= 0.5)
     print(f"{args.workdir} (step {step}), first {args.pages} test pages: share of matched")
     print("ground truth at IoU >= 0.5, as decoded and with one thing corrected.\n")
     print("| class | matched | as decoded | true y centre | true x centre | true h | true w |")
