@@ -12,7 +12,6 @@ Run: `python benchmarks/energy_at_centres.py --workdir=workdir/default [--pages 
 
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import sys
@@ -23,9 +22,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from configs import default  # noqa: E402
+import trained_run  # noqa: E402
+
 from dwd_jax import classes as classes_lib  # noqa: E402
-from dwd_jax import detect, inference, input_pipeline, model, targets  # noqa: E402
+from dwd_jax import detect, input_pipeline, model, targets  # noqa: E402
 
 CLASSES = (
     "noteheadBlackOnLine,stem,accidentalSharp,augmentationDot,articStaccatoAbove,"
@@ -34,17 +34,7 @@ CLASSES = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="workdir/default")
-    parser.add_argument("--pages", type=int, default=8)
-    parser.add_argument("--classes", default=CLASSES)
-    parser.add_argument(
-        "--no-offset-head", action="store_true", help="For runs trained before the offset head."
-    )
-    args = parser.parse_args()
-    config = default.get_config()
-    config.model.offset_head = not args.no_offset_head
-    params, step = inference.restore_params(config, args.workdir)
+    args, config, params, step = trained_run.load(__doc__, pages=8, classes=CLASSES)
     net = model.build_model(config)
     stride = min(config.model.output_strides)
     apply = jax.jit(lambda p, x: net.apply({"params": p}, x)[stride])

@@ -11,7 +11,6 @@ Run: `python benchmarks/localisation.py --workdir=workdir/default [--pages 10]
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -19,7 +18,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from configs import default  # noqa: E402
+import trained_run  # noqa: E402
+
 from dwd_jax import classes as classes_lib  # noqa: E402
 from dwd_jax import evaluate, inference, input_pipeline, workflow  # noqa: E402
 
@@ -42,17 +42,7 @@ def corrected(det: np.ndarray, gt: np.ndarray) -> list[np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="workdir/default")
-    parser.add_argument("--pages", type=int, default=10)
-    parser.add_argument("--classes", default=CLASSES)
-    parser.add_argument(
-        "--no-offset-head", action="store_true", help="For runs trained before the offset head."
-    )
-    args = parser.parse_args()
-    config = default.get_config()
-    config.model.offset_head = not args.no_offset_head
-    params, step = inference.restore_params(config, args.workdir)
+    args, config, params, step = trained_run.load(__doc__, pages=10, classes=CLASSES)
     predictor = inference.Predictor(config, params)
     source = input_pipeline.open_source(config.data, "test")
     names = args.classes.split(",")

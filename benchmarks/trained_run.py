@@ -1,0 +1,34 @@
+"""Command line and restore shared by the scripts that probe a trained run (localisation,
+energy_at_centres); run them as `python benchmarks/<name>.py`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import ml_collections
+
+from configs import default
+from dwd_jax import inference
+
+
+def load(
+    doc: str, *, pages: int, classes: str
+) -> tuple[argparse.Namespace, ml_collections.ConfigDict, Any, int]:
+    """Parses --workdir, --pages, --classes and --no-offset-head, and restores the run.
+
+    Returns:
+      (args, the default config as the run was trained, its parameters, their step).
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--workdir", default="workdir/default")
+    parser.add_argument("--pages", type=int, default=pages, help="First test pages to read.")
+    parser.add_argument("--classes", default=classes, help="Class names separated by ','.")
+    parser.add_argument(
+        "--no-offset-head", action="store_true", help="For runs trained before the offset head."
+    )
+    args = parser.parse_args()
+    config = default.get_config()
+    config.model.offset_head = not args.no_offset_head
+    params, step = inference.restore_params(config, args.workdir)
+    return args, config, params, step
