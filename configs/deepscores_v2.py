@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.norm = "batch"
     c.model.box_head = "linear"  # Sizes regressed in pixels (spec section 4).
     c.model.offset_head = False  # Centres from the energy cores alone (spec section 6).
+    c.model.class_size_prior = False  # One box regression for all classes (spec section 2).
     c.model.output_strides = (1, 8, 16)  # Full-resolution heads plus strides 8 and 16 (Dec 2018).
 
     c.targets.energy_marker = 17  # 17x17 energy markers (Dec 2018; March 2018 used 9x9).

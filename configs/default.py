@@ -64,6 +64,11 @@ def get_config() -> ml_collections.ConfigDict:
     # A head regressing (dy, dx) from each marker pixel to its box centre (our extension): the
     # decoded centre is then the core's mean of pixel + offset, not quantised to the stride.
     c.model.offset_head = True
+    # A learned (height, width) per class that the box head's output is added to, chosen by
+    # the pixel's own class probabilities (our extension): the head then regresses only an
+    # object's departure from its class's size; without it whole classes came out biased
+    # (G clefs 1.4x too large). Needs class supervision at every box stride.
+    c.model.class_size_prior = True
     c.model.output_strides = (2, 8, 16)  # Strides at which heads are evaluated (finest decodes).
 
     # --- Targets (dwd_jax.targets) ------------------------------------------------------------
@@ -94,7 +99,9 @@ def get_config() -> ml_collections.ConfigDict:
     # --- Losses (dwd_jax.losses; spec section 4) ------------------------------------------------
     c.loss = ml_collections.ConfigDict()
     c.loss.energy_strides = (2, 8, 16)  # model.output_strides where energy is supervised.
-    c.loss.class_strides = (2,)  # model.output_strides where class is supervised.
+    # model.output_strides where class is supervised (8 too: the size prior reads the class
+    # probabilities at every box stride).
+    c.loss.class_strides = (2, 8)
     c.loss.box_strides = (2, 8)  # model.output_strides where box is supervised.
     c.loss.offset_strides = (2, 8)  # Where the offset head is supervised (with model.offset_head).
     # (energy, class, box, offset) factors of the combined loss (the original's 2, 1, 1, and 1

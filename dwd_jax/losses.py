@@ -119,7 +119,8 @@ def loss_strides(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]
       with `config.model.offset_head`); `targets.make_targets` is needed at the union.
 
     Raises:
-      ValueError: naming the `config.loss` field with a stride the model does not output.
+      ValueError: naming the `config.loss` field with a stride the model does not output, or
+        box strides without class supervision under `config.model.class_size_prior`.
     """
     outputs = tuple(config.model.output_strides)
     strides = {}
@@ -133,6 +134,14 @@ def loss_strides(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]
                 f"outputs or drop it from the loss."
             )
         strides[head] = value
+    unread = set(strides["box"]) - set(strides["class"])
+    if config.model.class_size_prior and unread:
+        raise ValueError(
+            f"config.model.class_size_prior reads the class head at every box stride, but "
+            f"config.loss.class_strides = {strides['class']!r} leaves box stride(s) "
+            f"{sorted(unread)} without class supervision: add them to config.loss.class_strides "
+            "or drop them from config.loss.box_strides."
+        )
     return strides
 
 

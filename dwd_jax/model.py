@@ -20,6 +20,13 @@ Architecture (DWD_SPEC.md section 2, followed on purpose unless noted):
   original); "log" regresses their logarithms and the model returns exp of them, so the box
   loss (`losses.box_loss`) weighs relative errors, which is what IoU weighs: in pixels a
   staff's 2000-px width drowns a notehead's 2-px error. Outputs are pixels either way.
+- Class size prior (`config.model.class_size_prior`, our extension): the box head's output
+  is added to a learned per-class size (one table for all strides), weighted by the pixel's
+  own class probabilities (their gradient stopped), so the 1x1 head regresses only how far
+  this object is from its class's usual size. A shared 1x1 head on 32 features otherwise
+  has to map a stem (2 px wide), a beam and a staff (2000 px) beside each other in one
+  group, and a short run leaves whole classes biased: the session-3 default drew every
+  G clef 1.4x too large and F clefs and fermatas 0.55x too narrow, on training pages too.
 - Heads: 1x1 convs (energy, class, box, and the centre offset with `offset_head`) per output
   stride, each with its own weights. Their kernels start at zero and their biases at priors
   (mostly background, uniform classes, zero offsets; see `_head_bias`): the un-normalised
@@ -174,16 +181,22 @@ BACKGROUND_PRIOR = 0.95
 INITIAL_BOX_SIZE = 10.0
 
 
-def _head_bias(name: str, groups: int, size: int, box_head: str):
+def _box_bias(box_head: str) -> float:
+    """The box head's initial output in its own space: log INITIAL_BOX_SIZE, or 0 (linear)."""
+    return float(np.log(INITIAL_BOX_SIZE)) if box_head == "log" else 0.0
+
+
+def _head_bias(name: str, groups: int, size: int, box_head: str, prior=None):
     """Initial head biases. With zero head kernels (see `DWD.__call__`) the first outputs are
     these priors: energy P(level 0) = BACKGROUND_PRIOR, classes uniform, boxes
-    INITIAL_BOX_SIZE on the log head (0 on the linear one)."""
+    INITIAL_BOX_SIZE on the log head (0 on the linear one); with a class size prior the box
+    head starts at 0 and the prior table holds the initial size."""
     bias = np.zeros((groups, size), np.float32)
     if name == "energy":
         # softmax([b, 0, ..., 0])[0] = prior  <=>  b = log(prior * (L - 1) / (1 - prior)).
         bias[:, 0] = np.log(BACKGROUND_PRIOR * (size - 1) / (1.0 - BACKGROUND_PRIOR))
-    elif name == "box" and box_head == "log":
-        bias[:] = np.log(INITIAL_BOX_SIZE)
+    elif name == "box" and prior is None:
+        bias[:] = _box_bias(box_head)
     return lambda key, shape, dtype=jnp.float32: jnp.asarray(bias.reshape(shape), dtype)
 
 
@@ -340,6 +353,7 @@ class DWD(nn.Module):
     energy_levels: int
     box_head: str = "linear"
     offset_head: bool = False
+    class_size_prior: bool = False
 
     @nn.compact
     def __call__(self, images: jax.Array) -> dict[int, dict[str, jax.Array]]:
@@ -374,6 +388,16 @@ class DWD(nn.Module):
             coarse = RefineBlock(self.dtype, name=f"refine{stride}")(adapted, coarse)
             refined[stride] = coarse
 
+        # f32[137, 2]: each class's usual (height, width) in the box head's space (log pixels
+        # or pixels), shared by every stride; None without the prior.
+        prior = (
+            self.param(
+                "class_size_prior",
+                lambda key: jnp.full((NUM_MODEL_CLASSES, 2), _box_bias(self.box_head)),
+            )
+            if self.class_size_prior
+            else None
+        )
         outputs = {}
         for stride in self.output_strides:
             # Finer than 4: the heads run on the stride-4 features and their logits are
@@ -396,16 +420,20 @@ class DWD(nn.Module):
                     (1, 1),
                     dtype=self.dtype,
                     kernel_init=nn.initializers.zeros,
-                    bias_init=_head_bias(name, self.groups, size, self.box_head),
+                    bias_init=_head_bias(name, self.groups, size, self.box_head, prior),
                     name=f"{name}_head{stride}",
                 )(features)
                 logits = upsample_bilinear(logits, max(1, 4 // stride)).astype(jnp.float32)
+                logits = logits.reshape(b, h // stride, w // stride, self.groups, size)
+                if name == "box" and prior is not None:
+                    # Expected class size under the pixel's own class probabilities. Their
+                    # gradient is stopped: the box loss must not move the class head.
+                    probs = jax.lax.stop_gradient(jax.nn.softmax(outputs[stride]["class"]))
+                    logits = logits + probs @ prior
                 if name == "box" and self.box_head == "log":
                     # Clipped to sizes of 0.02..8100 px so that exp never overflows.
                     logits = jnp.exp(jnp.clip(logits, -4.0, 9.0))
-                outputs[stride][name] = logits.reshape(
-                    b, h // stride, w // stride, self.groups, size
-                )
+                outputs[stride][name] = logits
         return outputs
 
 
@@ -455,6 +483,7 @@ def build_model(config: ml_collections.ConfigDict) -> DWD:
         energy_levels=config.targets.energy_levels,
         box_head=m.box_head,
         offset_head=bool(m.offset_head),
+        class_size_prior=bool(m.class_size_prior),
     )
 
 

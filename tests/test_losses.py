@@ -62,6 +62,7 @@ def _config(**loss):
     c.loss.box_strides = (1, 8)
     c.loss.offset_strides = (1, 8)
     c.model.offset_head = False  # Unless a test gives its outputs offsets.
+    c.model.class_size_prior = False  # Box strides here lack class supervision.
     c.loss.schedule = (("energy", 3), ("class", 2), ("combined", 4))
     c.loss.update(loss)
     return c
@@ -121,6 +122,12 @@ def test_offset_head_has_its_own_huber_loss():
 def test_loss_strides_outside_the_model_outputs_are_rejected_by_name():
     with pytest.raises(ValueError, match="config.loss.box_strides"):
         losses.loss_strides(_config(box_strides=(1, 4)))
+    c = _config()
+    c.model.class_size_prior = True  # Reads class probabilities at box stride 8, unsupervised.
+    with pytest.raises(ValueError, match=r"box stride\(s\) \[8\] without class supervision"):
+        losses.loss_strides(c)
+    c.loss.class_strides = (1, 8)
+    assert losses.loss_strides(c)["class"] == (1, 8)
     outputs, targets = _outputs_and_targets((1, 8), {1: 1.0, 8: 1.0})
     with pytest.raises(ValueError, match="stride\\(s\\) \\[16\\] for the energy loss"):
         losses.head_losses(outputs, targets, _config())

@@ -202,6 +202,32 @@ def test_a_fresh_model_outputs_the_head_priors():
     assert "offset" not in net.apply(net.init(jax.random.key(0), pages), pages)[2]
 
 
+def test_class_size_prior_adds_the_size_of_the_pixels_class():
+    c = _config(output_strides=(2,))
+    pages = _pages(1)
+    net = model_lib.build_model(c)
+    params = net.init(jax.random.key(0), pages)["params"]
+    assert params["class_size_prior"].shape == (137, 2)
+    # A class head sure of class 5 everywhere (bias 50 on it), and class 5's usual size 30x60.
+    params["class_head2"]["bias"] = params["class_head2"]["bias"].at[5::137].set(50.0)
+    params["class_size_prior"] = params["class_size_prior"].at[5].set(jnp.log(jnp.array([30.0, 60.0])))
+    box = net.apply({"params": params}, pages)[2]["box"]
+    np.testing.assert_allclose(box, np.broadcast_to([30.0, 60.0], box.shape), rtol=1e-4)
+
+    # The box loss trains the table and the box head, never the class head.
+    def box_sum(params):
+        return net.apply({"params": params}, pages)[2]["box"].sum()
+
+    grads = jax.grad(box_sum)(params)
+    assert float(jnp.abs(grads["class_size_prior"][5]).sum()) > 0
+    assert float(jnp.abs(grads["box_head2"]["bias"]).sum()) > 0
+    assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads["class_head2"]))
+
+    c.model.class_size_prior = False
+    net = model_lib.build_model(c)
+    assert "class_size_prior" not in net.init(jax.random.key(0), pages)["params"]
+
+
 @pytest.mark.parametrize("size", [3, 5])
 def test_max_pool_same_matches_flax_max_pool(size):
     x = jax.random.normal(jax.random.key(size), (2, 9, 7, 3))  # No ties: gradients agree too.
