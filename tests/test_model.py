@@ -210,7 +210,9 @@ def test_class_size_prior_adds_the_size_of_the_pixels_class():
     assert params["class_size_prior"].shape == (137, 2)
     # A class head sure of class 5 everywhere (bias 50 on it), and class 5's usual size 30x60.
     params["class_head2"]["bias"] = params["class_head2"]["bias"].at[5::137].set(50.0)
-    params["class_size_prior"] = params["class_size_prior"].at[5].set(jnp.log(jnp.array([30.0, 60.0])))
+    params["class_size_prior"] = (
+        params["class_size_prior"].at[5].set(jnp.log(jnp.array([30.0, 60.0])))
+    )
     box = net.apply({"params": params}, pages)[2]["box"]
     np.testing.assert_allclose(box, np.broadcast_to([30.0, 60.0], box.shape), rtol=1e-4)
 
