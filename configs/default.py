@@ -103,6 +103,10 @@ def get_config() -> ml_collections.ConfigDict:
     # probabilities at every box stride).
     c.loss.class_strides = (2, 8)
     c.loss.box_strides = (2, 8)  # model.output_strides where box is supervised.
+    # Energy cross-entropy on a class's marker pixels weighted by (its marker pixels in the
+    # batch) ** -this, mean 1 (losses.class_balance): 0 = every pixel alike (the original).
+    # Small rare marks (dots, staccato, naturals) otherwise drown in noteheads and stems.
+    c.loss.energy_class_balance = 0.5
     c.loss.offset_strides = (2, 8)  # Where the offset head is supervised (with model.offset_head).
     # (energy, class, box, offset) factors of the combined loss (the original's 2, 1, 1, and 1
     # for the offset head, which is normalised on its own).

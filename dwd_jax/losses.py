@@ -1,7 +1,8 @@
 """Per-head losses, the normalised combined loss and the stage-wise schedule (spec section 4).
 
 All functions are pure and jittable:
-- `head_losses(outputs, targets, config)`: energy softmax cross-entropy on every pixel, class
+- `head_losses(outputs, targets, config)`: energy softmax cross-entropy on every pixel
+  (rare classes' marker pixels weighted up by `config.loss.energy_class_balance`), class
   cross-entropy and box squared error on marker pixels (`box_mask`), each averaged over the
   strides `config.loss.<head>_strides` it is supervised at; with an offset head
   (`config.model.offset_head`) also the offsets' Huber loss on marker pixels, as a fourth
@@ -29,6 +30,8 @@ import ml_collections
 import numpy as np
 import optax
 
+from dwd_jax.targets import NUM_MODEL_CLASSES
+
 # Order of the per-head weight and normaliser arrays. "offset" is the centre-offset head
 # (`config.model.offset_head`); a model without one has an offset loss of 0, which a combined
 # stage never normalises by and which adds nothing.
@@ -36,18 +39,44 @@ HEADS = ("energy", "class", "box", "offset")
 STAGES = HEADS + ("combined",)
 
 
-def energy_loss(logits: jax.Array, target: jax.Array) -> jax.Array:
+def energy_loss(logits: jax.Array, target: jax.Array, weight: jax.Array | None = None) -> jax.Array:
     """Softmax cross-entropy of the energy levels, averaged over every pixel and group.
 
     Args:
       logits: f32[B, h, w, G, L].
       target: i32[B, h, w, G], levels 0..L-1 (0 = background).
+      weight: f32[B, h, w, G] per-pixel weights (`class_balance`), or None for 1 everywhere.
 
     Returns:
-      f32[] mean cross-entropy.
+      f32[] mean (weighted) cross-entropy over all pixels.
     """
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    return -jnp.take_along_axis(logp, target[..., None], axis=-1).mean()
+    ce = -jnp.take_along_axis(logp, target[..., None], axis=-1)[..., 0]
+    return (ce if weight is None else ce * weight).mean()
+
+
+def class_balance(classes: jax.Array, mask: jax.Array, power: float) -> jax.Array:
+    """Per-pixel weights that give a batch's rare classes more say: n_c ** -power on the
+    marker pixels of class c, where n_c counts class c's marker pixels in the batch, scaled
+    so that the marker pixels' mean weight is 1; 1 everywhere else.
+
+    Markers have one size, so n_c is proportional to the number of class-c objects: with
+    power 1 every class present has the same total weight, with 0 each pixel counts once (the
+    original). A crop with 80 noteheads and one staccato dot weighs the dot's pixels 8x a
+    notehead's at power 0.5.
+
+    Args:
+      classes: i32[B, h, w, G] target classes (`make_targets`'s "class").
+      mask: bool[B, h, w, G] marker pixels (`make_targets`'s "box_mask").
+      power: the exponent, >= 0.
+
+    Returns:
+      f32[B, h, w, G].
+    """
+    counts = jnp.zeros(NUM_MODEL_CLASSES, jnp.float32).at[classes].add(mask.astype(jnp.float32))
+    raw = jnp.where(mask, jnp.maximum(counts[classes], 1.0) ** -power, 0.0)
+    mean = raw.sum() / jnp.maximum(mask.sum(), 1).astype(jnp.float32)
+    return jnp.where(mask, raw / jnp.maximum(mean, 1e-12), 1.0)
 
 
 def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
@@ -165,8 +194,13 @@ def head_losses(
       {"energy": f32[], "class": f32[], "box": f32[], "offset": f32[]} (offset 0 without an
       offset head).
     """
+    balance = float(config.loss.energy_class_balance)
     per_stride = {
-        "energy": lambda o, t: energy_loss(o["energy"], t["energy"]),
+        "energy": lambda o, t: energy_loss(
+            o["energy"],
+            t["energy"],
+            class_balance(t["class"], t["box_mask"], balance) if balance else None,
+        ),
         "class": lambda o, t: class_loss(o["class"], t["class"], t["box_mask"]),
         "box": lambda o, t: box_loss(
             o["box"], t["box"], t["box_mask"], log=config.model.box_head == "log"

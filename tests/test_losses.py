@@ -256,3 +256,39 @@ def test_blank_batches_do_not_enter_the_normaliser():
     # with zeros.
     loss, _ = losses.total_loss(real, state, jnp.int32(3), c)
     assert float(loss) == pytest.approx(2 * 1.0 / 0.5 + 4 / 4 + 2 / 2 + 3 / 3)
+
+
+def test_class_balance_weighs_a_rare_class_up_and_keeps_the_mean():
+    # One image, 1x5 pixels, one group: four pixels of class 3, one of class 7, one background.
+    classes = jnp.array([3, 3, 3, 3, 7, 0]).reshape(1, 1, 6, 1)
+    mask = classes > 0
+    w = np.asarray(losses.class_balance(classes, mask, 0.5)).ravel()
+    # Raw weights 4 ** -0.5 = 0.5 and 1 ** -0.5 = 1; their mean over marker pixels is 0.6.
+    np.testing.assert_allclose(w, [0.5 / 0.6] * 4 + [1 / 0.6, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(w[:5].mean(), 1.0, rtol=1e-6)
+    # Power 1: each class present has the same total weight; power 0: every pixel 1.
+    w1 = np.asarray(losses.class_balance(classes, mask, 1.0)).ravel()
+    np.testing.assert_allclose(w1[:4].sum(), w1[4], rtol=1e-6)
+    np.testing.assert_array_equal(losses.class_balance(classes, mask, 0.0), 1.0)
+    # No marker pixel at all: weights 1, no NaN.
+    np.testing.assert_array_equal(losses.class_balance(classes, mask & False, 0.5), 1.0)
+
+
+def test_energy_class_balance_weights_the_energy_cross_entropy():
+    outputs, targets = _outputs_and_targets((1, 8, 16), {1: 0.5, 8: 1.0, 16: 3.0})
+    # Two marker pixels at stride 1, classes 3 and 7, the class-7 one wrong by a lot.
+    targets[1]["class"] = jnp.array([[3, 7], [0, 0]]).reshape(1, 2, 2, 1)
+    targets[1]["box_mask"] = targets[1]["class"] > 0
+    outputs[1]["energy"] = outputs[1]["energy"].at[0, 0, 1, 0].set(jnp.array([0.0, 5.0]))
+    plain = losses.head_losses(outputs, targets, _config())["energy"]
+    balanced = losses.head_losses(outputs, targets, _config(energy_class_balance=0.5))["energy"]
+    # One pixel per class: the weights are all 1, so balancing changes nothing here.
+    assert float(balanced) == pytest.approx(float(plain), rel=1e-6)
+    targets[1]["class"] = jnp.array([[3, 7], [3, 3]]).reshape(1, 2, 2, 1)
+    targets[1]["box_mask"] = targets[1]["class"] > 0
+    balanced = losses.head_losses(outputs, targets, _config(energy_class_balance=0.5))["energy"]
+    # Class 3: 3 pixels, raw 3 ** -0.5; class 7: raw 1; mean raw r = (3 * 3 ** -0.5 + 1) / 4.
+    r = (3 * 3**-0.5 + 1) / 4
+    ce_ok, ce_bad = 0.5, math.log1p(math.exp(5.0))
+    stride1 = (3 * 3**-0.5 / r * ce_ok + 1 / r * ce_bad) / 4
+    assert float(balanced) == pytest.approx((stride1 + 1.0 + 3.0) / 3, rel=1e-5)
