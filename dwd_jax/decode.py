@@ -13,11 +13,13 @@ Where we differ, deliberately (the spec's listed flaws, and what the oracle test
   basin per local maximum; a basin whose peak rises less than `saddle_depth` levels above its
   highest saddle towards a higher basin is merged into it (h-dynamics against its neighbours),
   so noise bumps do not split objects. `saddle_depth = 0` is the original's plain components.
-- **A class-aware watershed** (`config.decode.class_aware`, with `saddle_depth > 0`): pixels
-  whose argmax classes differ are not neighbours, so ascent and merging stay within one
-  class. A small symbol beside a larger one (a staccato dot above a notehead, an accidental
-  before it) otherwise has no energy peak of its own when the model's energy for it is weak:
-  the slope of its neighbour's marker runs through it and it is read as part of that object.
+- **Class splits** (`config.decode.class_split`, with `saddle_depth > 0`). A small symbol
+  beside a larger one (a staccato dot above a notehead, an accidental before it) whose
+  energy is weak is otherwise read as part of its neighbour. "peaks": a basin is never merged
+  into a neighbouring basin whose peak pixel has another argmax class, so a weak peak of its
+  own survives. "pixels": pixels whose argmax classes differ are not neighbours at all, so
+  ascent and merging stay within one class, which also separates a symbol with no peak of its
+  own but cuts objects whose border pixels' classes are noisy into fragments.
 - **The object is read from its core**: the pixels of its region above `peak - saddle_depth`,
   which a cut towards a neighbour cannot reach. A half-moon region cut by a close neighbour
   would pull the mean centre and the box reading towards the cut; the core does not.
@@ -90,6 +92,11 @@ class Detections:
     ccl_converged: jax.Array
 
 
+# `config.decode.class_split`: "none", "pixels" (pixels of different argmax classes are not
+# neighbours) or "peaks" (basins of different peak classes never merge); see the docstring.
+CLASS_SPLITS = ("none", "pixels", "peaks")
+
+
 def class_size_table(config: ml_collections.ConfigDict) -> np.ndarray:
     """f32[137, 2]: cached (height, width) per model class from `config.decode.class_box_sizes`,
     0 for classes without one.
@@ -149,6 +156,10 @@ def decode(
             f"config.decode.foreground_threshold is {d.foreground_threshold!r}: use 0 for the "
             "argmax rule (the original) or a probability in (0, 1)"
         )
+    if d.class_split not in CLASS_SPLITS:
+        raise ValueError(
+            f"config.decode.class_split is {d.class_split!r}: use one of {CLASS_SPLITS}"
+        )
     if d.box_size not in ("max", "mean"):
         raise ValueError(
             f"config.decode.box_size is {d.box_size!r}: use 'max' (the original) or 'mean'"
@@ -164,7 +175,7 @@ def decode(
         min_size=int(d.min_size),
         max_detections=int(d.max_detections),
         saddle_depth=float(d.saddle_depth),
-        class_aware=bool(d.class_aware),
+        class_split=str(d.class_split),
         box_size=str(d.box_size),
         ccl_max_iterations=int(d.ccl_max_iterations),
         class_sizes=tuple(map(tuple, class_size_table(config).tolist())),
@@ -316,7 +327,11 @@ def neighbours(pixels: jax.Array, real: jax.Array, position: jax.Array) -> list[
 
 
 def watershed(
-    energy: jax.Array, near: list[jax.Array], real: jax.Array, saddle_depth: float
+    energy: jax.Array,
+    near: list[jax.Array],
+    real: jax.Array,
+    saddle_depth: float,
+    pixel_class: jax.Array | None = None,
 ) -> jax.Array:
     """Cuts the foreground into one region per significant energy peak.
 
@@ -329,6 +344,9 @@ def watershed(
       real: bool[K], False on padding entries.
       saddle_depth: a peak less than this above its highest saddle towards a higher
         neighbouring peak is merged into that peak.
+      pixel_class: i32[K] argmax class per pixel, or None. When given, a basin is merged only
+        into a neighbouring basin whose peak has the same class as its own (or where either
+        peak's class is background).
 
     Returns:
       i32[K] root pointers: every foreground pixel holds the list position of its region's
@@ -353,9 +371,14 @@ def watershed(
 
     # Per pixel: the highest saddle towards a neighbouring basin with a higher peak.
     saddle, target = jnp.full(k, -jnp.inf), jnp.full(k, k, jnp.int32)
+    peak_class = None if pixel_class is None else pixel_class[roots]
     for nb in near:
         nr, npk, ne = at(roots, nb, k), at(peak, nb, -jnp.inf), at(e, nb, -jnp.inf)
         higher = (npk > peak) | ((npk == peak) & (nr < roots))
+        if peak_class is not None:
+            # Background (class 0) names no symbol: such a peak merges with either side.
+            other = at(peak_class, nb, -1)
+            higher &= (other == peak_class) | (other == 0) | (peak_class == 0)
         s = jnp.where(real & (nb >= 0) & (nr != roots) & higher, jnp.minimum(e, ne), -jnp.inf)
         better = (s > saddle) | ((s == saddle) & (nr < target))
         saddle, target = jnp.where(better, s, saddle), jnp.where(better, nr, target)
@@ -412,7 +435,7 @@ def _decode_map(
     min_size,
     max_detections,
     saddle_depth,
-    class_aware,
+    class_split,
     box_size,
     ccl_max_iterations,
     class_sizes,
@@ -442,14 +465,16 @@ def _decode_map(
     rows = jnp.where(real, pixels, 0) * groups + group  # Rows of this group in the flat maps.
     e = jnp.where(real, expected_level(energy_logits[rows]), -jnp.inf)
 
-    pixel_class = read_classes(class_logits, rows, count) if class_aware else None
+    pixel_class = read_classes(class_logits, rows, count) if class_split != "none" else None
     if saddle_depth > 0:
         near = neighbours(pixels, real, position)
-        if class_aware:
+        if class_split == "pixels":
             near = [
                 jnp.where(pixel_class[jnp.maximum(nb, 0)] == pixel_class, nb, -1) for nb in near
             ]
-        roots = watershed(e, near, real, saddle_depth)
+        roots = watershed(
+            e, near, real, saddle_depth, pixel_class if class_split == "peaks" else None
+        )
         converged = jnp.array(True)  # Pointer jumping is bounded; no guard to hit.
         # Regions numbered in raster order of their roots, as `ccl.relabel` numbers them.
         is_root = real & (roots == jnp.arange(k))
@@ -546,7 +571,7 @@ def _decode_map(
         "min_size",
         "max_detections",
         "saddle_depth",
-        "class_aware",
+        "class_split",
         "box_size",
         "ccl_max_iterations",
         "class_sizes",

@@ -182,7 +182,7 @@ def test_watershed_splits_touching_markers_that_plain_components_merge():
     np.testing.assert_allclose(split[:, 2:] - split[:, :2], boxes[:, 2:] - boxes[:, :2])
 
 
-def test_class_aware_watershed_keeps_a_weak_small_symbol_beside_a_large_one():
+def test_pixel_class_split_keeps_a_weak_small_symbol_without_a_peak_apart():
     # What an under-trained model does to a staccato dot below a notehead: the notehead's
     # energy cone runs on through the dot, which has no peak of its own; only the class map
     # tells the dot's pixels apart.
@@ -202,11 +202,39 @@ def test_class_aware_watershed_keeps_a_weak_small_symbol_beside_a_large_one():
         return np.asarray(det.classes[0])[keep], np.asarray(det.boxes[0])[keep]
 
     plain, _ = found()
-    aware, boxes = found(class_aware=True)
+    aware, boxes = found(class_split="pixels")
     assert plain.tolist() == [NOTEHEAD]  # The dot is read as part of the notehead.
+    assert found(class_split="peaks")[0].tolist() == [NOTEHEAD]  # The dot has no peak.
     assert sorted(aware.tolist()) == sorted([NOTEHEAD, DOT])
     centre = (boxes[aware == DOT, :2] + boxes[aware == DOT, 2:]) / 2
     assert abs(centre[0, 1] - 20.5) < 1e-4 and 21 <= centre[0, 0] <= 24  # Within the dot.
+
+
+def test_peak_class_split_keeps_a_weak_peak_of_another_class_unmerged():
+    # A dot with a weak peak of its own (5) on the flank of a notehead's cone: the saddle
+    # between them (3) is shallower than saddle_depth, so the plain watershed merges the dot
+    # into the notehead; with class_split="peaks" basins of different peak classes never merge.
+    y, x = np.mgrid[:40, :40]
+    notehead = np.clip(19 - 2 * np.hypot(y - 15, x - 20), 0, 19).round()
+    dot = np.clip(5 - np.hypot(y - 25, x - 20), 0, 19).round()
+    level = np.maximum(notehead, dot).astype(np.int32)
+    klass = np.where(np.hypot(y - 25, x - 20) <= 2.5, DOT, np.where(level > 1, NOTEHEAD, 0))
+    outputs = {
+        "energy": jax.nn.one_hot(level, 20)[None, :, :, None] * 20.0,
+        "class": jax.nn.one_hot(klass, 137)[None, :, :, None] * 20.0,
+        "box": jnp.full((1, 40, 40, 1, 2), 6.0),
+    }
+
+    def found(split):
+        det = decode.decode(outputs, stride=1, config=make_config(class_split=split))
+        keep = np.asarray(det.valid[0])
+        return np.asarray(det.classes[0])[keep], np.asarray(det.boxes[0])[keep]
+
+    assert found("none")[0].tolist() == [NOTEHEAD]
+    classes, boxes = found("peaks")
+    assert sorted(classes.tolist()) == sorted([NOTEHEAD, DOT])
+    centre = (boxes[classes == DOT, :2] + boxes[classes == DOT, 2:]) / 2
+    np.testing.assert_allclose(centre[0], [25.5, 20.5], atol=0.5)
 
 
 def test_score_ranks_true_detections_above_false_ones():
