@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
+import signal
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -226,6 +229,23 @@ def _object_centred_corner(
     return corner[0], corner[1]
 
 
+def _leave_ctrl_c_to_the_trainer() -> None:
+    """In a loader worker process, ignores SIGINT from then on (idempotent, cheap).
+
+    A terminal's Ctrl-C reaches the whole process group. The trainer finishes its step, saves
+    a checkpoint and shuts the workers down (`train._stop_requests`); a worker killed by the
+    KeyboardInterrupt first prints a traceback and leaks its shared memory. Grain exposes no
+    worker initialiser through `DataLoader`, and only a process's main thread may set a
+    handler, which is where grain's workers run these transforms.
+    """
+    if (
+        multiprocessing.parent_process() is not None
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    ):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _TrainPage(grain.RandomMapTransform):
     """parse -> scale -> random crop, for one record; `rng` is grain's per-record generator."""
 
@@ -237,6 +257,7 @@ class _TrainPage(grain.RandomMapTransform):
         self._max_objects = data.max_objects
 
     def random_map(self, element: Mapping[str, Any], rng: np.random.Generator):
+        _leave_ctrl_c_to_the_trainer()
         name = f"record {element.get('index', '?')}"
         page = scale_page(parse_page(element, name=name), self._scale)
         return crop_page(

@@ -1,7 +1,11 @@
 """Input pipeline: page formats, crop/box rules, determinism and resume position."""
 
 import io
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,3 +258,39 @@ def test_loader_reads_only_a_few_pages_ahead():
     pages = taken * config.data.batch_size
     slack = input_pipeline.READ_AHEAD_PAGES + input_pipeline.READ_THREADS + 1
     assert pages <= _CountingSource.reads <= pages + slack
+
+
+_CTRL_C_SCRIPT = """
+import multiprocessing, os, signal
+from dwd_jax import input_pipeline
+
+def worker(queue):
+    input_pipeline._leave_ctrl_c_to_the_trainer()
+    os.kill(os.getpid(), signal.SIGINT)  # A KeyboardInterrupt here would end the worker.
+    queue.put("worker survived Ctrl-C")
+
+if __name__ == "__main__":
+    before = signal.getsignal(signal.SIGINT)
+    input_pipeline._leave_ctrl_c_to_the_trainer()  # The trainer's own process: no change.
+    assert signal.getsignal(signal.SIGINT) is before
+    ctx = multiprocessing.get_context("spawn")  # As grain starts its workers.
+    queue = ctx.Queue()
+    process = ctx.Process(target=worker, args=(queue,))
+    process.start()
+    print(queue.get(timeout=60))
+    process.join()
+"""
+
+
+def test_loader_workers_leave_ctrl_c_to_the_trainer(tmp_path):
+    # A terminal's Ctrl-C reaches the workers too; they must ignore it so the trainer can
+    # finish its step and save (checked by hand: exit 130, no worker traceback).
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(_CTRL_C_SCRIPT)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "worker survived Ctrl-C" in out.stdout
