@@ -67,7 +67,7 @@ def get_config() -> ml_collections.ConfigDict:
     # A learned (height, width) per class that the box head's output is added to, chosen by
     # the pixel's own class probabilities (our extension): the head then regresses only an
     # object's departure from its class's size; without it whole classes came out biased
-    # (G clefs 1.4x too large). Needs class supervision at every box stride.
+    # (G clefs 1.3x too large). Needs class supervision at every box stride.
     c.model.class_size_prior = True
     c.model.output_strides = (2, 8, 16)  # Strides at which heads are evaluated (finest decodes).
 

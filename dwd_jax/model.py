@@ -25,8 +25,8 @@ Architecture (DWD_SPEC.md section 2, followed on purpose unless noted):
   own class probabilities (their gradient stopped), so the 1x1 head regresses only how far
   this object is from its class's usual size. A shared 1x1 head on 32 features otherwise
   has to map a stem (2 px wide), a beam and a staff (2000 px) beside each other in one
-  group, and a short run leaves whole classes biased: the session-3 default drew every
-  G clef 1.4x too large and F clefs and fermatas 0.55x too narrow, on training pages too.
+  group, and a short run leaves whole classes biased: the session-3 default drew G clefs
+  1.3x too large and F clefs and fermatas 0.55x too narrow, on training pages too.
 - Heads: 1x1 convs (energy, class, box, and the centre offset with `offset_head`) per output
   stride, each with its own weights. Their kernels start at zero and their biases at priors
   (mostly background, uniform classes, zero offsets; see `_head_bias`): the un-normalised
