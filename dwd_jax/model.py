@@ -393,7 +393,7 @@ class DWD(nn.Module):
         prior = (
             self.param(
                 "class_size_prior",
-                lambda key: jnp.full((NUM_MODEL_CLASSES, 2), _box_bias(self.box_head)),
+                lambda key: jnp.full((NUM_MODEL_CLASSES, 2), _box_bias(self.box_head), jnp.float32),
             )
             if self.class_size_prior
             else None
