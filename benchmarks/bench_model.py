@@ -36,11 +36,17 @@ import optax  # noqa: E402
 from configs import default  # noqa: E402
 from dwd_jax import losses, model, targets  # noqa: E402
 
-PAPER = {"depth": 101, "width": 1.0, "decoder_channels": 256, "box_head": "linear"}  # The paper.
-FINEST = {  # Finest head stride -> (model.output_strides, loss energy, class, box strides).
-    1: ((1, 8, 16), (1, 8, 16), (1,), (1, 8)),
-    2: ((2, 8, 16), (2, 8, 16), (2,), (2, 8)),
-    4: ((4, 8, 16), (4, 8, 16), (4,), (4, 8)),
+PAPER = {  # The paper: one box regression for all classes.
+    "depth": 101,
+    "width": 1.0,
+    "decoder_channels": 256,
+    "box_head": "linear",
+    "class_size_prior": False,
+}
+FINEST = {  # Finest head stride -> (model.output_strides, loss energy, box strides).
+    1: ((1, 8, 16), (1, 8, 16), (1, 8)),
+    2: ((2, 8, 16), (2, 8, 16), (2, 8)),
+    4: ((4, 8, 16), (4, 8, 16), (4, 8)),
 }
 ROWS = {  # name -> (model overrides, finest head stride)
     "default (R18 x0.5)": ({}, 2),
@@ -57,9 +63,9 @@ ROWS = {  # name -> (model overrides, finest head stride)
 def make_config(overrides: dict, finest: int):
     c = default.get_config()
     c.model.update(overrides)
-    c.model.output_strides, c.loss.energy_strides, c.loss.class_strides, c.loss.box_strides = (
-        FINEST[finest]
-    )
+    c.model.output_strides, c.loss.energy_strides, c.loss.box_strides = FINEST[finest]
+    # Class at the finest stride, and at every box stride when the size prior reads it there.
+    c.loss.class_strides = (finest, 8) if c.model.class_size_prior else (finest,)
     c.loss.schedule = (("combined", 1),)  # Every head contributes, as in the last stage.
     return c
 

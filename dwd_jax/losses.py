@@ -195,6 +195,11 @@ def head_losses(
       offset head).
     """
     balance = float(config.loss.energy_class_balance)
+    if balance < 0:
+        raise ValueError(
+            f"config.loss.energy_class_balance = {balance!r} must be >= 0: 0 weighs every pixel "
+            "alike (the original), 0.5 (the default) weighs rare classes' markers up."
+        )
     per_stride = {
         "energy": lambda o, t: energy_loss(
             o["energy"],

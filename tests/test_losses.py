@@ -292,3 +292,5 @@ def test_energy_class_balance_weights_the_energy_cross_entropy():
     ce_ok, ce_bad = 0.5, math.log1p(math.exp(5.0))
     stride1 = (3 * 3**-0.5 / r * ce_ok + 1 / r * ce_bad) / 4
     assert float(balanced) == pytest.approx((stride1 + 1.0 + 3.0) / 3, rel=1e-5)
+    with pytest.raises(ValueError, match="config.loss.energy_class_balance = -0.5 must be >= 0"):
+        losses.head_losses(outputs, targets, _config(energy_class_balance=-0.5))
