@@ -186,7 +186,7 @@ def _box_bias(box_head: str) -> float:
     return float(np.log(INITIAL_BOX_SIZE)) if box_head == "log" else 0.0
 
 
-def _head_bias(name: str, groups: int, size: int, box_head: str, prior=None):
+def _head_bias(name: str, groups: int, size: int, box_head: str, size_prior: bool = False):
     """Initial head biases. With zero head kernels (see `DWD.__call__`) the first outputs are
     these priors: energy P(level 0) = BACKGROUND_PRIOR, classes uniform, boxes
     INITIAL_BOX_SIZE on the log head (0 on the linear one); with a class size prior the box
@@ -195,7 +195,7 @@ def _head_bias(name: str, groups: int, size: int, box_head: str, prior=None):
     if name == "energy":
         # softmax([b, 0, ..., 0])[0] = prior  <=>  b = log(prior * (L - 1) / (1 - prior)).
         bias[:, 0] = np.log(BACKGROUND_PRIOR * (size - 1) / (1.0 - BACKGROUND_PRIOR))
-    elif name == "box" and prior is None:
+    elif name == "box" and not size_prior:
         bias[:] = _box_bias(box_head)
     return lambda key, shape, dtype=jnp.float32: jnp.asarray(bias.reshape(shape), dtype)
 
@@ -420,7 +420,9 @@ class DWD(nn.Module):
                     (1, 1),
                     dtype=self.dtype,
                     kernel_init=nn.initializers.zeros,
-                    bias_init=_head_bias(name, self.groups, size, self.box_head, prior),
+                    bias_init=_head_bias(
+                        name, self.groups, size, self.box_head, self.class_size_prior
+                    ),
                     name=f"{name}_head{stride}",
                 )(features)
                 logits = upsample_bilinear(logits, max(1, 4 // stride)).astype(jnp.float32)
