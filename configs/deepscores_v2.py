@@ -44,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.energy_strides = (1, 8, 16)  # Energy supervised at strides 1, 8, 16 (spec section 2).
     c.loss.class_strides = (1,)  # Class at full resolution.
     c.loss.energy_class_balance = 0.0  # Every pixel weighs the same (spec section 4).
+    c.loss.class_loss_balance = 0.0  # Likewise for the class cross-entropy.
     c.loss.box_strides = (1, 8)  # Box at strides 1 and 8 (spec section 2).
     c.loss.offset_strides = (1, 8)  # Unused: the original has no offset head.
     # The best published run: energy 20k -> class 20k -> box 20k -> energy 10k -> combined 30k.

@@ -107,6 +107,9 @@ def get_config() -> ml_collections.ConfigDict:
     # batch) ** -this, mean 1 (losses.class_balance): 0 = every pixel alike (the original).
     # Small rare marks (dots, staccato, naturals) otherwise drown in noteheads and stems.
     c.loss.energy_class_balance = 0.5
+    # The same weights on the class cross-entropy: 0 = every marker pixel alike (the original).
+    # Rare look-alikes (naturals, flats) are otherwise read as the common one.
+    c.loss.class_loss_balance = 0.0
     c.loss.offset_strides = (2, 8)  # Where the offset head is supervised (with model.offset_head).
     # (energy, class, box, offset) factors of the combined loss (the original's 2, 1, 1, and 1
     # for the offset head, which is normalised on its own).

@@ -3,7 +3,8 @@
 All functions are pure and jittable:
 - `head_losses(outputs, targets, config)`: energy softmax cross-entropy on every pixel
   (rare classes' marker pixels weighted up by `config.loss.energy_class_balance`), class
-  cross-entropy and box squared error on marker pixels (`box_mask`), each averaged over the
+  cross-entropy (weighted likewise by `config.loss.class_loss_balance`) and box squared
+  error on marker pixels (`box_mask`), each averaged over the
   strides `config.loss.<head>_strides` it is supervised at; with an offset head
   (`config.model.offset_head`) also the offsets' Huber loss on marker pixels, as a fourth
   head with its own normaliser (inside the box loss, its larger values took the running-mean
@@ -85,20 +86,24 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.where(mask, values, 0.0).sum() / jnp.maximum(count, 1).astype(jnp.float32)
 
 
-def class_loss(logits: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+def class_loss(
+    logits: jax.Array, target: jax.Array, mask: jax.Array, weight: jax.Array | None = None
+) -> jax.Array:
     """Softmax cross-entropy of the model classes on marker pixels.
 
     Args:
       logits: f32[B, h, w, G, C] (C = 137).
       target: i32[B, h, w, G] model classes.
       mask: bool[B, h, w, G], the marker pixels.
+      weight: f32[B, h, w, G] per-pixel weights with mean 1 over the mask (`class_balance`),
+        or None for 1 everywhere.
 
     Returns:
-      f32[] mean cross-entropy over marker pixels (0 when there are none).
+      f32[] mean (weighted) cross-entropy over marker pixels (0 when there are none).
     """
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     ce = -jnp.take_along_axis(logp, target[..., None], axis=-1)[..., 0]
-    return _masked_mean(ce, mask)
+    return _masked_mean(ce if weight is None else ce * weight, mask)
 
 
 def box_loss(
@@ -194,19 +199,26 @@ def head_losses(
       {"energy": f32[], "class": f32[], "box": f32[], "offset": f32[]} (offset 0 without an
       offset head).
     """
-    balance = float(config.loss.energy_class_balance)
-    if balance < 0:
-        raise ValueError(
-            f"config.loss.energy_class_balance = {balance!r} must be >= 0: 0 weighs every pixel "
-            "alike (the original), 0.5 (the default) weighs rare classes' markers up."
-        )
+    powers = {}
+    for field in ("energy_class_balance", "class_loss_balance"):
+        powers[field] = float(config.loss[field])
+        if powers[field] < 0:
+            raise ValueError(
+                f"config.loss.{field} = {powers[field]!r} must be >= 0: 0 weighs every pixel "
+                "alike (the original); larger values weigh rare classes' markers up."
+            )
+
+    def balance(t: dict[str, jax.Array], field: str) -> jax.Array | None:
+        power = powers[field]
+        return class_balance(t["class"], t["box_mask"], power) if power else None
+
     per_stride = {
         "energy": lambda o, t: energy_loss(
-            o["energy"],
-            t["energy"],
-            class_balance(t["class"], t["box_mask"], balance) if balance else None,
+            o["energy"], t["energy"], balance(t, "energy_class_balance")
         ),
-        "class": lambda o, t: class_loss(o["class"], t["class"], t["box_mask"]),
+        "class": lambda o, t: class_loss(
+            o["class"], t["class"], t["box_mask"], balance(t, "class_loss_balance")
+        ),
         "box": lambda o, t: box_loss(
             o["box"], t["box"], t["box_mask"], log=config.model.box_head == "log"
         ),

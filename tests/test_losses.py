@@ -294,3 +294,21 @@ def test_energy_class_balance_weights_the_energy_cross_entropy():
     assert float(balanced) == pytest.approx((stride1 + 1.0 + 3.0) / 3, rel=1e-5)
     with pytest.raises(ValueError, match="config.loss.energy_class_balance = -0.5 must be >= 0"):
         losses.head_losses(outputs, targets, _config(energy_class_balance=-0.5))
+
+
+def test_class_loss_balance_weights_the_class_cross_entropy():
+    outputs, targets = _outputs_and_targets((1, 8, 16), {1: 0.5, 8: 1.0, 16: 3.0})
+    # Three marker pixels of class 3 (right) and one of class 7 (wrong) at stride 1.
+    classes = jnp.array([[3, 7], [3, 3]]).reshape(1, 2, 2, 1)
+    targets[1]["class"], targets[1]["box_mask"] = classes, classes > 0
+    logits = jnp.zeros((1, 2, 2, 1, 137)).at[..., 3].set(4.0)
+    outputs[1]["class"] = logits
+    ce_ok = -float(jax.nn.log_softmax(logits[0, 0, 0, 0])[3])
+    ce_bad = -float(jax.nn.log_softmax(logits[0, 0, 0, 0])[7])
+    plain = losses.head_losses(outputs, targets, _config(class_loss_balance=0.0))["class"]
+    assert float(plain) == pytest.approx((3 * ce_ok + ce_bad) / 4, rel=1e-5)
+    balanced = losses.head_losses(outputs, targets, _config(class_loss_balance=1.0))["class"]
+    # Power 1: class 3's three pixels together weigh as much as class 7's one.
+    assert float(balanced) == pytest.approx((ce_ok + ce_bad) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="config.loss.class_loss_balance = -1.0 must be >= 0"):
+        losses.head_losses(outputs, targets, _config(class_loss_balance=-1.0))
