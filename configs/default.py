@@ -157,6 +157,10 @@ def get_config() -> ml_collections.ConfigDict:
     # map needs (workdir/try3, 15 test pages: COCO mAP 0.179 with max, 0.206 with mean).
     c.decode.box_size = "mean"
     c.decode.class_box_sizes = ()  # ((class_name, height, width), ...): cached sizes to use.
+    # Thin-line classes whose thin side is re-measured on the page's ink after decoding
+    # (dwd_jax.ink, our extension): IoU 0.5 on a 2-px stem needs a sub-pixel centre, which
+    # the stride-2 outputs at scale 0.5 do not give. () = off (the original).
+    c.decode.line_classes = ("stem", "ledgerLine")
     c.decode.ccl_max_iterations = 32  # Components-loop guard (saddle_depth 0); hits are reported.
     # Foreground pixels read per page and energy group (a static budget: the class logits are
     # read only there; decode time grows with it). The real sample page's targets at stride 2

@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from dwd_jax import visualize
+from dwd_jax import ink, visualize
 
 PredictFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -324,11 +324,13 @@ def detect_page(
     # Per-axis factors: rounding the page size makes them differ slightly from `scale`.
     factors = np.float32([h / page.shape[0], w / page.shape[1]] * 2)
     limits = np.float32(list(page.shape) * 2)
+    classes = np.concatenate([o[1] for o in out])
     boxes = np.clip(boxes / factors, 0, limits)
+    boxes = ink.snap_lines(page, boxes, classes, ink.line_labels(config))
     for note in notes:
         _log.info(note)
     info = {"staff_space": space, "scale": scale, "bands": len(bands), "notes": notes}
-    return boxes, np.concatenate([o[1] for o in out]), np.concatenate([o[2] for o in out]), info
+    return boxes, classes, np.concatenate([o[2] for o in out]), info
 
 
 # --- Many pages, files out ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from dwd_jax import (
     engrave,
     evaluate,
     inference,
+    ink,
     input_pipeline,
     train,
 )
@@ -92,10 +93,11 @@ def _eval_page(record: dict, name: str, predictor: inference.Predictor) -> tuple
     h, w = page["image"].shape
     sh, sw = scaled["image"].shape
     factors = np.float32([h / sh, w / sw] * 2)
+    lines = ink.line_labels(predictor.config)
     return page["image"], evaluate.Page(
         gt_boxes=page["boxes"],
         gt_classes=page["classes"],
-        det_boxes=pred["boxes"] * factors,
+        det_boxes=ink.snap_lines(page["image"], pred["boxes"] * factors, pred["classes"], lines),
         det_classes=pred["classes"],
         det_scores=pred["scores"],
         name=name,
