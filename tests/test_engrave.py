@@ -231,6 +231,21 @@ def test_svg_symbols_classes_and_exact_glyph_boxes():
     assert by_name["staff"][0].box == pytest.approx((500, 1495, 5500, 2225))
 
 
+def test_beam_segments_that_continue_each_other_are_one_beam():
+    """verovio draws some beams stem to stem; DeepScoresV2 boxes each beam line whole, and
+    a secondary (16th) beam stacked under it stays its own beam."""
+    svg = ('<svg width="10px" height="10px" xmlns="http://www.w3.org/2000/svg">'
+           '<svg class="definition-scale" viewBox="0 0 9000 9000"><g class="beam">'
+           '<polygon points="2130,1940 2560,1860 2560,1770 2130,1850" />'
+           '<polygon points="2560,1860 2990,1780 2990,1690 2560,1770" />'
+           '<polygon points="2560,2000 2990,1920 2990,1830 2560,1910" />'
+           '</g><g class="beam"><polygon points="4000,1000 4400,1000 4400,1090 4000,1090" />'
+           "</g></svg></svg>")
+    symbols, _ = svg_symbols.parse_page(svg, "Leipzig")
+    assert sorted(s.box for s in symbols if s.name == "beam") == [
+        (2130, 1690, 2990, 1940), (2560, 1830, 2990, 2000), (4000, 1000, 4400, 1090)]
+
+
 def test_combined_dynamics_are_split_into_letters():
     """verovio's single "mf" glyph becomes an m and an f, each drawn, defined and boxed."""
     svg = ('<svg width="10px" height="10px" xmlns="http://www.w3.org/2000/svg" '

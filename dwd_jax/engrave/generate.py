@@ -21,6 +21,10 @@ from dwd_jax.engrave import corpus, dsv2, pool
 from dwd_jax.engrave.piece import PieceTask, engrave_piece
 from dwd_jax.engrave.style import sample_style
 
+# Raised whenever the annotation rules change, so a corpus annotated by older rules is refused
+# (by `_check_settings`) instead of mixed with new pages. 2: beam segments joined into lines.
+ANNOTATION_RULES = 2
+
 
 def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
              test_fraction: float = 0.2, progress: bool = True, pages_per_piece: int = 2,
@@ -63,7 +67,7 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
     _check_settings(out_dir, {
         "seed": seed, "pages_per_piece": pages_per_piece, "width_range": list(width_range),
         "staff_space_ratio": list(staff_space_ratio),
-        "verovio": verovio.toolkit(False).getVersion(),
+        "verovio": verovio.toolkit(False).getVersion(), "annotation_rules": ANNOTATION_RULES,
     })
 
     order = corpus.engraving_order(pieces if pieces is not None else corpus.corpus_pieces(), seed)
@@ -135,7 +139,8 @@ def _check_settings(out_dir: str, settings: dict) -> None:
         if old != settings:
             raise ValueError(
                 f"{out_dir} holds pages engraved with other settings ({old}); now asked for "
-                f"{settings}. Use a new output folder, or delete {out_dir} to start over.")
+                f"{settings}. Use a new output folder, or delete {out_dir} (and the TFDS data "
+                "dir prepared from it) to start over.")
     dsv2.write_atomic(path, dsv2.dumps(settings))
 
 
