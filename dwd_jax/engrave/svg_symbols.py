@@ -341,7 +341,8 @@ def _beam_lines(polygons: list[list[tuple[float, float]]]) -> list[tuple[float, 
     for a, (_, (ax, atop, abot)) in enumerate(ends):
         tol = (abot - atop) / 4
         for b, ((bx, btop, bbot), _) in enumerate(ends):
-            if a != b and abs(ax - bx) <= tol and abs(atop - btop) <= tol and abs(abot - bbot) <= tol:
+            joined = max(abs(ax - bx), abs(atop - btop), abs(abot - bbot)) <= tol
+            if a != b and joined:
                 parent[root(b)] = root(a)
     lines: dict[int, tuple[float, ...]] = {}
     for i, pts in enumerate(polygons):
