@@ -161,6 +161,10 @@ def get_config() -> ml_collections.ConfigDict:
     # (dwd_jax.ink, our extension): IoU 0.5 on a 2-px stem needs a sub-pixel centre, which
     # the stride-2 outputs at scale 0.5 do not give. () = off (the original).
     c.decode.line_classes = ("stem", "ledgerLine")
+    # Solid classes whose box becomes the box of the ink under it once strokes thinner than
+    # 0.35 staff spaces are opened away (dwd_jax.ink): a beam's ends decide its box, and the
+    # ink has them exactly. () = off (the original).
+    c.decode.solid_classes = ("beam",)
     c.decode.ccl_max_iterations = 32  # Components-loop guard (saddle_depth 0); hits are reported.
     # Foreground pixels read per page and energy group (a static budget: the class logits are
     # read only there; decode time grows with it). The real sample page's targets at stride 2

@@ -324,13 +324,18 @@ def detect_page(
     # Per-axis factors: rounding the page size makes them differ slightly from `scale`.
     factors = np.float32([h / page.shape[0], w / page.shape[1]] * 2)
     limits = np.float32(list(page.shape) * 2)
-    classes = np.concatenate([o[1] for o in out])
-    boxes = np.clip(boxes / factors, 0, limits)
-    boxes = ink.snap_lines(page, boxes, classes, ink.line_labels(config))
+    boxes, classes, scores = ink.refine(
+        page,
+        np.clip(boxes / factors, 0, limits),
+        np.concatenate([o[1] for o in out]),
+        np.concatenate([o[2] for o in out]),
+        config=config,
+        staff_space=space or d.staff_space / scale,  # Nominal where the scale was fixed.
+    )
     for note in notes:
         _log.info(note)
     info = {"staff_space": space, "scale": scale, "bands": len(bands), "notes": notes}
-    return boxes, classes, np.concatenate([o[2] for o in out]), info
+    return boxes, classes, scores, info
 
 
 # --- Many pages, files out ---------------------------------------------------------------------

@@ -93,13 +93,24 @@ def _eval_page(record: dict, name: str, predictor: inference.Predictor) -> tuple
     h, w = page["image"].shape
     sh, sw = scaled["image"].shape
     factors = np.float32([h / sh, w / sw] * 2)
-    lines = ink.line_labels(predictor.config)
+    try:
+        space = detect.estimate_staff_space(page["image"])
+    except detect.PageError:  # No staff lines: the nominal spacing of training pages.
+        space = predictor.config.detect.staff_space / scale
+    boxes, classes, scores = ink.refine(
+        page["image"],
+        pred["boxes"] * factors,
+        pred["classes"],
+        pred["scores"],
+        config=predictor.config,
+        staff_space=space,
+    )
     return page["image"], evaluate.Page(
         gt_boxes=page["boxes"],
         gt_classes=page["classes"],
-        det_boxes=ink.snap_lines(page["image"], pred["boxes"] * factors, pred["classes"], lines),
-        det_classes=pred["classes"],
-        det_scores=pred["scores"],
+        det_boxes=boxes,
+        det_classes=classes,
+        det_scores=scores,
         name=name,
     )
 

@@ -17,10 +17,11 @@ NOTEHEAD = classes_lib.label_of("noteheadBlackOnLine") + 1
 SUPER = 8  # Supersampling: a pixel's darkness is its exact ink coverage to 1/64.
 
 
-def _page(shape, rects=(), ellipses=()):
+def _page(shape, rects=(), ellipses=(), beams=()):
     """u8 page with the given shapes in ink, anti-aliased by box-filtering an 8x raster.
 
-    rects: (y0, x0, y1, x1) in page pixels, multiples of 1/8; ellipses: (cy, cx, ry, rx).
+    rects: (y0, x0, y1, x1) in page pixels, multiples of 1/8; ellipses: (cy, cx, ry, rx);
+    beams: (x0, x1, top y at x0, top y at x1, thickness), parallelograms with vertical ends.
     """
     h, w = shape
     yy, xx = np.mgrid[0 : h * SUPER, 0 : w * SUPER]
@@ -30,6 +31,9 @@ def _page(shape, rects=(), ellipses=()):
         ink_ |= (yy >= y0) & (yy < y1) & (xx >= x0) & (xx < x1)
     for cy, cx, ry, rx in ellipses:
         ink_ |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+    for x0, x1, t0, t1, thick in beams:
+        top = t0 + (t1 - t0) * (xx - x0) / (x1 - x0)
+        ink_ |= (xx >= x0) & (xx < x1) & (yy >= top) & (yy < top + thick)
     coverage = ink_.reshape(h, SUPER, w, SUPER).mean(axis=(1, 3))
     return np.round(255 * (1 - coverage)).astype(np.uint8)
 
@@ -70,12 +74,11 @@ def test_boxes_without_a_thin_line_or_of_other_classes_are_kept():
     assert ink.snap_lines(page, boxes[:0], np.int32([]), [STEM]).shape == (0, 4)
 
 
-def test_line_labels_come_from_the_config():
+def test_labels_of_the_config_names():
     config = default.get_config()
-    np.testing.assert_array_equal(ink.line_labels(config), [STEM, LEDGER])
-    config.decode.line_classes = ("stemm",)
+    np.testing.assert_array_equal(ink.labels(config.decode.line_classes), [STEM, LEDGER])
     with pytest.raises(KeyError, match="unknown DeepScores class name 'stemm'"):
-        ink.line_labels(config)
+        ink.labels(["stemm"])
 
 
 def test_the_real_sample_pages_stems_are_where_their_ink_is():
@@ -92,3 +95,42 @@ def test_the_real_sample_pages_stems_are_where_their_ink_is():
     np.testing.assert_array_equal(out[:, [0, 2]], boxes[:, [0, 2]])
     assert np.abs(out - boxes).max() < 0.3
     np.testing.assert_allclose(out[:, 3] - out[:, 1], boxes[:, 3] - boxes[:, 1], atol=0.05)
+
+
+BEAM = classes_lib.label_of("beam") + 1
+
+
+def test_a_beam_takes_its_ink_box_and_its_second_fragment_is_dropped():
+    space = 16.0  # Staff lines 1.5 px, stems 1.75, beams 8 (0.5 staff spaces) 4 apart.
+    staff = [(20.0 + k * space, 0.0, 21.5 + k * space, 200.0) for k in range(5)]
+    stems = [(30.0, x, 110.0, x + 1.75) for x in (40.0, 90.0, 140.0)]
+    # A rising primary beam over the three stems and a secondary one 4 px under its right half.
+    primary = (40.0, 141.75, 100.0, 88.0, 8.0)
+    beams = [primary, (90.0, 141.75, 100.0 - 12.0 * 50 / 101.75 + 12.0, 100.0, 8.0)]
+    page = _page((130, 200), [*staff, *stems], [(112.0, 35.0, 5.0, 7.0)], beams)
+    # The reference: each beam's pixels drawn alone, at the same ink threshold.
+    want = []
+    for beam in beams:
+        rows, cols = np.nonzero(_page((130, 200), beams=[beam]) < 128)
+        want.append([rows.min(), cols.min(), rows.max() + 1, cols.max() + 1])
+    boxes = np.float32(
+        [
+            [86.0, 30.0, 104.0, 120.0],  # The primary beam, left fragment (best score).
+            [84.0, 70.0, 102.0, 150.0],  # The primary beam, right fragment.
+            [101.0, 92.0, 112.0, 140.0],  # The secondary beam.
+            [20.0, 160.0, 40.0, 190.0],  # Staff lines only: no solid ink under it.
+        ]
+    )
+    scores = np.float32([0.9, 0.8, 0.7, 0.6])
+    out, keep = ink.snap_solids(page, boxes, np.full(4, BEAM), scores, [BEAM], space)
+    np.testing.assert_array_equal(keep, [True, False, True, True])
+    # Within a pixel: the opening rounds off a slanted beam's acute corners.
+    np.testing.assert_allclose(out[0], want[0], atol=1)
+    np.testing.assert_allclose(out[2], want[1], atol=1)
+    np.testing.assert_array_equal(out[3], boxes[3])
+    # The same through `refine`, with the default config (stems and ledger lines too).
+    got = ink.refine(
+        page, boxes, np.full(4, BEAM), scores, config=default.get_config(), staff_space=space
+    )
+    np.testing.assert_array_equal(got[0], out[keep])
+    np.testing.assert_array_equal(got[2], scores[keep])
