@@ -13,13 +13,13 @@ and a jitted version would compile once per page size.
 Only the thin side moves; the long side stays as decoded (giving stems their true height
 lifted their share at IoU 0.5 by 3 points only).
 
-Solid symbols (`config.decode.solid_classes`, beams) are re-measured whole: with every
-stroke thinner than 0.35 staff spaces opened away (staff and ledger lines, stems, slurs are
-0.1-0.22, a beam 0.5), a beam is one connected ink component, and its box that component's.
-A beam is long and its ends decide its box, which the centre-marked outputs place poorly
-(its detections often come in two offset fragments); the ink has the ends exactly. Two
-detections of one class that land on the same component are one object: the best-scoring
-is kept.
+Solid symbols (`config.decode.solid_classes`: beams, black note heads, whole, half and
+breve rests) are re-measured whole: with every stroke thinner than 0.35 staff spaces opened
+away (staff and ledger lines, stems, slurs are 0.1-0.22, a beam 0.5), such a symbol is one
+connected ink component, and its box that component's. A beam is long and its ends decide
+its box, which the centre-marked outputs place poorly (its detections often come in two
+offset fragments); the ink has the ends exactly. Two detections of one class that land on
+the same component are one object: the best-scoring is kept.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ _INK_BELOW = 128  # Grey levels below this are ink (as `detect`'s staff-space es
 # A component is taken for a solid box only if their boxes overlap this much (IoU): a beam
 # detection over a note head, not over its beam, keeps its decoded box.
 _MIN_IOU = 0.3
+# Two detections on one component are fragments of one object if their decoded boxes overlap
+# this much (a beam's two offset fragments); less, and they are two objects that touch (a
+# chord's note heads a second apart, decoded side by side).
+_FRAGMENT_IOU = 0.1
 
 
 def labels(names: Sequence[str]) -> np.ndarray:
@@ -97,7 +101,10 @@ def snap_solids(
 
     Ink (grey < 128) is opened with a square of 0.35 staff spaces, which removes thinner
     strokes, and cut into 8-connected components. A box takes the box of the component with
-    the most pixels inside it, if their IoU is at least 0.3; else it is kept.
+    the most pixels inside it, if their IoU is at least 0.3; else it is kept. A later (lower
+    scoring) detection of the same class on the same component is a fragment, and dropped, if
+    its decoded box overlaps the first's (IoU >= 0.1); if not, the two are touching objects
+    and both keep their decoded boxes.
 
     Args:
       page: u8[H, W] grey page, 0 = ink.
@@ -107,8 +114,7 @@ def snap_solids(
       staff_space: the page's staff spacing in its pixels.
 
     Returns:
-      (f32[N, 4] boxes, bool[N] keep): keep is False for a detection whose component a
-      better-scoring detection of its class took.
+      (f32[N, 4] boxes, bool[N] keep): keep is False for a fragment.
     """
     out = np.array(boxes, np.float32, copy=True)
     keep = np.ones(len(boxes), bool)
@@ -133,14 +139,15 @@ def snap_solids(
         label = int(counts[1:].argmax()) + 1
         rows, cols = slices[label - 1]
         box = np.float32([rows.start, cols.start, rows.stop, cols.stop])
-        if evaluate.box_iou(box[None], boxes[i : i + 1])[0, 0] < _MIN_IOU:
-            continue
         key = (int(classes[i]), label)
-        if key in taken:
-            keep[i] = False
-        else:
+        if key not in taken:  # Claimed even when kept as decoded, for the test below.
             taken[key] = i
-            out[i] = box
+            if evaluate.box_iou(box[None], boxes[i : i + 1])[0, 0] >= _MIN_IOU:
+                out[i] = box
+        elif evaluate.box_iou(boxes[i : i + 1], boxes[taken[key]][None])[0, 0] >= _FRAGMENT_IOU:
+            keep[i] = False  # A fragment of the better detection's object.
+        else:  # Two objects on one component (a chord's touching note heads): as decoded.
+            out[taken[key]] = boxes[taken[key]]
     return out, keep
 
 

@@ -134,3 +134,13 @@ def test_a_beam_takes_its_ink_box_and_its_second_fragment_is_dropped():
     )
     np.testing.assert_array_equal(got[0], out[keep])
     np.testing.assert_array_equal(got[2], scores[keep])
+
+
+def test_a_chords_touching_note_heads_keep_their_own_boxes():
+    heads = [(40.0, 30.0, 5.0, 7.0), (35.0, 42.0, 5.0, 7.0)]  # A second: they touch.
+    page = _page((80, 80), [(20.0 + 10 * k, 0.0, 21.5 + 10 * k, 80.0) for k in range(5)], heads)
+    k = classes_lib.label_of("noteheadBlackInSpace") + 1
+    boxes = np.float32([[35.5, 23.5, 45.0, 37.0], [30.0, 35.0, 40.5, 49.0]])
+    out, keep = ink.snap_solids(page, boxes, np.full(2, k), np.float32([0.9, 0.8]), [k], 20.0)
+    np.testing.assert_array_equal(keep, [True, True])
+    np.testing.assert_array_equal(out, boxes)
