@@ -4,7 +4,8 @@ verovio groups each drawn element in `<g class="...">` named after its MEI eleme
 notehead, stem, beam, slur, keySig, ...). Glyphs are `<use>` references to SMuFL codepoints,
 boxed from the font's glyph metrics (`glyphs.font_glyphs`); everything else (stems, staff and
 ledger lines, beams, slurs, ties, hairpins, brackets) is boxed from its path, polygon, polyline,
-rect or ellipse geometry, widened by half the stroke width.
+rect or ellipse geometry, widened by half the stroke width. A beam line that verovio draws as
+stem-to-stem segments is one beam, boxed whole, as DeepScoresV2 boxes beams.
 
 Context decides what the glyph alone cannot (as DeepScoresV2 distinguishes it, DWD_SPEC.md
 section 8): noteheads on a line vs in a space (from the staff lines of the enclosing staff),
