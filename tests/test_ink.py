@@ -119,18 +119,19 @@ def test_a_beam_takes_its_ink_box_and_its_second_fragment_is_dropped():
             [84.0, 70.0, 102.0, 150.0],  # The primary beam, right fragment.
             [101.0, 92.0, 112.0, 140.0],  # The secondary beam.
             [20.0, 160.0, 40.0, 190.0],  # Staff lines only: no solid ink under it.
+            [96.0, 43.0, 130.0, 60.0],  # Grazes the primary beam (IoU 0.085): kept.
         ]
     )
-    scores = np.float32([0.9, 0.8, 0.7, 0.6])
-    out, keep = ink.snap_solids(page, boxes, np.full(4, BEAM), scores, [BEAM], space)
-    np.testing.assert_array_equal(keep, [True, False, True, True])
+    scores = np.float32([0.9, 0.8, 0.7, 0.6, 0.5])
+    out, keep = ink.snap_solids(page, boxes, np.full(5, BEAM), scores, [BEAM], space)
+    np.testing.assert_array_equal(keep, [True, False, True, True, True])
     # Within a pixel: the opening rounds off a slanted beam's acute corners.
     np.testing.assert_allclose(out[0], want[0], atol=1)
     np.testing.assert_allclose(out[2], want[1], atol=1)
-    np.testing.assert_array_equal(out[3], boxes[3])
+    np.testing.assert_array_equal(out[3:], boxes[3:])
     # The same through `refine`, with the default config (stems and ledger lines too).
     got = ink.refine(
-        page, boxes, np.full(4, BEAM), scores, config=default.get_config(), staff_space=space
+        page, boxes, np.full(5, BEAM), scores, config=default.get_config(), staff_space=space
     )
     np.testing.assert_array_equal(got[0], out[keep])
     np.testing.assert_array_equal(got[2], scores[keep])
