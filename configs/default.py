@@ -104,13 +104,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.class_strides = (2, 8)
     c.loss.box_strides = (2, 8)  # model.output_strides where box is supervised.
     # Energy cross-entropy on a class's marker pixels weighted by (its marker pixels in the
-    # batch) ** -this, mean 1 (losses.class_balance): 0 = every pixel alike (the original).
-    # Small rare marks (dots, staccato, naturals) otherwise drown in noteheads and stems.
-    c.loss.energy_class_balance = 0.75
+    # batch) ** -this, mean 1 (losses.class_balance): 0 = every pixel alike (the original),
+    # 1 = every class present weighs the same. Small rare marks (dots, staccato, naturals)
+    # otherwise drown in noteheads and stems.
+    c.loss.energy_class_balance = 1.0
     # The same weights on the class cross-entropy: 0 = every marker pixel alike (the original).
-    # Rare look-alikes (naturals, flats) are otherwise read as the common one: with 0.5 here
-    # (and 0.75 above, from 0.5) naturals went from AP@.5 0.13 to 0.33 and flats 0.35 to 0.54.
-    c.loss.class_loss_balance = 0.5
+    # Rare look-alikes (naturals, flats) are otherwise read as the common one. Runs D, F, G
+    # and H (BENCHMARKS.md) went (energy, class) = (0.5, 0) -> (0.75, 0.5) -> (1, 1): naturals
+    # AP@.5 0.13 -> 0.22-0.33 -> 0.62, augmentation dots 0.30 -> 0.44-0.45 -> 0.55.
+    c.loss.class_loss_balance = 1.0
     c.loss.offset_strides = (2, 8)  # Where the offset head is supervised (with model.offset_head).
     # (energy, class, box, offset) factors of the combined loss (the original's 2, 1, 1, and 1
     # for the offset head, which is normalised on its own).
