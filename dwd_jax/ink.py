@@ -1,14 +1,14 @@
-"""Thin-line boxes re-measured on the page's ink (`config.decode.line_classes`).
+"""Detections re-measured on the page's own ink, after decoding, in page pixels.
 
-A stem is about 2 px wide on a 2500-px page and a ledger line 2 px high: IoU 0.5 then needs
-the thin side's centre within about 0.7 px, a sixth of the finest output stride (2 at scale
-0.5 = 4 page pixels), which the centre offsets do not reach (on run D's model 63 % of matched
-stems met IoU 0.5, 94 % with the true x centre; ledger lines 44 % and 86 % with the true y
-centre). The page itself holds that precision: a rasteriser's anti-aliasing makes a column's
-darkness its ink coverage, so summing a line's cross-profile gives its thickness and the
-profile's mean its centre, to a fraction of a pixel. This is a post-processing step on the
-page at its own resolution (after decoding, in page pixels), in numpy: pages differ in size,
-and a jitted version would compile once per page size.
+Thin lines (`config.decode.line_classes`): a stem is about 2 px wide on a 2500-px page and a
+ledger line 2 px high; IoU 0.5 then needs the thin side's centre within about 0.7 px, a
+sixth of the finest output stride (2 at scale 0.5 = 4 page pixels), which the centre offsets
+do not reach (on run D's model 63 % of matched stems met IoU 0.5, 94 % with the true x
+centre; ledger lines 44 % and 86 % with the true y centre). The page itself holds that
+precision: a rasteriser's anti-aliasing makes a pixel's darkness its ink coverage, so a
+line's cross-profile sums to its thickness and its edge pixels place its edges, to a
+fraction of a pixel. In numpy: pages differ in size, and a jitted version would compile once
+per page size.
 
 Only the thin side moves; the long side stays as decoded (giving stems their true height
 lifted their share at IoU 0.5 by 3 points only).
@@ -18,8 +18,8 @@ breve rests) are re-measured whole: with every stroke thinner than 0.35 staff sp
 away (staff and ledger lines, stems, slurs are 0.1-0.22, a beam 0.5), such a symbol is one
 connected ink component, and its box that component's. A beam is long and its ends decide
 its box, which the centre-marked outputs place poorly (its detections often come in two
-offset fragments); the ink has the ends exactly. Two detections of one class that land on
-the same component are one object: the best-scoring is kept.
+offset fragments); the ink has the ends exactly. Of two overlapping detections of one class
+on the same component (fragments) the best-scoring is kept.
 """
 
 from __future__ import annotations
