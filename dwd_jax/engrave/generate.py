@@ -139,8 +139,8 @@ def _check_settings(out_dir: str, settings: dict) -> None:
         if old != settings:
             raise ValueError(
                 f"{out_dir} holds pages engraved with other settings ({old}); now asked for "
-                f"{settings}. Use a new output folder, or delete {out_dir} (and the TFDS data "
-                "dir prepared from it) to start over.")
+                f"{settings}. Use a new output folder, or delete {out_dir} to start over (the "
+                "TFDS dataset is then rebuilt from the new pages).")
     dsv2.write_atomic(path, dsv2.dumps(settings))
 
 
