@@ -33,10 +33,6 @@ PredictFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
 _log = logging.getLogger(__name__)
 
-# Pixels darker than this count as ink when measuring run lengths. Engraved pages and
-# binarised scans are near 0/255, so the mid-point is safe without an adaptive threshold.
-_INK_BELOW = 128
-
 
 class PageError(ValueError):
     """A page cannot be read or measured; the message names the file and what to do."""
@@ -116,10 +112,10 @@ def _to_grey(im: Image.Image) -> np.ndarray:
 # --- Staff space and scale ---------------------------------------------------------------------
 
 
-def _vertical_runs(ink: np.ndarray) -> np.ndarray:
+def _vertical_runs(mask: np.ndarray) -> np.ndarray:
     """Lengths of the vertical runs of True in a bool[H, W] mask, column by column."""
     # Column-major with a False row at each end, so runs never join across columns.
-    flat = np.pad(ink.T, ((0, 0), (1, 1))).ravel().astype(np.int8)
+    flat = np.pad(mask.T, ((0, 0), (1, 1))).ravel().astype(np.int8)
     steps = np.diff(flat)
     return np.flatnonzero(steps == -1) - np.flatnonzero(steps == 1)
 
@@ -154,18 +150,18 @@ def estimate_staff_space(page: np.ndarray) -> float:
     Raises:
       PageError: the page has no ink, or no run pattern that looks like staff lines.
     """
-    ink = np.asarray(page) < _INK_BELOW
-    black, white = _vertical_runs(ink), _vertical_runs(~ink)
+    ink_mask = np.asarray(page) < ink.INK_BELOW
+    black, white = _vertical_runs(ink_mask), _vertical_runs(~ink_mask)
     if black.size == 0 or white.size == 0:
         raise PageError(
-            f"no staff lines found on a page of shape {ink.shape} (it is blank or all ink); "
+            f"no staff lines found on a page of shape {ink_mask.shape} (it is blank or all ink); "
             "set config.detect.scale to rescale it by a fixed factor"
         )
     thickness, gap = _refined_mode(black), _refined_mode(white)
-    if not thickness < gap < ink.shape[0] / 8:
+    if not thickness < gap < ink_mask.shape[0] / 8:
         raise PageError(
             f"no staff-line pattern found (most common ink run {thickness:.1f} px, most common "
-            f"gap {gap:.1f} px, page height {ink.shape[0]}); set config.detect.scale instead"
+            f"gap {gap:.1f} px, page height {ink_mask.shape[0]}); set config.detect.scale instead"
         )
     return thickness + gap
 

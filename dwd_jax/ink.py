@@ -42,7 +42,9 @@ _STRONG = 0.5  # The line's core: profile at least this dark.
 _FAINT = 0.05  # The line's extent: profile above this (anti-aliased edges).
 _MARGIN = 3  # Search this many pixels beyond the decoded thickness on each side.
 _OPENING = 0.35  # Strokes thinner than this many staff spaces are not solid.
-_INK_BELOW = 128  # Grey levels below this are ink (as `detect`'s staff-space estimate).
+# Grey levels below this are ink (here and in `detect`'s staff-space estimate). Engraved pages
+# and binarised scans are near 0/255, so the mid-point is safe without an adaptive threshold.
+INK_BELOW = 128
 # A component is taken for a solid box only if their boxes overlap this much (IoU), a guard
 # against a box that only grazes some solid. Chosen on 20 training pages of run G: beams'
 # AP@.5 0.36 at 0.3, 0.45 at 0.2, 0.47 at 0.1, 0.48 at 0 (decoded beam boxes are that poor).
@@ -77,7 +79,7 @@ def refine(
       staff_space: the page's staff spacing in its pixels.
 
     Returns:
-      (boxes f32[M, 4], classes i32[M], scores f32[M]), M <= N (merged solids dropped).
+      (boxes f32[M, 4], classes i32[M], scores f32[M]), M <= N (solid fragments dropped).
     """
     d = config.decode
     if len(d.line_classes):
@@ -123,7 +125,7 @@ def snap_solids(
     if not len(chosen):
         return out, keep
     size = max(int(round(_OPENING * staff_space)), 2)
-    solid = ndimage.binary_opening(page < _INK_BELOW, structure=np.ones((size, size), bool))
+    solid = ndimage.binary_opening(page < INK_BELOW, structure=np.ones((size, size), bool))
     components, _ = ndimage.label(solid, structure=np.ones((3, 3), bool))
     slices = ndimage.find_objects(components)
     height, width = page.shape
