@@ -176,6 +176,42 @@ def get_config() -> ml_collections.ConfigDict:
         "restHalf",
         "restDoubleWhole",
     )
+    # Symbol classes whose box becomes the box of their own ink component once the staff lines
+    # are erased (dwd_jax.ink.snap_symbols, dwd_jax.staves). Chosen on 60 training pages of
+    # run H: every class whose COCO AP rose by 0.02 or more with AP@.5 down by less than 0.02
+    # (BENCHMARKS.md). Not note heads with stems, flags, beams or time-signature digits (they
+    # touch other symbols), nor ties (staff-line removal cuts them). () = off.
+    c.decode.symbol_classes = (
+        "augmentationDot",
+        "articStaccatoAbove",
+        "articStaccatoBelow",
+        "repeatDot",
+        "fermataAbove",
+        "noteheadWholeOnLine",
+        "noteheadDoubleWholeOnLine",
+        "noteheadDoubleWholeInSpace",
+        "clefG",
+        "clefF",
+        "keyFlat",
+        "keySharp",
+        "accidentalSharp",
+        "accidentalFlat",
+        "accidentalNatural",
+        "restQuarter",
+        "rest8th",
+        "rest16th",
+        "timeSigCommon",
+        "slur",
+        "stringsUpBow",
+        "stringsDownBow",
+        "dynamicP",
+        "dynamicF",
+        "tuplet3",
+    )
+    # The `staff` class from the staves found on the ink (dwd_jax.staves) instead of the
+    # network, which never sees a whole staff in a 320-px crop (run H: AP 0); ledger lines
+    # inside a found staff are dropped. False = the network's (the original).
+    c.decode.staves_from_ink = True
     c.decode.ccl_max_iterations = 32  # Components-loop guard (saddle_depth 0); hits are reported.
     # Foreground pixels read per page and energy group (a static budget: the class logits are
     # read only there; decode time grows with it). The real sample page's targets at stride 2

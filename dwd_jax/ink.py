@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from dwd_jax import classes as classes_lib
 from dwd_jax import evaluate
+from dwd_jax import staves as staves_lib
 
 # A line pixel must be dark along at least this share of the line's decoded length to count:
 # the quantile 1 - share of each cross-position's darkness is its profile value. 0.75 keeps
@@ -70,7 +71,9 @@ def refine(
     staff_space: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A page's detections re-measured on its ink: `snap_lines` for
-    `config.decode.line_classes`, then `snap_solids` for `config.decode.solid_classes`.
+    `config.decode.line_classes`, `snap_solids` for `config.decode.solid_classes`,
+    `snap_symbols` for `config.decode.symbol_classes`, then, with
+    `config.decode.staves_from_ink`, `use_staves`.
 
     Args:
       page: u8[H, W] grey page, 0 = ink, at the boxes' resolution.
@@ -79,7 +82,8 @@ def refine(
       staff_space: the page's staff spacing in its pixels.
 
     Returns:
-      (boxes f32[M, 4], classes i32[M], scores f32[M]), M <= N (solid fragments dropped).
+      (boxes f32[M, 4], classes i32[M], scores f32[M]): fragments and the network's staves
+      dropped, found staves added.
     """
     d = config.decode
     if len(d.line_classes):
@@ -89,7 +93,52 @@ def refine(
             page, boxes, classes, scores, labels(d.solid_classes), staff_space
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
+    if not (len(d.symbol_classes) or d.staves_from_ink):
+        return boxes, classes, scores
+    ink_mask = np.asarray(page) < INK_BELOW
+    found = staves_lib.find(ink_mask, staff_space)
+    if len(d.symbol_classes):
+        boxes, keep = snap_symbols(
+            ink_mask, found, boxes, classes, scores, labels(d.symbol_classes)
+        )
+        boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
+    if d.staves_from_ink:
+        boxes, classes, scores = use_staves(found, boxes, classes, scores)
     return boxes, classes, scores
+
+
+def use_staves(
+    found: staves_lib.Staves, boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detections with the staves found on the ink as the `staff` class.
+
+    The network's staff detections are replaced (a staff is many crops wide, so its box was
+    never seen whole in training), and a ledger line whose centre lies inside a found staff
+    (strictly between its outer lines) is dropped: ledger lines extend a staff, so one inside
+    it is the network reading a staff line beside a note head as one.
+
+    Args:
+      found: the page's staves (`staves.find`).
+      boxes: f32[N, 4] `[y0, x0, y1, x1]`; classes: i32[N] model classes; scores: f32[N].
+
+    Returns:
+      (boxes f32[M, 4], classes i32[M], scores f32[M]), the found staves last.
+    """
+    staff, ledger = labels(("staff", "ledgerLine"))
+    top, bottom = found.lines[:, 0, 2], found.lines[:, -1, 0]  # Inner edges of outer lines.
+    cy, cx = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    inside = (
+        (cy[:, None] > top)
+        & (cy[:, None] < bottom)
+        & (cx[:, None] > found.boxes[:, 1])
+        & (cx[:, None] < found.boxes[:, 3])
+    ).any(axis=1)
+    keep = (classes != staff) & ~((classes == ledger) & inside)
+    return (
+        np.concatenate([boxes[keep], found.boxes]).astype(np.float32),
+        np.concatenate([classes[keep], np.full(len(found.boxes), staff, np.int32)]),
+        np.concatenate([scores[keep], found.scores]).astype(np.float32),
+    )
 
 
 def snap_solids(
@@ -119,16 +168,61 @@ def snap_solids(
     Returns:
       (f32[N, 4] boxes, bool[N] keep): keep is False for a fragment.
     """
-    out = np.array(boxes, np.float32, copy=True)
-    keep = np.ones(len(boxes), bool)
     chosen = np.flatnonzero(np.isin(classes, np.asarray(solid_classes)))
     if not len(chosen):
-        return out, keep
+        return np.array(boxes, np.float32, copy=True), np.ones(len(boxes), bool)
     size = max(int(round(_OPENING * staff_space)), 2)
     solid = ndimage.binary_opening(page < INK_BELOW, structure=np.ones((size, size), bool))
-    components, _ = ndimage.label(solid, structure=np.ones((3, 3), bool))
+    return _snap_to_components(solid, boxes, classes, scores, chosen)
+
+
+def snap_symbols(
+    ink_mask: np.ndarray,
+    found: staves_lib.Staves,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    scores: np.ndarray,
+    symbol_classes: Sequence[int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes of symbol classes replaced by their ink component's once staff lines are erased.
+
+    With the staff lines gone (`staves.erase_lines`), a clef, an accidental, a dot, a fermata
+    or a whole note is one connected ink component of its own; the decoded box, read at
+    stride 2 of the half-scale input, is matched to it and takes its box, with `snap_solids`'
+    rule (the component with most pixels inside the box, IoU >= 0.1; lower-scoring fragments
+    of one object dropped).
+
+    Args:
+      ink_mask: bool[H, W] the page's ink.
+      found: the page's staves (`staves.find`).
+      boxes: f32[N, 4] `[y0, x0, y1, x1]` page pixels (pixel i covers [i, i + 1)).
+      classes: i32[N] model classes; scores: f32[N].
+      symbol_classes: model classes to re-measure.
+
+    Returns:
+      (f32[N, 4] boxes, bool[N] keep): keep is False for a fragment.
+    """
+    chosen = np.flatnonzero(np.isin(classes, np.asarray(symbol_classes)))
+    if not len(chosen):
+        return np.array(boxes, np.float32, copy=True), np.ones(len(boxes), bool)
+    symbols = staves_lib.erase_lines(ink_mask, found)
+    return _snap_to_components(symbols, boxes, classes, scores, chosen)
+
+
+def _snap_to_components(
+    mask: np.ndarray,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    scores: np.ndarray,
+    chosen: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`snap_solids`' matching of detections `chosen` (i64[K]) to the 8-connected components
+    of `mask` (bool[H, W]); returns (f32[N, 4] boxes, bool[N] keep)."""
+    out = np.array(boxes, np.float32, copy=True)
+    keep = np.ones(len(boxes), bool)
+    components, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
     slices = ndimage.find_objects(components)
-    height, width = page.shape
+    height, width = mask.shape
     taken: dict[tuple[int, int], int] = {}  # (class, component) -> detection.
     for i in chosen[np.argsort(-scores[chosen], kind="stable")]:
         y0, x0, y1, x1 = boxes[i]
@@ -143,7 +237,7 @@ def snap_solids(
         rows, cols = slices[label - 1]
         box = np.float32([rows.start, cols.start, rows.stop, cols.stop])
         if evaluate.box_iou(box[None], boxes[i : i + 1])[0, 0] < _MIN_IOU:
-            continue  # It only grazes that solid: kept, and no claim on it.
+            continue  # It only grazes that component: kept, and no claim on it.
         key = (int(classes[i]), label)
         if key not in taken:
             taken[key] = i

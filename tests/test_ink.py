@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from drawing import draw as _page
 
 from configs import default
 from dwd_jax import classes as classes_lib
@@ -13,29 +14,8 @@ from dwd_jax import detect, ink
 
 STEM = classes_lib.label_of("stem") + 1
 LEDGER = classes_lib.label_of("ledgerLine") + 1
+STAFF = classes_lib.label_of("staff") + 1
 NOTEHEAD = classes_lib.label_of("noteheadBlackOnLine") + 1
-SUPER = 8  # Supersampling: a pixel's darkness is its exact ink coverage to 1/64.
-
-
-def _page(shape, rects=(), ellipses=(), beams=()):
-    """u8 page with the given shapes in ink, anti-aliased by box-filtering an 8x raster.
-
-    rects: (y0, x0, y1, x1) in page pixels, multiples of 1/8; ellipses: (cy, cx, ry, rx);
-    beams: (x0, x1, top y at x0, top y at x1, thickness), parallelograms with vertical ends.
-    """
-    h, w = shape
-    yy, xx = np.mgrid[0 : h * SUPER, 0 : w * SUPER]
-    yy, xx = (yy + 0.5) / SUPER, (xx + 0.5) / SUPER
-    ink_ = np.zeros((h * SUPER, w * SUPER), bool)
-    for y0, x0, y1, x1 in rects:
-        ink_ |= (yy >= y0) & (yy < y1) & (xx >= x0) & (xx < x1)
-    for cy, cx, ry, rx in ellipses:
-        ink_ |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-    for x0, x1, t0, t1, thick in beams:
-        top = t0 + (t1 - t0) * (xx - x0) / (x1 - x0)
-        ink_ |= (xx >= x0) & (xx < x1) & (yy >= top) & (yy < top + thick)
-    coverage = ink_.reshape(h, SUPER, w, SUPER).mean(axis=(1, 3))
-    return np.round(255 * (1 - coverage)).astype(np.uint8)
 
 
 def test_a_stem_crossing_staff_lines_gets_its_exact_columns():
@@ -129,12 +109,15 @@ def test_a_beam_takes_its_ink_box_and_its_second_fragment_is_dropped():
     np.testing.assert_allclose(out[0], want[0], atol=1)
     np.testing.assert_allclose(out[2], want[1], atol=1)
     np.testing.assert_array_equal(out[3:], boxes[3:])
-    # The same through `refine`, with the default config (stems and ledger lines too).
+    # The same through `refine`, with the default config (stems, ledger lines and symbols
+    # too), which also adds the staff found on the ink: its five lines' rows 20 to 85.
     got = ink.refine(
         page, boxes, np.full(5, BEAM), scores, config=default.get_config(), staff_space=space
     )
-    np.testing.assert_array_equal(got[0], out[keep])
-    np.testing.assert_array_equal(got[2], scores[keep])
+    np.testing.assert_array_equal(got[0][:-1], out[keep])
+    np.testing.assert_array_equal(got[0][-1], [20, 0, 85, 200])
+    np.testing.assert_array_equal(got[1], [BEAM] * 4 + [STAFF])
+    np.testing.assert_array_equal(got[2][:-1], scores[keep])
 
 
 def test_a_chords_touching_note_heads_keep_their_own_boxes():

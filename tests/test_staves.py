@@ -1,0 +1,122 @@
+"""dwd_jax.staves and the ink re-measures built on it: staves found on drawn pages (exact) and
+on the real DeepScoresV2 page (against its annotation), staff lines erased, symbols snapped."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from drawing import draw
+from scipy import ndimage
+
+from configs import default
+from dwd_jax import classes as classes_lib
+from dwd_jax import detect, evaluate, ink, staves
+
+SAMPLE = Path("/work/shared/data/deepscores_v2_sample")
+STAFF = classes_lib.label_of("staff") + 1
+LEDGER = classes_lib.label_of("ledgerLine") + 1
+SHARP = classes_lib.label_of("accidentalSharp") + 1
+SPACE = 16.0
+
+
+def _staff(top, x0, x1):
+    """Five 2-px lines, 16 px apart, from row `top`: rects (y0, x0, y1, x1)."""
+    return [(top + k * SPACE, x0, top + k * SPACE + 2, x1) for k in range(5)]
+
+
+def _page_with_two_staves():
+    """Two staves with what cuts or borders real staff lines, and their expected boxes."""
+    upper, lower = _staff(40.0, 10.0, 590.0), _staff(200.0, 10.0, 400.0)  # A short last one.
+    rects = [
+        *upper,
+        *lower,
+        (30.0, 100.0, 110.0, 101.5),  # A stem across the upper staff.
+        (71.0, 150.0, 80.0, 400.0),  # A beam lying on its third line, 9 px thick.
+        (20.0, 200.0, 21.5, 420.0),  # A volta line 1.25 spaces above: long, thin, shorter.
+        (30.0, 20.0, 130.0, 200.0),  # A wide block over the upper staff's first 12 spaces.
+        (195.0, 2.0, 270.0, 10.0),  # A thick barline closing the lower staff at the left.
+    ]
+    heads = [(48.0, 300.0, 8.0, 10.0), (216.0, 250.0, 8.0, 10.0)]
+    page = draw((300, 600), rects, heads)
+    want = np.float32([[40, 10, 106, 590], [200, 2, 266, 400]])
+    return page, want
+
+
+def test_staves_are_the_union_of_their_five_lines():
+    page, want = _page_with_two_staves()
+    found = staves.find(page < ink.INK_BELOW, SPACE)
+    # The lower staff reaches through the barline that closes it.
+    np.testing.assert_array_equal(found.boxes, want)
+    np.testing.assert_array_equal(found.lines[0, :, 0], [40, 56, 72, 88, 104])
+    assert found.lines.shape == (2, 5, 4)
+    assert ((found.scores > 0.5) & (found.scores <= 1)).all()
+    # Not a staff: four lines, or lines twice as far apart.
+    for rects in (_staff(40.0, 10.0, 590.0)[:4], _staff(40.0, 10.0, 590.0)[::2]):
+        empty = staves.find(draw((300, 600), rects) < ink.INK_BELOW, SPACE)
+        assert empty.boxes.shape == (0, 4) and empty.lines.shape == (0, 5, 4)
+
+
+def test_the_real_sample_pages_staves_match_its_annotation():
+    """Another engraver and renderer: all 12 staves, each within DSv2's own 2-px offset
+    (IoU >= 0.94), and no other."""
+    anns = json.loads((SAMPLE / "deepscores_v2_sample.json").read_text())["annotations"]
+    want = np.float32([a["a_bbox"] for a in anns.values() if int(a["cat_id"][0]) == STAFF])
+    want = want[:, [1, 0, 3, 2]]
+    page = detect.load_page(SAMPLE / "images" / "lg-5230237-aug-emmentaler--page-2.png")
+    found = staves.find(page < ink.INK_BELOW, detect.estimate_staff_space(page))
+    assert len(want) == len(found.boxes) == 12
+    iou = evaluate.box_iou(want, found.boxes)
+    np.testing.assert_array_equal(np.sort(iou.argmax(1)), np.arange(12))  # One each.
+    assert iou.max(1).min() >= 0.94
+    assert (np.diff(found.boxes[:, 0]) > 0).all()  # Top to bottom.
+
+
+def test_erasing_lines_keeps_what_crosses_them_and_parts_what_touches_them():
+    lines = _staff(40.0, 0.0, 200.0)
+    sharp = [(34.0, 50.0, 80.0, 52.0), (34.0, 58.0, 80.0, 60.0)]  # Two strokes across lines.
+    above, below = (30.0, 120.0, 40.0, 130.0), (42.0, 133.0, 50.0, 143.0)  # Touch line 1.
+    page = draw((130, 200), [*lines, *sharp, above, below])
+    ink_mask = page < ink.INK_BELOW
+    found = staves.find(ink_mask, SPACE)
+    erased = staves.erase_lines(ink_mask, found)
+    labels, count = ndimage.label(erased, structure=np.ones((3, 3), bool))
+    # Left: the sharp's two strokes, whole (the lines between them gone), and the two blocks
+    # that touch line 1 from either side, apart and without its pixels. (Blocks touching a
+    # line from both sides in the same columns would read as one symbol crossing it.)
+    assert count == 4
+    for rect in (*sharp, above, below):
+        y0, x0, y1, x1 = (int(v) for v in rect)
+        assert len(np.unique(labels[y0:y1, x0:x1])) == 1 and labels[y0, x0] > 0
+        assert (labels == labels[y0, x0]).sum() == (y1 - y0) * (x1 - x0)
+    assert not erased[:, 150:].any()  # Bare lines are gone.
+
+
+def test_symbols_take_their_component_box_and_staves_replace_the_networks():
+    lines = _staff(40.0, 0.0, 300.0)
+    sharp = [(30.0, 50.0, 76.0, 52.0), (34.0, 58.0, 80.0, 60.0), (50.0, 48.0, 55.0, 62.0)]
+    page = draw((140, 300), [*lines, *sharp, (120.0, 200.0, 122.0, 230.0)])
+    boxes = np.float32(
+        [
+            [33.0, 47.0, 78.0, 64.0],  # The sharp, decoded 2-4 px off.
+            [0.0, 0.0, 120.0, 290.0],  # The network's own staff box.
+            [71.0, 150.0, 74.0, 180.0],  # A "ledger line" on the third staff line.
+            [119.0, 198.0, 123.0, 232.0],  # A true ledger line a space below the staff.
+        ]
+    )
+    classes = np.int32([SHARP, STAFF, LEDGER, LEDGER])
+    scores = np.float32([0.9, 0.8, 0.7, 0.6])
+    got_boxes, got_classes, got_scores = ink.refine(
+        page, boxes, classes, scores, config=default.get_config(), staff_space=SPACE
+    )
+    np.testing.assert_array_equal(got_classes, [SHARP, LEDGER, STAFF])
+    np.testing.assert_array_equal(got_boxes[0], [30, 48, 80, 62])  # The sharp's ink.
+    np.testing.assert_array_equal(got_boxes[1], [120, 198, 122, 232])  # Rows snapped.
+    np.testing.assert_array_equal(got_boxes[2], [40, 0, 106, 300])
+    np.testing.assert_array_equal(got_scores[:2], scores[[0, 3]])
+    # Off: the network's boxes and classes as decoded.
+    config = default.get_config()
+    config.decode.line_classes = config.decode.symbol_classes = ()
+    config.decode.staves_from_ink = False
+    got = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
+    np.testing.assert_array_equal(got[0], boxes)
+    np.testing.assert_array_equal(got[1], classes)
