@@ -18,8 +18,14 @@ breve rests) are re-measured whole: with every stroke thinner than 0.35 staff sp
 away (staff and ledger lines, stems, slurs are 0.1-0.22, a beam 0.5), such a symbol is one
 connected ink component, and its box that component's. A beam is long and its ends decide
 its box, which the centre-marked outputs place poorly (its detections often come in two
-offset fragments); the ink has the ends exactly. Of two overlapping detections of one class
-on the same component (fragments) the best-scoring is kept.
+offset fragments); the ink has the ends exactly. Of two detections of one class on the same
+component the best-scoring is kept if they overlap or the component is a long stroke
+(fragments); otherwise both are objects (a chord's touching note heads).
+
+Symbols (`config.decode.symbol_classes`: clefs, accidentals, dots, ...) are re-measured the
+same way on the ink without its staff lines (`staves.erase_lines`), where each is a
+component of its own. With `config.decode.staves_from_ink` the `staff` class is the staves
+found on the ink (`staves.find`).
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ _MIN_IOU = 0.1
 # this much (a beam's two offset fragments); less, and they are two objects that touch (a
 # chord's note heads a second apart, decoded side by side).
 _FRAGMENT_IOU = 0.1
+# A component this many times longer than wide is one stroke (a beam, a slur): every further
+# detection on it is a fragment, even beside the first rather than over it (run H's beams
+# often come as two end-to-end halves). Two touching note heads are at most about 2.5 : 1.
+_STROKE_ASPECT = 3.0
 
 
 def labels(names: Sequence[str]) -> np.ndarray:
@@ -155,8 +165,9 @@ def snap_solids(
     strokes, and cut into 8-connected components. A box takes the box of the component with
     the most pixels inside it, if their IoU is at least 0.1; else it is kept. A later (lower
     scoring) detection of the same class on the same component is a fragment, and dropped, if
-    its decoded box overlaps the first's (IoU >= 0.1); if not, the two are touching objects
-    and both keep their decoded boxes.
+    its decoded box overlaps the first's (IoU >= 0.1) or the component is at least 3 times
+    longer than wide (one stroke); if not, the two are touching objects and both keep their
+    decoded boxes.
 
     Args:
       page: u8[H, W] grey page, 0 = ink.
@@ -239,10 +250,14 @@ def _snap_to_components(
         if evaluate.box_iou(box[None], boxes[i : i + 1])[0, 0] < _MIN_IOU:
             continue  # It only grazes that component: kept, and no claim on it.
         key = (int(classes[i]), label)
+        height_, width_ = box[2] - box[0], box[3] - box[1]
         if key not in taken:
             taken[key] = i
             out[i] = box
-        elif evaluate.box_iou(boxes[i : i + 1], boxes[taken[key]][None])[0, 0] >= _FRAGMENT_IOU:
+        elif (
+            max(height_, width_) >= _STROKE_ASPECT * min(height_, width_)
+            or evaluate.box_iou(boxes[i : i + 1], boxes[taken[key]][None])[0, 0] >= _FRAGMENT_IOU
+        ):
             keep[i] = False  # A fragment of the better detection's object.
         else:  # Two objects on one component (a chord's touching note heads): as decoded.
             out[taken[key]] = boxes[taken[key]]

@@ -128,3 +128,23 @@ def test_a_chords_touching_note_heads_keep_their_own_boxes():
     out, keep = ink.snap_solids(page, boxes, np.full(2, k), np.float32([0.9, 0.8]), [k], 20.0)
     np.testing.assert_array_equal(keep, [True, True])
     np.testing.assert_array_equal(out, boxes)
+
+
+def test_a_beams_end_to_end_halves_are_one_beam():
+    """Decoded side by side (IoU 0.02, so not by overlap), but on one long component: the
+    better half takes the whole beam and the other is dropped."""
+    space = 16.0
+    beam = (20.0, 160.0, 40.0, 30.0, 8.0)  # 140 px long, rising 10 px: 7.6 : 1.
+    page = _page(
+        (80, 180),
+        [(20.0 + k * space, 0.0, 21.5 + k * space, 180.0) for k in range(4)],
+        beams=[beam],
+    )
+    rows, cols = np.nonzero(_page((80, 180), beams=[beam]) < 128)
+    want = [rows.min(), cols.min(), rows.max() + 1, cols.max() + 1]
+    boxes = np.float32([[36.0, 18.0, 48.0, 92.0], [30.0, 88.0, 42.0, 164.0]])
+    out, keep = ink.snap_solids(
+        page, boxes, np.full(2, BEAM), np.float32([0.6, 0.7]), [BEAM], space
+    )
+    np.testing.assert_array_equal(keep, [False, True])
+    np.testing.assert_allclose(out[1], want, atol=1)
