@@ -25,7 +25,8 @@ component the best-scoring is kept if they overlap or the component is a long st
 Symbols (`config.decode.symbol_classes`: clefs, accidentals, dots, ...) are re-measured the
 same way on the ink without its staff lines (`staves.erase_lines`), where each is a
 component of its own. With `config.decode.staves_from_ink` the `staff` class is the staves
-found on the ink (`staves.find`).
+found on the ink (`staves.find`); with `config.decode.ledger_lines_from_heads` ledger lines
+are those the detected note heads beyond a staff stand on (`ledgers.from_heads`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from dwd_jax import classes as classes_lib
-from dwd_jax import evaluate
+from dwd_jax import evaluate, ledgers
 from dwd_jax import staves as staves_lib
 
 # A line pixel must be dark along at least this share of the line's decoded length to count:
@@ -83,7 +84,9 @@ def refine(
     """A page's detections re-measured on its ink: `snap_lines` for
     `config.decode.line_classes`, `snap_solids` for `config.decode.solid_classes`,
     `snap_symbols` for `config.decode.symbol_classes`, then, with
-    `config.decode.staves_from_ink`, `use_staves`.
+    `config.decode.staves_from_ink`, `use_staves`, and with
+    `config.decode.ledger_lines_from_heads`, the ledger lines of `ledgers.from_heads` in place
+    of the network's.
 
     Args:
       page: u8[H, W] grey page, 0 = ink, at the boxes' resolution.
@@ -93,7 +96,7 @@ def refine(
 
     Returns:
       (boxes f32[M, 4], classes i32[M], scores f32[M]): fragments and the network's staves
-      dropped, found staves added.
+      (and ledger lines) dropped, found staves (and ledger lines) added last.
     """
     d = config.decode
     if len(d.line_classes):
@@ -103,7 +106,7 @@ def refine(
             page, boxes, classes, scores, labels(d.solid_classes), staff_space
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
-    if not (len(d.symbol_classes) or d.staves_from_ink):
+    if not (len(d.symbol_classes) or d.staves_from_ink or d.ledger_lines_from_heads):
         return boxes, classes, scores
     ink_mask = np.asarray(page) < INK_BELOW
     found = staves_lib.find(ink_mask, staff_space)
@@ -114,6 +117,17 @@ def refine(
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if d.staves_from_ink:
         boxes, classes, scores = use_staves(found, boxes, classes, scores)
+    if d.ledger_lines_from_heads:
+        (ledger,) = labels(("ledgerLine",))
+        heads = np.isin(classes, labels(ledgers.HEAD_CLASSES))
+        lines, line_scores = ledgers.from_heads(
+            ink_mask, found, boxes[heads], scores[heads], staff_space
+        )
+        lines = snap_lines(page, lines, np.full(len(lines), ledger), [ledger])
+        keep = classes != ledger
+        boxes = np.concatenate([boxes[keep], lines]).astype(np.float32)
+        classes = np.concatenate([classes[keep], np.full(len(lines), ledger, np.int32)])
+        scores = np.concatenate([scores[keep], line_scores]).astype(np.float32)
     return boxes, classes, scores
 
 

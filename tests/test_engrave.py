@@ -17,11 +17,23 @@ from PIL import Image
 from dwd_jax.classes import DEEPSCORES_CLASSES
 from dwd_jax.engrave import corpus, dynamics, generate, glyphs, pool, raster, svg_symbols
 
-SAMPLE_JSON = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-               / "deepscores_v2_sample" / "deepscores_v2_sample.json")
+SAMPLE_JSON = (
+    pathlib.Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "deepscores_v2_sample"
+    / "deepscores_v2_sample.json"
+)
 PIECES = ["bach/bwv104.6.mxl", "ryansMammoth/DaysOfLangSyneJig.abc", "palestrina/Kyrie_II_01.krn"]
-SETTINGS = dict(num_pages=3, seed=3, workers=2, test_fraction=0.5, progress=False,
-                pages_per_piece=1, width_range=(1200, 1400))
+SETTINGS = dict(
+    num_pages=3,
+    seed=3,
+    workers=2,
+    test_fraction=0.5,
+    progress=False,
+    pages_per_piece=1,
+    width_range=(1200, 1400),
+)
 
 
 def _pieces() -> list[str]:
@@ -30,8 +42,10 @@ def _pieces() -> list[str]:
 
 
 def _load(out_dir) -> dict[str, dict]:
-    return {split: json.loads((pathlib.Path(out_dir) / f"deepscores_{split}.json").read_text())
-            for split in ("train", "test")}
+    return {
+        split: json.loads((pathlib.Path(out_dir) / f"deepscores_{split}.json").read_text())
+        for split in ("train", "test")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +79,7 @@ def test_boxes_sit_on_ink(engraved):
                 ann = d["annotations"][ann_id]
                 x0, y0, x1, y1 = ann["a_bbox"]
                 assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h, ann
-                crop = page[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))]
+                crop = page[int(y0) : int(np.ceil(y1)), int(x0) : int(np.ceil(x1))]
                 name = DEEPSCORES_CLASSES[int(ann["cat_id"][0]) - 1]
                 assert crop.any(), f"no ink in the {name} box {ann['a_bbox']}"
                 if name.startswith("noteheadBlack"):  # a tight box around an oval is mostly ink
@@ -98,8 +112,11 @@ def test_json_has_the_real_sample_schema(engraved):
         assert len(ann["a_bbox"]) == 4 and len(ann["o_bbox"]) == 8
         assert all(isinstance(c, str) for c in ann["cat_id"])
     # Category ids and names: the real `deepscores` set (legerLine spelled ledgerLine here).
-    real_cats = {k: v["name"].replace("legerLine", "ledgerLine")
-                 for k, v in real["categories"].items() if v["annotation_set"] == "deepscores"}
+    real_cats = {
+        k: v["name"].replace("legerLine", "ledgerLine")
+        for k, v in real["categories"].items()
+        if v["annotation_set"] == "deepscores"
+    }
     assert {k: v["name"] for k, v in ours["categories"].items()} == real_cats
     assert all(set(v) == {"name", "annotation_set", "color"} for v in ours["categories"].values())
 
@@ -147,13 +164,17 @@ def test_resume_refuses_other_settings(engraved):
 
 def test_no_piece_in_both_splits(engraved):
     data = _load(engraved[0])
-    pieces = {split: {img["filename"].split("--page-")[0].rsplit("-", 1)[0]
-                      for img in d["images"]} for split, d in data.items()}
+    pieces = {
+        split: {img["filename"].split("--page-")[0].rsplit("-", 1)[0] for img in d["images"]}
+        for split, d in data.items()
+    }
     assert not pieces["train"] & pieces["test"]
     # The split is by the music, not the file: both formats of a work go the same way.
     for seed in range(20):
-        a, b = (corpus.is_test_piece(f"beethoven-opus18no1-movement1.{s}", seed=seed,
-                                     test_fraction=0.5) for s in ("krn", "mxl"))
+        a, b = (
+            corpus.is_test_piece(f"beethoven-opus18no1-movement1.{s}", seed=seed, test_fraction=0.5)
+            for s in ("krn", "mxl")
+        )
         assert a == b
     keys = [f"composer-piece{i}.mxl" for i in range(2000)]
     share = np.mean([corpus.is_test_piece(k, seed=0, test_fraction=0.2) for k in keys])
@@ -164,8 +185,7 @@ def test_unloadable_piece_is_skipped_and_counted(tmp_path):
     bad = tmp_path / "broken.xml"
     bad.write_text("<score-partwise><part id='P1'><measure number='1'>")
     good = _pieces()[0]
-    stats = generate(str(tmp_path / "out"), pieces=[str(bad), good],
-                     **{**SETTINGS, "num_pages": 1})
+    stats = generate(str(tmp_path / "out"), pieces=[str(bad), good], **{**SETTINGS, "num_pages": 1})
     assert stats["pages"] == 1
     assert len(stats["failed"]) == 1 and stats["failed"][0].startswith("broken.xml")
 
@@ -179,8 +199,9 @@ def _abort_on_two(task: int) -> int:
 
 def test_worker_abort_is_isolated_and_counted():
     tasks = iter(range(5))
-    results = dict(pool.map_isolated(_abort_on_two, lambda: next(tasks, None), workers=2,
-                                     timeout_s=60))
+    results = dict(
+        pool.map_isolated(_abort_on_two, lambda: next(tasks, None), workers=2, timeout_s=60)
+    )
     assert {k: v for k, v in results.items() if k != 2} == {0: 0, 1: 10, 3: 30, 4: 40}
     assert isinstance(results[2], pool.WorkerDied)
 
@@ -209,17 +230,27 @@ _PAGE_SVG = """<svg width="100px" height="100px" xmlns="http://www.w3.org/2000/s
 
 
 def test_svg_symbols_classes_and_exact_glyph_boxes():
-    lines = "".join(f'<path d="M0 {y} L5000 {y}" stroke-width="10"/>'
-                    for y in range(1000, 1721, 180))
+    lines = "".join(
+        f'<path d="M0 {y} L5000 {y}" stroke-width="10"/>' for y in range(1000, 1721, 180)
+    )
     symbols, view_box = svg_symbols.parse_page(_PAGE_SVG.format(lines=lines), "Leipzig")
     assert view_box == (0, 0, 9000, 9000)
     by_name = {}
     for s in symbols:
         by_name.setdefault(s.name, []).append(s)
-    assert sorted(by_name) == sorted([
-        "keySharp", "accidentalSharp", "noteheadBlackOnLine", "noteheadBlackInSpace",
-        "noteheadBlackInSpaceSmall", "stem", "staff", "dynamicDiminuendoHairpin",
-        "dynamicCrescendoHairpin"])  # the barline is skipped: DeepScoresV2 has none
+    assert sorted(by_name) == sorted(
+        [
+            "keySharp",
+            "accidentalSharp",
+            "noteheadBlackOnLine",
+            "noteheadBlackInSpace",
+            "noteheadBlackInSpaceSmall",
+            "stem",
+            "staff",
+            "dynamicDiminuendoHairpin",
+            "dynamicCrescendoHairpin",
+        ]
+    )  # the barline is skipped: DeepScoresV2 has none
     # Notehead box = the font's glyph box (verovio's Leipzig.xml: E0A4 x=0 y=-133 w=314 h=266,
     # y up) scaled by 0.72 and moved by the use and page-margin translations.
     assert glyphs.font_glyphs("Leipzig")["E0A4"].box == pytest.approx((0, -0.133, 0.314, 0.133))
@@ -234,25 +265,32 @@ def test_svg_symbols_classes_and_exact_glyph_boxes():
 def test_beam_segments_that_continue_each_other_are_one_beam():
     """verovio draws some beams stem to stem; DeepScoresV2 boxes each beam line whole, and
     a secondary (16th) beam stacked under it stays its own beam."""
-    svg = ('<svg width="10px" height="10px" xmlns="http://www.w3.org/2000/svg">'
-           '<svg class="definition-scale" viewBox="0 0 9000 9000"><g class="beam">'
-           '<polygon points="2130,1940 2560,1860 2560,1770 2130,1850" />'
-           '<polygon points="2560,1860 2990,1780 2990,1690 2560,1770" />'
-           '<polygon points="2560,2000 2990,1920 2990,1830 2560,1910" />'
-           '</g><g class="beam"><polygon points="4000,1000 4400,1000 4400,1090 4000,1090" />'
-           "</g></svg></svg>")
+    svg = (
+        '<svg width="10px" height="10px" xmlns="http://www.w3.org/2000/svg">'
+        '<svg class="definition-scale" viewBox="0 0 9000 9000"><g class="beam">'
+        '<polygon points="2130,1940 2560,1860 2560,1770 2130,1850" />'
+        '<polygon points="2560,1860 2990,1780 2990,1690 2560,1770" />'
+        '<polygon points="2560,2000 2990,1920 2990,1830 2560,1910" />'
+        '</g><g class="beam"><polygon points="4000,1000 4400,1000 4400,1090 4000,1090" />'
+        "</g></svg></svg>"
+    )
     symbols, _ = svg_symbols.parse_page(svg, "Leipzig")
     assert sorted(s.box for s in symbols if s.name == "beam") == [
-        (2130, 1690, 2990, 1940), (2560, 1830, 2990, 2000), (4000, 1000, 4400, 1090)]
+        (2130, 1690, 2990, 1940),
+        (2560, 1830, 2990, 2000),
+        (4000, 1000, 4400, 1090),
+    ]
 
 
 def test_combined_dynamics_are_split_into_letters():
     """verovio's single "mf" glyph becomes an m and an f, each drawn, defined and boxed."""
-    svg = ('<svg width="10px" height="10px" xmlns="http://www.w3.org/2000/svg" '
-           'xmlns:xlink="http://www.w3.org/1999/xlink"><defs></defs>'
-           '<svg class="definition-scale" viewBox="0 0 1000 1000"><g class="dynam">'
-           '<use xlink:href="#E52D-a" transform="translate(100, 500) scale(0.72, 0.72)" />'
-           "</g></svg></svg>")
+    svg = (
+        '<svg width="10px" height="10px" xmlns="http://www.w3.org/2000/svg" '
+        'xmlns:xlink="http://www.w3.org/1999/xlink"><defs></defs>'
+        '<svg class="definition-scale" viewBox="0 0 1000 1000"><g class="dynam">'
+        '<use xlink:href="#E52D-a" transform="translate(100, 500) scale(0.72, 0.72)" />'
+        "</g></svg></svg>"
+    )
     split = dynamics.split_combined(svg, "Bravura")
     assert 'id="E521-a"' in split and 'id="E522-a"' in split and "#E52D-a" not in split
     symbols, _ = svg_symbols.parse_page(split, "Bravura")
@@ -266,11 +304,13 @@ def test_combined_dynamics_are_split_into_letters():
 def test_rasterize_maps_the_view_box_to_pixels_exactly():
     """A filled rect lands on exactly the pixels `page_transform` predicts; a placeholder is
     hidden (as verovio's CSS hides it); stroked lines are inked."""
-    svg = ('<svg xmlns="http://www.w3.org/2000/svg"><svg class="definition-scale" '
-           'viewBox="0 0 1000 2000"><g transform="translate(100, 0)">'
-           '<rect x="0" y="200" width="300" height="100" stroke-width="0"/>'
-           '<g class="pb placeholder"><ellipse cx="500" cy="1500" rx="90" ry="90"/></g>'
-           '<path d="M0 1000 L800 1000" stroke-width="20"/></g></svg></svg>')
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg"><svg class="definition-scale" '
+        'viewBox="0 0 1000 2000"><g transform="translate(100, 0)">'
+        '<rect x="0" y="200" width="300" height="100" stroke-width="0"/>'
+        '<g class="pb placeholder"><ellipse cx="500" cy="1500" rx="90" ry="90"/></g>'
+        '<path d="M0 1000 L800 1000" stroke-width="20"/></g></svg></svg>'
+    )
     page = raster.rasterize(svg, 100, 200)
     assert raster.page_transform((0, 0, 1000, 2000), 100, 200) == (0.1, 0.0, 0.0)
     ink = page < 128

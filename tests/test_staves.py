@@ -5,17 +5,19 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from drawing import draw
 from scipy import ndimage
 
 from configs import default
 from dwd_jax import classes as classes_lib
-from dwd_jax import detect, evaluate, ink, staves
+from dwd_jax import detect, evaluate, ink, ledgers, staves
 
 SAMPLE = Path("/work/shared/data/deepscores_v2_sample")
 STAFF = classes_lib.label_of("staff") + 1
 LEDGER = classes_lib.label_of("ledgerLine") + 1
 SHARP = classes_lib.label_of("accidentalSharp") + 1
+HEAD = classes_lib.label_of("noteheadBlackOnLine") + 1
 SPACE = 16.0
 
 
@@ -94,29 +96,76 @@ def test_erasing_lines_keeps_what_crosses_them_and_parts_what_touches_them():
 def test_symbols_take_their_component_box_and_staves_replace_the_networks():
     lines = _staff(40.0, 0.0, 300.0)
     sharp = [(30.0, 50.0, 76.0, 52.0), (34.0, 58.0, 80.0, 60.0), (50.0, 48.0, 55.0, 62.0)]
-    page = draw((140, 300), [*lines, *sharp, (120.0, 200.0, 122.0, 230.0)])
+    ledger = (120.0, 200.0, 122.0, 230.0)  # One space below the staff, under a note head.
+    page = draw((140, 300), [*lines, *sharp, ledger], [(121.0, 215.0, 6.0, 8.0)])
     boxes = np.float32(
         [
             [33.0, 47.0, 78.0, 64.0],  # The sharp, decoded 2-4 px off.
             [0.0, 0.0, 120.0, 290.0],  # The network's own staff box.
             [71.0, 150.0, 74.0, 180.0],  # A "ledger line" on the third staff line.
-            [119.0, 198.0, 123.0, 232.0],  # A true ledger line a space below the staff.
+            [119.0, 196.0, 123.0, 226.0],  # The ledger line, decoded 4 px to the left.
+            [114.0, 206.0, 128.0, 223.0],  # Its note head.
         ]
     )
-    classes = np.int32([SHARP, STAFF, LEDGER, LEDGER])
-    scores = np.float32([0.9, 0.8, 0.7, 0.6])
+    classes = np.int32([SHARP, STAFF, LEDGER, LEDGER, HEAD])
+    scores = np.float32([0.9, 0.8, 0.7, 0.6, 0.5])
     got_boxes, got_classes, got_scores = ink.refine(
         page, boxes, classes, scores, config=default.get_config(), staff_space=SPACE
     )
-    np.testing.assert_array_equal(got_classes, [SHARP, LEDGER, STAFF])
+    np.testing.assert_array_equal(got_classes, [SHARP, HEAD, STAFF, LEDGER])
     np.testing.assert_array_equal(got_boxes[0], [30, 48, 80, 62])  # The sharp's ink.
-    np.testing.assert_array_equal(got_boxes[1], [120, 198, 122, 232])  # Rows snapped.
+    rows, cols = np.nonzero(draw((140, 300), ellipses=[(121.0, 215.0, 6.0, 8.0)]) < 128)
+    head = [rows.min(), cols.min(), rows.max() + 1, cols.max() + 1]
+    # A solid class: its own ink, within the pixel the opening takes off its narrow ends.
+    np.testing.assert_allclose(got_boxes[1], head, atol=1)
     np.testing.assert_array_equal(got_boxes[2], [40, 0, 106, 300])
-    np.testing.assert_array_equal(got_scores[:2], scores[[0, 3]])
+    np.testing.assert_array_equal(got_boxes[3], ledger)  # From the head, on the ink.
+    np.testing.assert_array_equal(got_scores[[0, 1, 3]], scores[[0, 4, 4]])
     # Off: the network's boxes and classes as decoded.
     config = default.get_config()
-    config.decode.line_classes = config.decode.symbol_classes = ()
-    config.decode.staves_from_ink = False
+    config.decode.line_classes = config.decode.solid_classes = config.decode.symbol_classes = ()
+    config.decode.staves_from_ink = config.decode.ledger_lines_from_heads = False
     got = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
     np.testing.assert_array_equal(got[0], boxes)
     np.testing.assert_array_equal(got[1], classes)
+    # Staves only: the ledger line on the staff line is dropped, the other kept as decoded.
+    config.decode.staves_from_ink = True
+    got = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
+    np.testing.assert_array_equal(got[1], [SHARP, LEDGER, HEAD, STAFF])
+    np.testing.assert_array_equal(got[0][1], boxes[3])
+
+
+def test_note_heads_beyond_a_staff_give_their_ledger_lines():
+    """Heads on and between ledger lines above and below a staff; a chord on one line."""
+    lines = _staff(80.0, 0.0, 400.0)  # Line centres 81 ... 145.
+    ledger_rows = {1: 64.0, 2: 48.0, 3: 32.0, -1: 160.0, -2: 176.0}  # Top edges, 2 px.
+    # (column, ledger lines from x0 to x1, head centre row): on line 3 above; in the space
+    # above line 1; a chord on line 1 below and the space under it (one wider line); and
+    # heads at the staff's edge and inside it (no ledger line).
+    want = [(50.0, 80.0, 3, 33.0), (120.0, 150.0, 1, 57.0), (200.0, 236.0, -1, 161.0)]
+    rects, heads = list(lines), []
+    for x0, x1, level, centre in want:
+        for k in range(1, abs(level) + 1):
+            top = ledger_rows[k if level > 0 else -k]
+            rects.append((top, x0, top + 2, x1))
+        heads.append((centre, (x0 + x1) / 2, 6.0, 8.0))
+    heads += [(169.0, 224.0, 6.0, 8.0), (73.0, 300.0, 6.0, 8.0), (113.0, 340.0, 6.0, 8.0)]
+    page = draw((200, 400), rects, heads)
+    ink_mask = page < ink.INK_BELOW
+    found = staves.find(ink_mask, SPACE)
+    head_boxes = np.float32([[cy - 6, cx - 8, cy + 6, cx + 8] for cy, cx, _, _ in heads])
+    scores = np.float32([0.9, 0.8, 0.7, 0.95, 0.6, 0.5])
+    boxes, got_scores = ledgers.from_heads(ink_mask, found, head_boxes, scores, SPACE)
+    expected = {
+        (64, 50, 66, 80): 0.9,
+        (48, 50, 50, 80): 0.9,
+        (32, 50, 34, 80): 0.9,
+        (64, 120, 66, 150): 0.8,
+        (160, 200, 162, 236): 0.95,  # The chord's line, with its best head's score.
+    }
+    got = {
+        tuple(int(v) for v in np.round(b)): float(s) for b, s in zip(boxes, got_scores, strict=True)
+    }
+    assert got.keys() == expected.keys()
+    for key, score in expected.items():
+        assert got[key] == pytest.approx(score)
