@@ -38,8 +38,9 @@ def from_heads(
     nearest. Counted in half spaces beyond that staff's outer line, a head at step s >= 2 has
     s // 2 ledger lines between it and the staff, at whole spaces from the outer line's
     centre. A line's ends are its ink run's along its rows, cut off at `_REACH` spaces beyond
-    the head; where the rows hold no ink there, the head's width. Lines implied by several
-    heads (a chord) are one line, with the best head's score.
+    the head; where no run there reaches past the head on both sides there is no line (a
+    misplaced head, or no note at all). Lines implied by several heads (a chord) are one
+    line, with the best head's score.
 
     Args:
       ink_mask: bool[H, W] the page's ink.
@@ -72,7 +73,10 @@ def from_heads(
         steps = int(np.floor(beyond / (spacing[s] / 2) + 0.5))
         for k in range(1, min(steps // 2, _MAX_LEDGERS) + 1):
             y = centres[s, 0] - k * spacing[s] if up else centres[s, -1] + k * spacing[s]
-            x0, x1 = _ends(ink_mask, y, heads[i], staff_space)
+            ends = _ends(ink_mask, y, heads[i], staff_space)
+            if ends is None:
+                continue
+            x0, x1 = ends
             box = np.array([y - half_thick, x0, y + half_thick, x1], np.float32)
             key = (int(s), k if up else -k, _slot(rows, s, k if up else -k, box))
             if key not in rows or rows[key][1] < scores[i]:
@@ -93,19 +97,26 @@ def _slot(rows: dict, staff: int, level: int, box: np.ndarray) -> int:
     return len(taken)
 
 
-def _ends(ink_mask: np.ndarray, y: float, head: np.ndarray, space: float) -> tuple[float, float]:
-    """(x0, x1) of the ink run along row `y` under `head` (f32[4]), within `_REACH` spaces
-    of it; the head's own columns where that row has no ink under the head."""
+def _ends(
+    ink_mask: np.ndarray, y: float, head: np.ndarray, space: float
+) -> tuple[float, float] | None:
+    """(x0, x1) of the ink run along row `y` (or a row next to it) through the column under
+    `head`'s centre (f32[4]), within `_REACH` spaces of the head; None where no such run
+    reaches past the head on both sides (no ledger line there: the head is misplaced or not
+    a note)."""
     height, width = ink_mask.shape
-    row = int(np.clip(np.floor(y), 0, height - 1))
     lo = max(int(np.floor(head[1] - _REACH * space)), 0)
     hi = min(int(np.ceil(head[3] + _REACH * space)), width)
-    ink_row = ink_mask[row, lo:hi]
-    middle = int(np.clip(round((head[1] + head[3]) / 2) - lo, 0, len(ink_row) - 1))
-    if not ink_row[middle]:
-        return float(head[1]), float(head[3])
-    gaps = np.flatnonzero(~ink_row)
-    left, right = gaps[gaps < middle], gaps[gaps > middle]
-    x0 = lo + (left[-1] + 1 if len(left) else 0)
-    x1 = lo + (right[0] if len(right) else len(ink_row))
-    return float(x0), float(x1)
+    middle = int(np.clip(round((head[1] + head[3]) / 2), lo, hi - 1)) - lo
+    for row in (int(np.floor(y)), int(np.floor(y)) - 1, int(np.floor(y)) + 1):
+        ink_row = ink_mask[int(np.clip(row, 0, height - 1)), lo:hi]
+        if ink_row[middle]:
+            gaps = np.flatnonzero(~ink_row)
+            left, right = gaps[gaps < middle], gaps[gaps > middle]
+            x0 = lo + (left[-1] + 1 if len(left) else 0)
+            x1 = lo + (right[0] if len(right) else len(ink_row))
+            # A ledger line reaches past its note head on both sides; a run that does not is
+            # the head's own ink (a head far from any ledger line).
+            if x0 < head[1] and x1 > head[3]:
+                return float(x0), float(x1)
+    return None
