@@ -6,11 +6,14 @@ size is never seen whole in training (run H: 40 detections for 419 test staves, 
 has the lines exactly, in numpy and in page pixels, as `ink` does for thin lines and solids.
 
 Method: horizontal ink runs of at least 4 staff spaces (longer than any note head or ledger
-line) that are at most 0.4 staff spaces thick (thinner than a beam) are staff-line pixels;
-their 8-connected pieces on one row band, a few spaces apart at most, join into lines (a beam
-lying on a line cuts it); lines at least 6 spaces long, five in a row at one staff spacing
-(within 20 %) and overlapping in x, are a staff. Its box is the union of its five lines, as
-DeepScores and our engraver box a staff.
+line) where the ink is at most 0.4 staff spaces thick (thinner than a beam) are staff-line
+pixels. Their 8-connected pieces (a line is cut by every stem, note head and clef on it) join
+into one line where their heights agree within a quarter space, however far apart; lines at
+least 6 spaces long, five in a row one staff spacing apart (within 20 %) and spanning the
+same x range (80 %), are a staff. A line's ends reach through the barlines that close it.
+The staff's box is the union of its five lines, as DeepScores and our engraver box a staff.
+On the 45 test pages all 419 staves are found at IoU >= 0.95 and nothing else; on the real
+DeepScoresV2 page its 12, at IoU 0.95-0.98 (its boxes sit 2 px above the ink).
 """
 
 from __future__ import annotations
@@ -89,9 +92,9 @@ def erase_lines(ink_mask: np.ndarray, staves: Staves) -> np.ndarray:
 
     A line pixel stays where ink right above the line meets ink right below it across the
     pixel's column (or diagonally, one column aside): a note head or a sharp on a line, a
-    slur across one. Everything
-    else of the line goes, so a symbol that only touches a line (a whole note in a space, a
-    rest on a line) comes away from it with its own box (classic staff removal).
+    slur across one. Everything else of the line goes, so a symbol that only touches a line
+    (a whole note in a space, a rest on a line) comes away from it with its own box (classic
+    staff removal).
 
     Args:
       ink_mask: bool[H, W] the page's ink.
