@@ -126,7 +126,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- Losses and training (dwd_jax.losses, dwd_jax.train) ----------------------------------
     c.train = ml_collections.ConfigDict()
-    c.train.steps = 9500  # Total optimiser steps (about 35 minutes on 2 CPU cores).
+    c.train.steps = 7500  # Total optimiser steps (about 27 minutes on 2 CPU cores).
     # "rmsprop" (TF1 semantics, spec section 4; configs/deepscores_v2.py) or "adam", which
     # moves a short CPU run faster.
     c.train.optimizer = "adam"
