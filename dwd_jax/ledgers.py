@@ -23,6 +23,10 @@ _MAX_LEDGERS = 8  # Ledger lines beyond this are taken for a misplaced head, not
 # A ledger line reaches past its note head by about 0.3 staff spaces on each side; its ink
 # run along the line is read within this many staff spaces of the head's box.
 _REACH = 1.0
+# Staff spaces a decoded head box may overhang its ledger line's ends. Chosen on 60 training
+# pages of run H: ledger AP@.5 0.870 with 0, 0.956 with 0.15, 0.949 without the check (test
+# pages: 0.853, 0.877, 0.867).
+_HEAD_SLACK = 0.15
 
 
 def from_heads(
@@ -116,7 +120,9 @@ def _ends(
             x0 = lo + (left[-1] + 1 if len(left) else 0)
             x1 = lo + (right[0] if len(right) else len(ink_row))
             # A ledger line reaches past its note head on both sides; a run that does not is
-            # the head's own ink (a head far from any ledger line).
-            if x0 < head[1] and x1 > head[3]:
+            # the head's own ink (a head far from any ledger line). The slack allows for a
+            # decoded head box wider than the head.
+            slack = _HEAD_SLACK * space
+            if x0 < head[1] + slack and x1 > head[3] - slack:
                 return float(x0), float(x1)
     return None
