@@ -42,8 +42,8 @@ def from_heads(
     nearest. Counted in half spaces beyond that staff's outer line, a head at step s >= 2 has
     s // 2 ledger lines between it and the staff, at whole spaces from the outer line's
     centre. A line's ends are its ink run's along its rows, cut off at `_REACH` spaces beyond
-    the head; where no run there reaches past the head on both sides there is no line (a
-    misplaced head, or no note at all). Lines implied by several heads (a chord) are one
+    the head; where no run there reaches (about) past the head on both sides there is no line
+    (a misplaced head, or no note at all). Lines implied by several heads (a chord) are one
     line, with the best head's score.
 
     Args:
@@ -106,8 +106,8 @@ def _ends(
 ) -> tuple[float, float] | None:
     """(x0, x1) of the ink run along row `y` (or a row next to it) through the column under
     `head`'s centre (f32[4]), within `_REACH` spaces of the head; None where no such run
-    reaches past the head on both sides (no ledger line there: the head is misplaced or not
-    a note)."""
+    reaches (about) past the head on both sides: no ledger line there (bare paper under a
+    misplaced head or a false one)."""
     height, width = ink_mask.shape
     lo = max(int(np.floor(head[1] - _REACH * space)), 0)
     hi = min(int(np.ceil(head[3] + _REACH * space)), width)
@@ -119,9 +119,9 @@ def _ends(
             left, right = gaps[gaps < middle], gaps[gaps > middle]
             x0 = lo + (left[-1] + 1 if len(left) else 0)
             x1 = lo + (right[0] if len(right) else len(ink_row))
-            # A ledger line reaches past its note head on both sides; a run that does not is
-            # the head's own ink (a head far from any ledger line). The slack allows for a
-            # decoded head box wider than the head.
+            # A ledger line reaches past its note head on both sides: a run that stops well
+            # inside the head's box is not one. The slack allows for a decoded head box wider
+            # than the head's ink.
             slack = _HEAD_SLACK * space
             if x0 < head[1] + slack and x1 > head[3] - slack:
                 return float(x0), float(x1)

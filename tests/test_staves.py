@@ -150,11 +150,14 @@ def test_note_heads_beyond_a_staff_give_their_ledger_lines():
             rects.append((top, x0, top + 2, x1))
         heads.append((centre, (x0 + x1) / 2, 6.0, 8.0))
     heads += [(169.0, 224.0, 6.0, 8.0), (73.0, 300.0, 6.0, 8.0), (113.0, 340.0, 6.0, 8.0)]
-    heads += [(20.0, 370.0, 6.0, 8.0)]  # Four spaces up, but no ledger ink: no lines.
+    # A false head four spaces up, over bare paper: no ink run, no lines.
+    false_head = (20.0, 370.0, 6.0, 8.0)
     page = draw((200, 400), rects, heads)
     ink_mask = page < ink.INK_BELOW
     found = staves.find(ink_mask, SPACE)
-    head_boxes = np.float32([[cy - 6, cx - 8, cy + 6, cx + 8] for cy, cx, _, _ in heads])
+    head_boxes = np.float32(
+        [[cy - 6, cx - 8, cy + 6, cx + 8] for cy, cx, _, _ in [*heads, false_head]]
+    )
     scores = np.float32([0.9, 0.8, 0.7, 0.95, 0.6, 0.5, 0.99])
     boxes, got_scores = ledgers.from_heads(ink_mask, found, head_boxes, scores, SPACE)
     expected = {
