@@ -214,7 +214,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.decode.staves_from_ink = True
     # Ledger lines from the note heads found beyond a staff (dwd_jax.ledgers: where notation
     # puts them, measured on the ink) instead of the network's, which misses 43 % of them at
-    # one pixel thick (run H: AP@.5 0.17 -> 0.86). Needs the staves. False = the network's.
+    # one pixel thick (run I: AP@.5 0.17 -> 0.88). It finds the staves on the ink itself,
+    # whatever staves_from_ink says. False = the network's.
     c.decode.ledger_lines_from_heads = True
     c.decode.ccl_max_iterations = 32  # Components-loop guard (saddle_depth 0); hits are reported.
     # Foreground pixels read per page and energy group (a static budget: the class logits are
