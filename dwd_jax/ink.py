@@ -99,6 +99,10 @@ def refine(
       (and ledger lines) dropped, found staves (and ledger lines) added last.
     """
     d = config.decode
+    (ledger,) = labels(("ledgerLine",))
+    if d.ledger_lines_from_heads:  # Replaced at the end: not worth re-measuring.
+        keep = classes != ledger
+        boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if len(d.line_classes):
         boxes = snap_lines(page, boxes, classes, labels(d.line_classes))
     if len(d.solid_classes):
@@ -118,16 +122,14 @@ def refine(
     if d.staves_from_ink:
         boxes, classes, scores = use_staves(found, boxes, classes, scores)
     if d.ledger_lines_from_heads:
-        (ledger,) = labels(("ledgerLine",))
         heads = np.isin(classes, labels(ledgers.HEAD_CLASSES))
         lines, line_scores = ledgers.from_heads(
             ink_mask, found, boxes[heads], scores[heads], staff_space
         )
         lines = snap_lines(page, lines, np.full(len(lines), ledger), [ledger])
-        keep = classes != ledger
-        boxes = np.concatenate([boxes[keep], lines]).astype(np.float32)
-        classes = np.concatenate([classes[keep], np.full(len(lines), ledger, np.int32)])
-        scores = np.concatenate([scores[keep], line_scores]).astype(np.float32)
+        boxes = np.concatenate([boxes, lines]).astype(np.float32)
+        classes = np.concatenate([classes, np.full(len(lines), ledger, np.int32)])
+        scores = np.concatenate([scores, line_scores]).astype(np.float32)
     return boxes, classes, scores
 
 
@@ -261,15 +263,15 @@ def _snap_to_components(
         label = int(counts[1:].argmax()) + 1
         rows, cols = slices[label - 1]
         box = np.float32([rows.start, cols.start, rows.stop, cols.stop])
+        long_side, short_side = sorted((rows.stop - rows.start, cols.stop - cols.start))[::-1]
         if evaluate.box_iou(box[None], boxes[i : i + 1])[0, 0] < _MIN_IOU:
             continue  # It only grazes that component: kept, and no claim on it.
         key = (int(classes[i]), label)
-        height_, width_ = box[2] - box[0], box[3] - box[1]
         if key not in taken:
             taken[key] = i
             out[i] = box
         elif (
-            max(height_, width_) >= _STROKE_ASPECT * min(height_, width_)
+            long_side >= _STROKE_ASPECT * short_side
             or evaluate.box_iou(boxes[i : i + 1], boxes[taken[key]][None])[0, 0] >= _FRAGMENT_IOU
         ):
             keep[i] = False  # A fragment of the better detection's object.
