@@ -32,15 +32,26 @@ _STEPS = (
             "symbol_classes": (),
             "staves_from_ink": False,
             "ledger_lines_from_heads": False,
+            "dots_from_ink": False,
         },
     ),
     ("+ line classes (stems, ledger lines)", {"line_classes": None}),
     ("+ solid classes", {"solid_classes": None}),
     ("+ staves from the ink", {"staves_from_ink": True}),
     ("+ symbol classes", {"symbol_classes": None}),
-    ("+ ledger lines from note heads (default)", {"ledger_lines_from_heads": True}),
+    ("+ ledger lines from note heads", {"ledger_lines_from_heads": True}),
+    ("+ dots from the ink, named by place (default)", {"dots_from_ink": True}),
 )
-_COLUMNS = ("staff", "stem", "beam", "ledgerLine", "clefG", "augmentationDot")
+_COLUMNS = (
+    "staff",
+    "stem",
+    "beam",
+    "ledgerLine",
+    "clefG",
+    "augmentationDot",
+    "articStaccatoBelow",
+    "repeatDot",
+)
 
 
 def main() -> None:
