@@ -32,6 +32,7 @@ _STEPS = (
             "symbol_classes": (),
             "staves_from_ink": False,
             "ledger_lines_from_heads": False,
+            "accidentals_by_shape": False,
             "dots_from_ink": False,
         },
     ),
@@ -40,6 +41,7 @@ _STEPS = (
     ("+ staves from the ink", {"staves_from_ink": True}),
     ("+ symbol classes", {"symbol_classes": None}),
     ("+ ledger lines from note heads", {"ledger_lines_from_heads": True}),
+    ("+ accidentals named by shape", {"accidentals_by_shape": True}),
     ("+ dots from the ink, named by place (default)", {"dots_from_ink": True}),
 )
 _COLUMNS = (
@@ -51,6 +53,7 @@ _COLUMNS = (
     "augmentationDot",
     "articStaccatoBelow",
     "repeatDot",
+    "accidentalFlat",
 )
 
 

@@ -223,6 +223,10 @@ def get_config() -> ml_collections.ConfigDict:
     # give their scores (run I: staccato below AP@.5 0.01, repeat dots 0.10). False = the
     # network's.
     c.decode.dots_from_ink = True
+    # Flats, naturals and sharps renamed by their shape on the ink (dwd_jax.accidentals: how
+    # far the strokes at each side reach); the network called 19 of 37 flats naturals (run I:
+    # flat AP@.5 0.26). False = the network's.
+    c.decode.accidentals_by_shape = True
     c.decode.ccl_max_iterations = 32  # Components-loop guard (saddle_depth 0); hits are reported.
     # Foreground pixels read per page and energy group (a static budget: the class logits are
     # read only there; decode time grows with it). The real sample page's targets at stride 2

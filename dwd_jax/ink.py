@@ -37,9 +37,9 @@ import ml_collections
 import numpy as np
 from scipy import ndimage
 
+from dwd_jax import accidentals, evaluate, ledgers
 from dwd_jax import classes as classes_lib
 from dwd_jax import dots as dots_lib
-from dwd_jax import evaluate, ledgers
 from dwd_jax import staves as staves_lib
 
 # A line pixel must be dark along at least this share of the line's decoded length to count:
@@ -88,12 +88,12 @@ def refine(
     config: ml_collections.ConfigDict,
     staff_space: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A page's detections re-measured on its ink: `snap_lines` for
+    """A page's detections re-measured on its ink, in this order: `snap_lines` for
     `config.decode.line_classes`, `snap_solids` for `config.decode.solid_classes`,
-    `snap_symbols` for `config.decode.symbol_classes`, then, with
-    `config.decode.staves_from_ink`, `use_staves`, and with
-    `config.decode.ledger_lines_from_heads`, the ledger lines of `ledgers.from_heads` in place
-    of the network's.
+    `snap_symbols` for `config.decode.symbol_classes`; then each option that is on:
+    `accidentals_by_shape` (`name_accidentals`), `dots_from_ink` (`use_dots`),
+    `staves_from_ink` (`use_staves`), and `ledger_lines_from_heads` (the ledger lines of
+    `ledgers.from_heads` in place of the network's).
 
     Args:
       page: u8[H, W] grey page, 0 = ink, at the boxes' resolution.
@@ -102,8 +102,8 @@ def refine(
       staff_space: the page's staff spacing in its pixels.
 
     Returns:
-      (boxes f32[M, 4], classes i32[M], scores f32[M]): fragments and the network's staves
-      (and ledger lines) dropped, found staves (and ledger lines) added last.
+      (boxes f32[M, 4], classes i32[M], scores f32[M]): fragments and what the ink replaces
+      dropped, what the ink found (dots, staves, ledger lines) added last.
     """
     d = config.decode
     (ledger,) = labels(("ledgerLine",))
@@ -117,17 +117,18 @@ def refine(
             page, boxes, classes, scores, labels(d.solid_classes), staff_space
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
-    if not (
-        len(d.symbol_classes) or d.dots_from_ink or d.staves_from_ink or d.ledger_lines_from_heads
-    ):
+    without_lines = bool(len(d.symbol_classes)) or d.accidentals_by_shape or d.dots_from_ink
+    if not (without_lines or d.staves_from_ink or d.ledger_lines_from_heads):
         return boxes, classes, scores
     ink_mask = np.asarray(page) < INK_BELOW
     found = staves_lib.find(ink_mask, staff_space)
-    if len(d.symbol_classes) or d.dots_from_ink:
+    if without_lines:
         symbols = staves_lib.erase_lines(ink_mask, found)
     if len(d.symbol_classes):
         boxes, keep = snap_symbols(symbols, boxes, classes, scores, labels(d.symbol_classes))
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
+    if d.accidentals_by_shape:
+        boxes, classes, scores = name_accidentals(symbols, boxes, classes, scores)
     if d.dots_from_ink:
         boxes, classes, scores = use_dots(
             symbols, ink_mask, found, boxes, classes, scores, staff_space
@@ -225,6 +226,32 @@ def use_dots(
         np.concatenate([classes[rest], dot_classes[keep]]).astype(np.int32),
         np.concatenate([scores[rest], dot_scores[keep]]).astype(np.float32),
     )
+
+
+def name_accidentals(
+    symbols_mask: np.ndarray, boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detections with each flat, natural and sharp named by its shape (`accidentals.name`),
+    where the shape decides; two detections of one accidental, now of one class, are one
+    (`snap_symbols`' rule, which keeps the better).
+
+    Args:
+      symbols_mask: bool[H, W] the ink with its staff lines erased (`staves.erase_lines`).
+      boxes: f32[N, 4] `[y0, x0, y1, x1]`, accidentals' already their component's
+        (`snap_symbols`: read from a decoded box, a note head beside it can be the larger
+        component; on 60 training pages mAP@.5 0.828 so, 0.848 snapped first).
+      classes: i32[N] model classes; scores: f32[N].
+
+    Returns:
+      (boxes f32[M, 4], classes i32[M], scores f32[M]).
+    """
+    chosen_labels = labels(accidentals.ACCIDENTAL_CLASSES)
+    chosen = np.flatnonzero(np.isin(classes, chosen_labels))
+    named = accidentals.name(symbols_mask, boxes[chosen])
+    classes = np.array(classes, copy=True)
+    classes[chosen] = np.where(named > 0, named, classes[chosen])
+    boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, chosen_labels)
+    return boxes[keep], classes[keep], scores[keep]
 
 
 def snap_solids(

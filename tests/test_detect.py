@@ -290,7 +290,7 @@ def test_real_sample_page_round_trip_with_an_oracle_predict_fn():
     no_snap.decode.line_classes = no_snap.decode.solid_classes = ()
     no_snap.decode.symbol_classes = ()
     no_snap.decode.staves_from_ink = no_snap.decode.ledger_lines_from_heads = False
-    no_snap.decode.dots_from_ink = False
+    no_snap.decode.dots_from_ink = no_snap.decode.accidentals_by_shape = False
     boxes, got_classes, _, info = detect.detect_page(page, oracle, config=no_snap)
     # Staff space 22.8 px -> 8.5 px: scale 0.373, one pass over the page padded to 160s.
     assert info["scale"] == pytest.approx(0.373, abs=0.002) and (h, w) == (1427, 1009)

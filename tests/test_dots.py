@@ -113,7 +113,7 @@ def test_refine_names_dots_only_when_asked():
     config = default.get_config()
     config.decode.line_classes = config.decode.solid_classes = config.decode.symbol_classes = ()
     config.decode.staves_from_ink = config.decode.ledger_lines_from_heads = False
-    config.decode.dots_from_ink = False
+    config.decode.dots_from_ink = config.decode.accidentals_by_shape = False
     got = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
     np.testing.assert_array_equal(got[1], classes)
     config.decode.dots_from_ink = True

@@ -125,7 +125,7 @@ def test_symbols_take_their_component_box_and_staves_replace_the_networks():
     config = default.get_config()
     config.decode.line_classes = config.decode.solid_classes = config.decode.symbol_classes = ()
     config.decode.staves_from_ink = config.decode.ledger_lines_from_heads = False
-    config.decode.dots_from_ink = False
+    config.decode.dots_from_ink = config.decode.accidentals_by_shape = False
     got = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
     np.testing.assert_array_equal(got[0], boxes)
     np.testing.assert_array_equal(got[1], classes)

@@ -1,0 +1,52 @@
+"""dwd_jax.accidentals: flats, naturals and sharps drawn from strokes, named by their shape."""
+
+import numpy as np
+from drawing import draw
+
+from dwd_jax import accidentals, ink
+
+FLAT, NATURAL, SHARP = ink.labels(accidentals.ACCIDENTAL_CLASSES)
+# (y0, x0, y1, x1) of each drawn accidental, 16-px staff spaces (about 2.5-3 spaces tall).
+BOXES = np.float32([[10, 20, 50, 31], [8, 60, 52, 72], [8, 100, 54, 114], [10, 140, 50, 152]])
+
+
+def _page():
+    rects = [
+        (10.0, 20.0, 50.0, 22.5),  # Flat: a full stem on the left ...
+        (8.0, 60.0, 40.0, 62.0),  # Natural: a left half-stem from the top,
+        (20.0, 70.0, 52.0, 72.0),  # a right one to the bottom.
+        (8.0, 102.0, 52.0, 104.0),  # Sharp: two full stems.
+        (10.0, 110.0, 54.0, 112.0),
+        (10.0, 140.0, 30.0, 142.0),  # A shape fitting no rule: two quarter-height strokes
+        (30.0, 150.0, 50.0, 152.0),  # joined by a bar (a hand-drawn sharp's proportions).
+        (28.0, 140.0, 32.0, 152.0),
+    ]
+    ellipses = [(42.0, 26.0, 8.0, 5.0)]  # ... and a bowl low on the right.
+    beams = [
+        (60.0, 72.0, 22.0, 20.0, 4.0),  # The natural's two bars.
+        (60.0, 72.0, 34.0, 32.0, 4.0),
+        (100.0, 114.0, 22.0, 19.0, 5.0),  # The sharp's.
+        (100.0, 114.0, 36.0, 33.0, 5.0),
+    ]
+    return draw((64, 170), rects, ellipses, beams) < ink.INK_BELOW
+
+
+def test_each_accidental_is_named_by_its_strokes():
+    np.testing.assert_array_equal(accidentals.name(_page(), BOXES), [FLAT, NATURAL, SHARP, 0])
+    # A box a little loose reads the same component; an empty one decides nothing.
+    loose = BOXES + np.float32([-3, -3, 3, 3])
+    np.testing.assert_array_equal(accidentals.name(_page(), loose), [FLAT, NATURAL, SHARP, 0])
+    np.testing.assert_array_equal(accidentals.name(_page(), np.float32([[56, 0, 64, 10]])), [0])
+
+
+def test_renamed_accidentals_keep_the_better_of_two_detections():
+    page = _page()
+    # The flat detected twice (as a natural, then as a flat), the natural as a flat, the sharp
+    # as a sharp, the undecided shape as a natural: network classes and scores.
+    boxes = np.concatenate([BOXES[:1], BOXES])
+    classes = np.int32([NATURAL, FLAT, FLAT, SHARP, NATURAL])
+    scores = np.float32([0.9, 0.6, 0.8, 0.7, 0.5])
+    got_boxes, got_classes, got_scores = ink.name_accidentals(page, boxes, classes, scores)
+    np.testing.assert_array_equal(got_classes, [FLAT, NATURAL, SHARP, NATURAL])
+    np.testing.assert_array_equal(got_scores, scores[[0, 2, 3, 4]])
+    np.testing.assert_array_equal(got_boxes[0], BOXES[0])  # The flat's own ink.
