@@ -1,4 +1,5 @@
-"""Accidentals named by their shape on the ink: flat, natural or sharp.
+"""Accidentals named by their shape on the ink: flat, natural or sharp, in a key signature
+or before a note.
 
 The three are told apart by how far their outer strokes reach, which the network reads
 poorly (run I: 19 of 37 test flats called naturals, flat AP@.5 0.26). Measured on 60 training
@@ -13,8 +14,9 @@ its height spanned by the ink in its left and right 30 % of columns (5th-95th pe
 
 Font by font the classes stay apart; Petaluma's hand-drawn sharp (0.47-0.63 on both sides)
 fits none of the rules below, and keeps the network's class. On run I's detections: test
-mAP@.5 +0.02 (flat AP@.5 0.26 -> 0.83, natural 0.77 -> 0.92); the real DeepScoresV2 page's
-five accidentals were already right and stay so.
+mAP@.5 +0.02 (flat AP@.5 0.26 -> 0.83, natural 0.77 -> 0.92); on the real DeepScoresV2 page
+(another font) 5 key-signature flats the network called sharps are flats again (keyFlat
+AP@.5 0.55 -> 0.69), and its 5 accidentals stay right.
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from dwd_jax import classes as classes_lib
-
-ACCIDENTAL_CLASSES = ("accidentalFlat", "accidentalNatural", "accidentalSharp")
+# Flat, natural, sharp: beside a note, and in a key signature. A detection's shape picks the
+# class of its own family (where it stands decides the family, which the network reads well:
+# run I's test keyFlat / keySharp AP@.5 0.96 / 0.98).
+FAMILIES = (
+    ("accidentalFlat", "accidentalNatural", "accidentalSharp"),
+    ("keyFlat", "keyNatural", "keySharp"),
+)
+FLAT, NATURAL, SHARP = 1, 2, 3
 _SIDE = 0.3  # The share of the component's columns read as each side.
 _STEM = 0.9  # A flat's left side spans at least this share of its height,
 _BOWL = 0.5  # its right side less than this;
@@ -32,8 +39,9 @@ _HALF_STEMS = (0.6, 0.85)  # a natural's sides each span a share in this range;
 _FULL_STEMS = 0.85  # a sharp's sides each at least this.
 
 
-def name(symbols_mask: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """i32[N] the model class each box's accidental has by its shape, 0 where undecided.
+def shape(symbols_mask: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """i32[N] the shape of each box's accidental: `FLAT`, `NATURAL`, `SHARP`, or 0 where
+    undecided.
 
     Args:
       symbols_mask: bool[H, W] the page's ink with its staff lines erased
@@ -41,7 +49,6 @@ def name(symbols_mask: np.ndarray, boxes: np.ndarray) -> np.ndarray:
       boxes: f32[N, 4] `[y0, x0, y1, x1]` page pixels, each over one accidental (its
         largest component inside the box is read).
     """
-    flat, natural, sharp = (classes_lib.label_of(n) + 1 for n in ACCIDENTAL_CLASSES)
     named = np.zeros(len(boxes), np.int32)
     height, width = symbols_mask.shape
     for i, (y0, x0, y1, x1) in enumerate(boxes):
@@ -62,9 +69,9 @@ def name(symbols_mask: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
         left, right = reach(cols < cols.min() + side), reach(cols > cols.max() - side)
         if left >= _STEM and right < _BOWL:
-            named[i] = flat
+            named[i] = FLAT
         elif all(_HALF_STEMS[0] <= r < _HALF_STEMS[1] for r in (left, right)):
-            named[i] = natural
+            named[i] = NATURAL
         elif left >= _FULL_STEMS and right >= _FULL_STEMS:
-            named[i] = sharp
+            named[i] = SHARP
     return named

@@ -231,9 +231,9 @@ def use_dots(
 def name_accidentals(
     symbols_mask: np.ndarray, boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Detections with each flat, natural and sharp named by its shape (`accidentals.name`),
-    where the shape decides; two detections of one accidental, now of one class, are one
-    (`snap_symbols`' rule, which keeps the better).
+    """Detections with each flat, natural and sharp (of a key signature, or beside a note)
+    named by its shape (`accidentals.shape`), where the shape decides; two detections of one
+    accidental, now of one class, are one (`snap_symbols`' rule, which keeps the better).
 
     Args:
       symbols_mask: bool[H, W] the ink with its staff lines erased (`staves.erase_lines`).
@@ -245,12 +245,14 @@ def name_accidentals(
     Returns:
       (boxes f32[M, 4], classes i32[M], scores f32[M]).
     """
-    chosen_labels = labels(accidentals.ACCIDENTAL_CLASSES)
-    chosen = np.flatnonzero(np.isin(classes, chosen_labels))
-    named = accidentals.name(symbols_mask, boxes[chosen])
     classes = np.array(classes, copy=True)
-    classes[chosen] = np.where(named > 0, named, classes[chosen])
-    boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, chosen_labels)
+    for family in accidentals.FAMILIES:
+        family_labels = labels(family)
+        chosen = np.flatnonzero(np.isin(classes, family_labels))
+        shapes = accidentals.shape(symbols_mask, boxes[chosen])
+        classes[chosen] = np.where(shapes > 0, family_labels[shapes - 1], classes[chosen])
+    every = labels([name for family in accidentals.FAMILIES for name in family])
+    boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, every)
     return boxes[keep], classes[keep], scores[keep]
 
 

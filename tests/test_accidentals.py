@@ -5,7 +5,8 @@ from drawing import draw
 
 from dwd_jax import accidentals, ink
 
-FLAT, NATURAL, SHARP = ink.labels(accidentals.ACCIDENTAL_CLASSES)
+FLAT, NATURAL, SHARP = ink.labels(accidentals.FAMILIES[0])
+KEY_FLAT, KEY_SHARP = ink.labels(("keyFlat", "keySharp"))
 # (y0, x0, y1, x1) of each drawn accidental, 16-px staff spaces (about 2.5-3 spaces tall).
 BOXES = np.float32([[10, 20, 50, 31], [8, 60, 52, 72], [8, 100, 54, 114], [10, 140, 50, 152]])
 
@@ -32,21 +33,23 @@ def _page():
 
 
 def test_each_accidental_is_named_by_its_strokes():
-    np.testing.assert_array_equal(accidentals.name(_page(), BOXES), [FLAT, NATURAL, SHARP, 0])
+    want = [accidentals.FLAT, accidentals.NATURAL, accidentals.SHARP, 0]
+    np.testing.assert_array_equal(accidentals.shape(_page(), BOXES), want)
     # A box a little loose reads the same component; an empty one decides nothing.
     loose = BOXES + np.float32([-3, -3, 3, 3])
-    np.testing.assert_array_equal(accidentals.name(_page(), loose), [FLAT, NATURAL, SHARP, 0])
-    np.testing.assert_array_equal(accidentals.name(_page(), np.float32([[56, 0, 64, 10]])), [0])
+    np.testing.assert_array_equal(accidentals.shape(_page(), loose), want)
+    np.testing.assert_array_equal(accidentals.shape(_page(), np.float32([[56, 0, 64, 10]])), [0])
 
 
 def test_renamed_accidentals_keep_the_better_of_two_detections():
     page = _page()
     # The flat detected twice (as a natural, then as a flat), the natural as a flat, the sharp
-    # as a sharp, the undecided shape as a natural: network classes and scores.
+    # as a key's flat, the undecided shape as a natural: network classes and scores.
     boxes = np.concatenate([BOXES[:1], BOXES])
-    classes = np.int32([NATURAL, FLAT, FLAT, SHARP, NATURAL])
+    classes = np.int32([NATURAL, FLAT, FLAT, KEY_FLAT, NATURAL])
     scores = np.float32([0.9, 0.6, 0.8, 0.7, 0.5])
     got_boxes, got_classes, got_scores = ink.name_accidentals(page, boxes, classes, scores)
-    np.testing.assert_array_equal(got_classes, [FLAT, NATURAL, SHARP, NATURAL])
+    # The shape picks the class within the detection's family (a key's stays a key's).
+    np.testing.assert_array_equal(got_classes, [FLAT, NATURAL, KEY_SHARP, NATURAL])
     np.testing.assert_array_equal(got_scores, scores[[0, 2, 3, 4]])
     np.testing.assert_array_equal(got_boxes[0], BOXES[0])  # The flat's own ink.
