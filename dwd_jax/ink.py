@@ -288,8 +288,17 @@ def snap_solids(
     if not len(chosen):
         return np.array(boxes, np.float32, copy=True), np.ones(len(boxes), bool)
     size = max(int(round(_OPENING * staff_space)), 2)
-    solid = ndimage.binary_opening(page < INK_BELOW, structure=np.ones((size, size), bool))
+    solid = open_square(page < INK_BELOW, size)
     return _snap_to_components(solid, boxes, classes, scores, chosen)
+
+
+def open_square(mask: np.ndarray, size: int) -> np.ndarray:
+    """bool[H, W] `mask` opened by a `size` x `size` square: `ndimage.binary_opening` with that
+    structure, exactly, as a row pass and a column pass each way (a square is separable; half
+    the time on a page, where the opening was most of `refine`'s)."""
+    row, column = np.ones((1, size), bool), np.ones((size, 1), bool)
+    eroded = ndimage.binary_erosion(ndimage.binary_erosion(mask, row), column)
+    return ndimage.binary_dilation(ndimage.binary_dilation(eroded, row), column)
 
 
 def snap_symbols(

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from drawing import draw as _page
+from scipy import ndimage
 
 from configs import default
 from dwd_jax import classes as classes_lib
@@ -75,6 +76,18 @@ def test_the_real_sample_pages_stems_are_where_their_ink_is():
     np.testing.assert_array_equal(out[:, [0, 2]], boxes[:, [0, 2]])
     assert np.abs(out - boxes).max() < 0.3
     np.testing.assert_allclose(out[:, 3] - out[:, 1], boxes[:, 3] - boxes[:, 1], atol=0.05)
+
+
+def test_opening_by_a_square_is_scipys_exactly():
+    """The separable opening that finds solids equals `ndimage.binary_opening` by the square,
+    odd and even sides, on a real page's ink (a crop, for time)."""
+    sample = Path("/work/shared/data/deepscores_v2_sample")
+    page = detect.load_page(sample / "images" / "lg-5230237-aug-emmentaler--page-2.png")
+    mask = page[500:1300, :1200] < ink.INK_BELOW
+    for size in (2, 5, 8):
+        want = ndimage.binary_opening(mask, structure=np.ones((size, size), bool))
+        assert want.any() and (want != mask).any()
+        np.testing.assert_array_equal(ink.open_square(mask, size), want)
 
 
 BEAM = classes_lib.label_of("beam") + 1
