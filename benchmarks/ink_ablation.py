@@ -24,18 +24,7 @@ from dwd_jax import detect, evaluate, inference, ink, input_pipeline, workflow  
 
 # (row name, config.decode overrides applied on top of the previous row's).
 _STEPS = (
-    (
-        "network only",
-        {
-            "line_classes": (),
-            "solid_classes": (),
-            "symbol_classes": (),
-            "staves_from_ink": False,
-            "ledger_lines_from_heads": False,
-            "accidentals_by_shape": False,
-            "dots_from_ink": False,
-        },
-    ),
+    ("network only", ink.OFF),
     ("+ line classes (stems, ledger lines)", {"line_classes": None}),
     ("+ solid classes", {"solid_classes": None}),
     ("+ staves from the ink", {"staves_from_ink": True}),

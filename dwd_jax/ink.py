@@ -74,6 +74,19 @@ _SEEN_IOU = 0.3
 _UNSEEN = 0.3
 
 
+# `config.decode` with every re-measure on the ink off: the network's boxes and classes as
+# decoded (the original method). `config.decode.update(ink.OFF)`.
+OFF = {
+    "line_classes": (),
+    "solid_classes": (),
+    "symbol_classes": (),
+    "accidentals_by_shape": False,
+    "dots_from_ink": False,
+    "staves_from_ink": False,
+    "ledger_lines_from_heads": False,
+}
+
+
 def labels(names: Sequence[str]) -> np.ndarray:
     """i32[k] model classes of DeepScores class names (KeyError on a bad name)."""
     return np.array([classes_lib.label_of(name) + 1 for name in names], np.int32)

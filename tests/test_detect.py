@@ -15,7 +15,7 @@ from PIL import Image
 from scipy import ndimage
 
 from configs import default
-from dwd_jax import detect
+from dwd_jax import detect, ink
 
 SAMPLE = Path("/work/shared/data/deepscores_v2_sample")
 SAMPLE_PAGE = SAMPLE / "images" / "lg-5230237-aug-emmentaler--page-2.png"
@@ -287,10 +287,7 @@ def test_real_sample_page_round_trip_with_an_oracle_predict_fn():
     no_snap = config()
     # Exact boxes back: no re-measuring on the ink (tests/test_ink.py, tests/test_staves.py and
     # tests/test_dots.py read ink).
-    no_snap.decode.line_classes = no_snap.decode.solid_classes = ()
-    no_snap.decode.symbol_classes = ()
-    no_snap.decode.staves_from_ink = no_snap.decode.ledger_lines_from_heads = False
-    no_snap.decode.dots_from_ink = no_snap.decode.accidentals_by_shape = False
+    no_snap.decode.update(ink.OFF)
     boxes, got_classes, _, info = detect.detect_page(page, oracle, config=no_snap)
     # Staff space 22.8 px -> 8.5 px: scale 0.373, one pass over the page padded to 160s.
     assert info["scale"] == pytest.approx(0.373, abs=0.002) and (h, w) == (1427, 1009)

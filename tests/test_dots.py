@@ -111,9 +111,7 @@ def test_refine_names_dots_only_when_asked():
     classes = np.int32([HEAD] * len(heads) + [BELOW])
     scores = np.float32([0.9] * len(heads) + [0.85])
     config = default.get_config()
-    config.decode.line_classes = config.decode.solid_classes = config.decode.symbol_classes = ()
-    config.decode.staves_from_ink = config.decode.ledger_lines_from_heads = False
-    config.decode.dots_from_ink = config.decode.accidentals_by_shape = False
+    config.decode.update(ink.OFF)
     got = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
     np.testing.assert_array_equal(got[1], classes)
     config.decode.dots_from_ink = True

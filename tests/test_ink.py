@@ -60,6 +60,10 @@ def test_labels_of_the_config_names():
     np.testing.assert_array_equal(ink.labels(config.decode.line_classes), [STEM, LEDGER])
     with pytest.raises(KeyError, match="unknown DeepScores class name 'stemm'"):
         ink.labels(["stemm"])
+    # ink.OFF names real fields, each on in the default.
+    assert all(
+        bool(len(config.decode[k]) if k.endswith("classes") else config.decode[k]) for k in ink.OFF
+    )
 
 
 def test_the_real_sample_pages_stems_are_where_their_ink_is():

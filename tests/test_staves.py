@@ -123,9 +123,7 @@ def test_symbols_take_their_component_box_and_staves_replace_the_networks():
     np.testing.assert_array_equal(got_scores[[0, 1, 3]], scores[[0, 4, 4]])
     # Off: the network's boxes and classes as decoded.
     config = default.get_config()
-    config.decode.line_classes = config.decode.solid_classes = config.decode.symbol_classes = ()
-    config.decode.staves_from_ink = config.decode.ledger_lines_from_heads = False
-    config.decode.dots_from_ink = config.decode.accidentals_by_shape = False
+    config.decode.update(ink.OFF)
     got = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
     np.testing.assert_array_equal(got[0], boxes)
     np.testing.assert_array_equal(got[1], classes)
