@@ -9,6 +9,10 @@ original).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 # In DeepScoresV2 id order (id = index + 1). The release spells the ledger line `legerLine`;
 # we use the standard spelling and accept both (see `label_of`).
 DEEPSCORES_CLASSES: tuple[str, ...] = (
@@ -177,3 +181,9 @@ def label_of(name: str) -> int:
             f"unknown DeepScores class name {name!r}: expected one of the 136 DeepScoresV2 "
             "`deepscores` classes listed in dwd_jax.classes.DEEPSCORES_CLASSES"
         ) from None
+
+
+def model_labels(names: Sequence[str]) -> np.ndarray:
+    """i32[k] model classes (DeepScores label + 1; 0 is background) of class names (KeyError
+    on a bad name, as `label_of`)."""
+    return np.array([label_of(name) + 1 for name in names], np.int32)

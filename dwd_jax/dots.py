@@ -13,8 +13,6 @@ reads its class from the detected note heads and rests, the staves and the barli
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from scipy import ndimage
 
@@ -97,14 +95,14 @@ def name(
       (classes i32[D], scores f32[D]): a model class of `DOT_CLASSES`, or 0 where unnamed;
       the score of what named it (the head or rest, the staff).
     """
-    aug, above, below, repeat = _labels(DOT_CLASSES)
+    aug, above, below, repeat = classes_lib.model_labels(DOT_CLASSES)
     named = np.zeros(len(dots), np.int32)
     context = np.zeros(len(dots), np.float32)
     if not len(dots):
         return named, context
-    is_head = np.isin(classes, _labels(_HEADS))
-    is_rest = np.isin(classes, _labels(_RESTS))
-    fermatas = boxes[np.isin(classes, _labels(_FERMATAS))]
+    is_head = np.isin(classes, classes_lib.model_labels(_HEADS))
+    is_rest = np.isin(classes, classes_lib.model_labels(_RESTS))
+    fermatas = boxes[np.isin(classes, classes_lib.model_labels(_FERMATAS))]
     cy, cx = (dots[:, 0] + dots[:, 2]) / 2, (dots[:, 1] + dots[:, 3]) / 2
     staff, place = _staff_place(cy, cx, found)
     y0, x0, y1, x1 = boxes.T
@@ -149,10 +147,6 @@ def name(
         if right_of.any():
             named[i], context[i] = aug, scores[right_of].max()
     return named, context
-
-
-def _labels(names: Sequence[str]) -> np.ndarray:
-    return np.array([classes_lib.label_of(n) + 1 for n in names], np.int32)
 
 
 def _staff_place(

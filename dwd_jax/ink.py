@@ -87,11 +87,6 @@ OFF = {
 }
 
 
-def labels(names: Sequence[str]) -> np.ndarray:
-    """i32[k] model classes of DeepScores class names (KeyError on a bad name)."""
-    return np.array([classes_lib.label_of(name) + 1 for name in names], np.int32)
-
-
 def refine(
     page: np.ndarray,
     boxes: np.ndarray,
@@ -119,15 +114,15 @@ def refine(
       dropped, what the ink found (dots, staves, ledger lines) added last.
     """
     d = config.decode
-    (ledger,) = labels(("ledgerLine",))
+    (ledger,) = classes_lib.model_labels(("ledgerLine",))
     if d.ledger_lines_from_heads:  # Replaced at the end: not worth re-measuring.
         keep = classes != ledger
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if len(d.line_classes):
-        boxes = snap_lines(page, boxes, classes, labels(d.line_classes))
+        boxes = snap_lines(page, boxes, classes, classes_lib.model_labels(d.line_classes))
     if len(d.solid_classes):
         boxes, keep = snap_solids(
-            page, boxes, classes, scores, labels(d.solid_classes), staff_space
+            page, boxes, classes, scores, classes_lib.model_labels(d.solid_classes), staff_space
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     without_lines = bool(len(d.symbol_classes)) or d.accidentals_by_shape or d.dots_from_ink
@@ -138,7 +133,9 @@ def refine(
     if without_lines:
         symbols = staves_lib.erase_lines(ink_mask, found)
     if len(d.symbol_classes):
-        boxes, keep = snap_symbols(symbols, boxes, classes, scores, labels(d.symbol_classes))
+        boxes, keep = snap_symbols(
+            symbols, boxes, classes, scores, classes_lib.model_labels(d.symbol_classes)
+        )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if d.accidentals_by_shape:
         boxes, classes, scores = name_accidentals(symbols, boxes, classes, scores)
@@ -149,7 +146,7 @@ def refine(
     if d.staves_from_ink:
         boxes, classes, scores = use_staves(found, boxes, classes, scores)
     if d.ledger_lines_from_heads:
-        heads = np.isin(classes, labels(ledgers.HEAD_CLASSES))
+        heads = np.isin(classes, classes_lib.model_labels(ledgers.HEAD_CLASSES))
         lines, line_scores = ledgers.from_heads(
             ink_mask, found, boxes[heads], scores[heads], staff_space
         )
@@ -177,7 +174,7 @@ def use_staves(
     Returns:
       (boxes f32[M, 4], classes i32[M], scores f32[M]), the found staves last.
     """
-    staff, ledger = labels(("staff", "ledgerLine"))
+    staff, ledger = classes_lib.model_labels(("staff", "ledgerLine"))
     top, bottom = found.lines[:, 0, 2], found.lines[:, -1, 0]  # Inner edges of outer lines.
     cy, cx = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     inside = (
@@ -222,7 +219,7 @@ def use_dots(
     Returns:
       (boxes f32[M, 4], classes i32[M], scores f32[M]), the found dots last.
     """
-    is_dot = np.isin(classes, labels(dots_lib.DOT_CLASSES))
+    is_dot = np.isin(classes, classes_lib.model_labels(dots_lib.DOT_CLASSES))
     rest = ~is_dot
     found_dots = dots_lib.find(symbols_mask, staff_space)
     named, context = dots_lib.name(
@@ -260,11 +257,11 @@ def name_accidentals(
     """
     classes = np.array(classes, copy=True)
     for family in accidentals.FAMILIES:
-        family_labels = labels(family)
+        family_labels = classes_lib.model_labels(family)
         chosen = np.flatnonzero(np.isin(classes, family_labels))
         shapes = accidentals.shape(symbols_mask, boxes[chosen])
         classes[chosen] = np.where(shapes > 0, family_labels[shapes - 1], classes[chosen])
-    every = labels([name for family in accidentals.FAMILIES for name in family])
+    every = classes_lib.model_labels([name for family in accidentals.FAMILIES for name in family])
     boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, every)
     return boxes[keep], classes[keep], scores[keep]
 

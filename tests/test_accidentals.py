@@ -4,9 +4,10 @@ import numpy as np
 from drawing import draw
 
 from dwd_jax import accidentals, ink
+from dwd_jax import classes as classes_lib
 
-FLAT, NATURAL, SHARP = ink.labels(accidentals.FAMILIES[0])
-KEY_FLAT, KEY_SHARP = ink.labels(("keyFlat", "keySharp"))
+FLAT, NATURAL, SHARP = classes_lib.model_labels(accidentals.FAMILIES[0])
+KEY_FLAT, KEY_SHARP = classes_lib.model_labels(("keyFlat", "keySharp"))
 # (y0, x0, y1, x1) of each drawn accidental, 16-px staff spaces (about 2.5-3 spaces tall).
 BOXES = np.float32([[10, 20, 50, 31], [8, 60, 52, 72], [8, 100, 54, 114], [10, 140, 50, 152]])
 

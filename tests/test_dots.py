@@ -10,7 +10,7 @@ from dwd_jax import ink, staves
 
 SPACE = 16.0
 R = 3.2  # A dot's radius: 0.4 staff spaces across, as engraved.
-AUG, ABOVE, BELOW, REPEAT = ink.labels(
+AUG, ABOVE, BELOW, REPEAT = classes_lib.model_labels(
     ("augmentationDot", "articStaccatoAbove", "articStaccatoBelow", "repeatDot")
 )
 HEAD = classes_lib.label_of("noteheadBlackInSpace") + 1

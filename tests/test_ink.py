@@ -57,9 +57,11 @@ def test_boxes_without_a_thin_line_or_of_other_classes_are_kept():
 
 def test_labels_of_the_config_names():
     config = default.get_config()
-    np.testing.assert_array_equal(ink.labels(config.decode.line_classes), [STEM, LEDGER])
+    np.testing.assert_array_equal(
+        classes_lib.model_labels(config.decode.line_classes), [STEM, LEDGER]
+    )
     with pytest.raises(KeyError, match="unknown DeepScores class name 'stemm'"):
-        ink.labels(["stemm"])
+        classes_lib.model_labels(["stemm"])
     # ink.OFF names real fields, each on in the default.
     assert all(
         bool(len(config.decode[k]) if k.endswith("classes") else config.decode[k]) for k in ink.OFF
