@@ -36,7 +36,7 @@ from configs.default import get_config
 from dwd_jax import ccl, decode, targets
 from dwd_jax import classes as classes_lib
 
-SAMPLE = Path("/work/shared/data/deepscores_v2_sample")
+SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "deepscores_v2_sample"
 PADDED = (1920, 1440)  # The half-resolution page (1914 x 1354) padded to a multiple of 160.
 LINES = get_config().targets.energy_groups[1]
 

@@ -34,7 +34,7 @@ from PIL import Image
 import dwd_jax  # noqa: F401  (registers deep_scores)
 from tfds_builders.deep_scores import deep_scores_dataset_builder as builder_lib
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/deepscores_v2_sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "deepscores_v2_sample"
 
 
 def copies_of_sample(folder: Path, pages: int) -> Path:

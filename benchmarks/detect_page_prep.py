@@ -21,7 +21,7 @@ from timing import best_of
 from configs import default
 from dwd_jax import detect, visualize
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/deepscores_v2_sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "deepscores_v2_sample"
 PAGE = SAMPLE / "images" / "lg-5230237-aug-emmentaler--page-2.png"
 
 

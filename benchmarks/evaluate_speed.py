@@ -23,7 +23,7 @@ from timing import best_of
 
 from dwd_jax import evaluate
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/deepscores_v2_sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "deepscores_v2_sample"
 
 
 def sample_pages(n: int, seed: int = 0) -> list[evaluate.Page]:

@@ -4,7 +4,7 @@ The one parser of the DeepScoresV2 (DSv2) annotation schema in this project: the
 TFDS builder uses it for the real release and for our engraved corpus alike. Pure Python and
 numpy; no TFDS, no images.
 
-The schema (see /work/shared/data/deepscores_v2_sample/README.md and DWD_SPEC.md section 8):
+The schema (see tests/data/deepscores_v2_sample/README.md and DWD_SPEC.md section 8):
 `images` is a list of `{id, filename, width, height, ...}`; `annotations` is a dict keyed by
 annotation id of `{a_bbox, o_bbox, cat_id, area, img_id, comments}`; `categories` is a dict
 keyed by category id of `{name, annotation_set, ...}`; `cat_id` is a list with one category id
@@ -106,16 +106,19 @@ def load_pages(path: str | Path) -> list[Page]:
     return parse_pages(_read_json(Path(path)), source=str(path))
 
 
-def count_pages(path: str | Path) -> int:
-    """The number of pages (`images` entries) of a DSv2 annotation file, without validating it.
+def page_filenames(path: str | Path) -> list[str]:
+    """The image file names of a DSv2 annotation file's pages (`images[*].filename`), in file
+    order, without validating the rest of the file.
 
     Raises:
-      AnnotationError: the file is not valid JSON or has no `images` list.
+      AnnotationError: the file is not valid JSON, has no `images` list, or an entry has no
+        `filename`.
     """
-    images = _read_json(Path(path)).get("images")
+    data = _read_json(Path(path))
+    images = data.get("images") if isinstance(data, Mapping) else None
     if not isinstance(images, list):
         raise AnnotationError(f"{path}: missing the `images` list of a DeepScoresV2 file")
-    return len(images)
+    return [str(_field(im, "filename", f"{path}: images[{i}]")) for i, im in enumerate(images)]
 
 
 def _read_json(path: Path) -> Any:

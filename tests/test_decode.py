@@ -2,7 +2,6 @@
 scipy reference, the watershed, the score, padding and the guards."""
 
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +13,6 @@ from configs.default import get_config
 from dwd_jax import classes as classes_lib
 from dwd_jax import decode, targets
 
-SAMPLE = Path("/work/shared/data/deepscores_v2_sample/deepscores_v2_sample.json")
 NOTEHEAD = classes_lib.label_of("noteheadBlackInSpace") + 1
 DOT = classes_lib.label_of("augmentationDot") + 1
 
@@ -57,9 +55,9 @@ def iou(a, b):
 
 
 @pytest.fixture(scope="module")
-def page():
+def page(sample_json):
     """Ground truth of the real DeepScoresV2 sample page, scaled by 0.5 as in training."""
-    data = json.loads(SAMPLE.read_text())
+    data = json.loads(sample_json.read_text())
     image = data["images"][0]
     names = {k: v["name"] for k, v in data["categories"].items()}
     anns = list(data["annotations"].values())

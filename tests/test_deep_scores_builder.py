@@ -21,8 +21,6 @@ from dwd_jax import deepscores_json
 from dwd_jax.classes import DEEPSCORES_CLASSES, canonical
 from tfds_builders.deep_scores import deep_scores_dataset_builder as builder_lib
 
-# The checkout sits beside shared/ (here and in CI).
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/deepscores_v2_sample"
 DUMMY_DATA = Path(builder_lib.__file__).parent / "dummy_data"
 
 
@@ -58,8 +56,8 @@ def test_importing_dwd_jax_registers_the_builder_without_jax():
 
 
 @pytest.fixture(scope="module")
-def sample_page(tmp_path_factory):
-    sources = _build("dense", SAMPLE, tmp_path_factory.mktemp("tfds"))
+def sample_page(sample_dir, tmp_path_factory):
+    sources = _build("dense", sample_dir, tmp_path_factory.mktemp("tfds"))
     assert list(sources) == ["v2_sample"]
     assert len(sources["v2_sample"]) == 1
     return sources["v2_sample"][0]
@@ -75,8 +73,8 @@ def test_sample_page_size_objects_and_classes(sample_page):
     assert len(set(labels.tolist())) == 35
 
 
-def test_sample_boxes_labels_and_extras_equal_the_json(sample_page):
-    data = json.loads((SAMPLE / "deepscores_v2_sample.json").read_text())
+def test_sample_boxes_labels_and_extras_equal_the_json(sample_page, sample_json):
+    data = json.loads(sample_json.read_text())
     anns = list(data["annotations"].values())
     boxes = np.asarray(sample_page["objects"]["bbox"], np.float64) * [3828, 2707, 3828, 2707]
     a_bbox = np.array([a["a_bbox"] for a in anns])
@@ -91,8 +89,8 @@ def test_sample_boxes_labels_and_extras_equal_the_json(sample_page):
     assert np.isnan(sample_page["objects"]["onset"]).all()  # The sample's comments are "".
 
 
-def test_sample_image_is_the_page_in_grey(sample_page):
-    rgba = cv2.imread(str(SAMPLE / "images/lg-5230237-aug-emmentaler--page-2.png"), -1)
+def test_sample_image_is_the_page_in_grey(sample_page, sample_page_path):
+    rgba = cv2.imread(str(sample_page_path), -1)
     assert (rgba[..., 3] == 255).all()  # Opaque, so grey is the plain luma of the colours.
     want = cv2.cvtColor(rgba, cv2.COLOR_BGRA2GRAY).astype(int)
     assert np.abs(sample_page["image"][..., 0].astype(int) - want).max() <= 1
@@ -188,6 +186,27 @@ def test_repeated_page_id(dummy):
     path = _edit(dummy / "deepscores_train.json", lambda d: d["images"][1].update(id=1))
     with pytest.raises(deepscores_json.AnnotationError, match="repeats a page id"):
         deepscores_json.load_pages(path)
+
+
+def test_repeated_page_name_in_one_file_names_page_and_file(dummy, tmp_path):
+    # TFDS would fail on the repeated key only when writing the split, and misleadingly.
+    train = _edit(
+        dummy / "deepscores_train.json",
+        lambda d: d["images"].append({**d["images"][0], "id": 99, "ann_ids": []}),
+    )
+    with pytest.raises(ValueError, match="two pages are named 'page-1.png'") as e:
+        _build("synthetic", dummy, tmp_path / "tfds")
+    assert f"twice in {train};" in str(e.value)
+    assert "must be unique" in str(e.value) and "regenerate" in str(e.value)
+
+
+def test_repeated_page_name_across_splits_names_both_files(dummy, tmp_path):
+    test = _edit(
+        dummy / "deepscores_test.json", lambda d: d["images"][0].update(filename="page-2.png")
+    )
+    with pytest.raises(ValueError, match="two pages are named 'page-2.png'") as e:
+        _build("synthetic", dummy, tmp_path / "tfds")
+    assert f"in {test} and {dummy / 'deepscores_train.json'};" in str(e.value)
 
 
 def test_unknown_class_name_names_category_and_class(dummy):

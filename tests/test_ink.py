@@ -2,7 +2,6 @@
 the test page was drawn from."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,15 +67,14 @@ def test_labels_of_the_config_names():
     )
 
 
-def test_the_real_sample_pages_stems_are_where_their_ink_is():
+def test_the_real_sample_pages_stems_are_where_their_ink_is(sample_json, sample_page_path):
     """DeepScoresV2's own stem boxes, re-measured on the real page (another engraver and
     renderer): within 0.3 px, thickness within 0.05 px. Its ledger lines are not: their
     boxes sit 1.3-2.3 px above the ink (a DSv2 annotation offset, kept as it is)."""
-    sample = Path("/work/shared/data/deepscores_v2_sample")
-    anns = json.loads((sample / "deepscores_v2_sample.json").read_text())["annotations"]
+    anns = json.loads(sample_json.read_text())["annotations"]
     stems = [a["a_bbox"] for a in anns.values() if int(a["cat_id"][0]) == STEM]
     boxes = np.float32(stems)[:, [1, 0, 3, 2]]
-    page = detect.load_page(sample / "images" / "lg-5230237-aug-emmentaler--page-2.png")
+    page = detect.load_page(sample_page_path)
     out = ink.snap_lines(page, boxes, np.full(len(boxes), STEM), [STEM])
     assert len(boxes) == 149
     np.testing.assert_array_equal(out[:, [0, 2]], boxes[:, [0, 2]])
@@ -84,11 +82,10 @@ def test_the_real_sample_pages_stems_are_where_their_ink_is():
     np.testing.assert_allclose(out[:, 3] - out[:, 1], boxes[:, 3] - boxes[:, 1], atol=0.05)
 
 
-def test_opening_by_a_square_is_scipys_exactly():
+def test_opening_by_a_square_is_scipys_exactly(sample_page_path):
     """The separable opening that finds solids equals `ndimage.binary_opening` by the square,
     odd and even sides, on a real page's ink (a crop, for time)."""
-    sample = Path("/work/shared/data/deepscores_v2_sample")
-    page = detect.load_page(sample / "images" / "lg-5230237-aug-emmentaler--page-2.png")
+    page = detect.load_page(sample_page_path)
     mask = page[500:1300, :1200] < ink.INK_BELOW
     for size in (2, 5, 8):
         want = ndimage.binary_opening(mask, structure=np.ones((size, size), bool))

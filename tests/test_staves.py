@@ -2,7 +2,6 @@
 on the real DeepScoresV2 page (against its annotation), staff lines erased, symbols snapped."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from configs import default
 from dwd_jax import classes as classes_lib
 from dwd_jax import detect, evaluate, ink, ledgers, staves
 
-SAMPLE = Path("/work/shared/data/deepscores_v2_sample")
 STAFF = classes_lib.label_of("staff") + 1
 LEDGER = classes_lib.label_of("ledgerLine") + 1
 SHARP = classes_lib.label_of("accidentalSharp") + 1
@@ -58,13 +56,13 @@ def test_staves_are_the_union_of_their_five_lines():
         assert empty.boxes.shape == (0, 4) and empty.lines.shape == (0, 5, 4)
 
 
-def test_the_real_sample_pages_staves_match_its_annotation():
+def test_the_real_sample_pages_staves_match_its_annotation(sample_json, sample_page_path):
     """Another engraver and renderer: all 12 staves, each within DSv2's own 2-px offset
     (IoU >= 0.94), and no other."""
-    anns = json.loads((SAMPLE / "deepscores_v2_sample.json").read_text())["annotations"]
+    anns = json.loads(sample_json.read_text())["annotations"]
     want = np.float32([a["a_bbox"] for a in anns.values() if int(a["cat_id"][0]) == STAFF])
     want = want[:, [1, 0, 3, 2]]
-    page = detect.load_page(SAMPLE / "images" / "lg-5230237-aug-emmentaler--page-2.png")
+    page = detect.load_page(sample_page_path)
     found = staves.find(page < ink.INK_BELOW, detect.estimate_staff_space(page))
     assert len(want) == len(found.boxes) == 12
     iou = evaluate.box_iou(want, found.boxes)

@@ -106,9 +106,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             Path(dl_manager.manual_dir),
             Path(dl_manager.download_dir) / "extracted",
         )
+        files_by_split = deepscores_json.annotation_files(folder)
+        names = {
+            path: deepscores_json.page_filenames(path)
+            for files in files_by_split.values()
+            for path in files
+        }
+        check_unique_page_names(names)
         splits = {}
-        for split, files in deepscores_json.annotation_files(folder).items():
-            if sum(deepscores_json.count_pages(path) for path in files):
+        for split, files in files_by_split.items():
+            if sum(len(names[path]) for path in files):
                 splits[split] = self._generate_examples(files, folder / "images")
             else:
                 # TFDS cannot store an empty split; a small engraved corpus can have one.
@@ -119,6 +126,34 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         for path in files:
             for page in deepscores_json.load_pages(path):
                 yield page.filename, page_example(page, image_dir / page.filename)
+
+
+def check_unique_page_names(names_by_file: dict[Path, list[str]]) -> None:
+    """Refuses two pages of one name, in one annotation file or in two (of any splits).
+
+    Examples are keyed by page file name, and all pages share one `images/` folder: two pages
+    of one name are one image under two annotations. Left to TFDS, a repeated key in a split
+    fails only when the split is written, as a misleading "No module named 'tensorflow'".
+
+    Args:
+      names_by_file: `{annotation file: its pages' file names}`.
+
+    Raises:
+      ValueError: a name repeats; the message names the page and the files it is in.
+    """
+    seen: dict[str, Path] = {}
+    for path, names in names_by_file.items():
+        for name in names:
+            if name in seen:
+                where = f"twice in {path}" if seen[name] == path else f"in {seen[name]} and {path}"
+                raise ValueError(
+                    f"deep_scores: two pages are named {name!r}, {where}; page names must be "
+                    "unique (they key the examples, and one images/ file cannot be two pages). "
+                    "For an engraved corpus, delete its folder and regenerate it (`python run.py "
+                    "generate`); otherwise rename one of the pages (its `images` entry and image "
+                    "file)."
+                )
+            seen[name] = path
 
 
 def page_example(page: deepscores_json.Page, image_path: Path) -> dict:
