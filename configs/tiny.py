@@ -35,4 +35,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.picture_every = 0  # No pictures in tests unless a test asks.
     c.train.checkpoint_every = 3  # Twice per run.
     c.train.keep_checkpoints = 2  # The last two.
+    c.train.eval_every = 0  # Validation during training costs compiles; tests that want it ask.
+    c.engrave.pages_per_piece = 1  # A page per piece: a few pages still fill three splits.
     return c

@@ -2,8 +2,8 @@
 
 Layout written (the DeepScoresV2 release's, so one reader serves both):
   out_dir/images/<name>.png          grey 8-bit pages
-  out_dir/deepscores_train.json      DeepScoresV2 schema (see `dsv2`)
-  out_dir/deepscores_test.json
+  out_dir/deepscores_{train,validation,test}.json   DeepScoresV2 schema (see `dsv2`); a work
+                                     (`corpus.work_of`) lies in one split
   out_dir/shards/<piece>.json        per-piece annotations the two JSONs are assembled from
   out_dir/engrave_settings.json      the settings the folder was made with (resume guard)
 """
@@ -27,7 +27,8 @@ ANNOTATION_RULES = 2
 
 
 def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
-             test_fraction: float = 0.2, progress: bool = True, pages_per_piece: int = 2,
+             test_fraction: float = 0.2, validation_fraction: float = 0.1,
+             progress: bool = True, pages_per_piece: int = 2,
              width_range: tuple[int, int] = (1960, 2700),
              staff_space_ratio: tuple[float, float] = (0.0075, 0.0100),
              piece_timeout_s: float = 300.0, pieces: list[str] | None = None) -> dict:
@@ -43,7 +44,8 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
       num_pages: pages in the corpus (train + test).
       seed: same seed, same settings -> identical files.
       workers: worker processes.
-      test_fraction: share of pieces (not pages) in the test split.
+      test_fraction: share of works (not pages) in the test split.
+      validation_fraction: share of works in the validation split.
       progress: show a tqdm progress bar.
       pages_per_piece: pages taken from the start of each piece, at most.
       width_range: (min, max) page width in pixels; heights follow A4's aspect.
@@ -52,12 +54,13 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
       pieces: score files to draw from instead of the whole music21 corpus.
 
     Returns:
-      stats: {"pages", "train_pages", "test_pages", "pieces", "failed", "crashed",
-      "resumed_pages", "new_pages", "seconds"}; "failed"/"crashed" list the skipped pieces'
-      keys with the reason.
+      stats: {"pages", "train_pages", "validation_pages", "test_pages", "pieces", "failed",
+      "crashed", "resumed_pages", "new_pages", "seconds"}; "failed"/"crashed" list the
+      skipped pieces' keys with the reason.
 
     Raises:
-      ValueError: out_dir holds a corpus made with other settings.
+      ValueError: out_dir holds a corpus made with other settings, or two score files
+        have the same piece key.
     """
     start = time.monotonic()
     images_dir = os.path.join(out_dir, "images")
@@ -72,6 +75,7 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
 
     order = corpus.engraving_order(pieces if pieces is not None else corpus.corpus_pieces(), seed)
     keys = [corpus.piece_key(p) for p in order]
+    _check_unique_keys(order, keys)
     shard_path = {k: os.path.join(shards_dir, f"{k}.json") for k in keys}
     done: dict[str, dict] = {}
     for k in keys:
@@ -120,8 +124,8 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
 
     selected = _select(keys, done, num_pages)
     _remove_unselected(keys, done, selected, images_dir, shard_path)
-    stats = _write_splits(out_dir, selected, done, seed=seed, test_fraction=test_fraction,
-                          num_pages=num_pages)
+    stats = _write_splits(out_dir, selected, done, seed=seed, num_pages=num_pages,
+                          fractions={"test": test_fraction, "validation": validation_fraction})
     stats.update(
         pieces=sum(1 for k in selected if done[k]["pages"]),
         failed=[f"{k}: {done[k]['failed']}" for k in selected if "failed" in done[k]],
@@ -129,6 +133,19 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
         resumed_pages=resumed, new_pages=new_pages, seconds=time.monotonic() - start,
     )
     return stats
+
+
+def _check_unique_keys(paths: list[str], keys: list[str]) -> None:
+    """Page and shard names come from the piece key: two files with one key would overwrite
+    each other's pages, leaving one piece's boxes on the other's image."""
+    seen: dict[str, str] = {}
+    for path, key in zip(paths, keys, strict=True):
+        if key in seen:
+            raise ValueError(
+                f"{seen[key]} and {path} would both be engraved as {key!r} (their pages and "
+                "annotations would overwrite each other); rename one of the files or put them "
+                "in folders of different names")
+        seen[key] = path
 
 
 def _check_settings(out_dir: str, settings: dict) -> None:
@@ -180,25 +197,41 @@ def _remove_unselected(keys, done, selected, images_dir, shard_path) -> None:
             os.remove(shard_path[k])
 
 
-def _write_splits(out_dir, selected, done, *, seed, test_fraction, num_pages) -> dict:
-    """Numbers pages and annotations in engraving order; writes the two split JSONs."""
-    splits: dict[str, list[dict]] = {"train": [], "test": []}
+def _write_splits(out_dir, selected, done, *, seed, fractions, num_pages) -> dict:
+    """Numbers pages and annotations in engraving order; writes one JSON per split."""
+    splits: dict[str, list[dict]] = {s: [] for s in corpus.SPLITS}
+    split_of = {k: corpus.split_of(k, seed=seed, fractions=fractions) for k in selected}
+    _fill_empty_splits(selected, split_of, fractions)
     image_id, ann_id = 1, 1
-    test = {k for k in selected if corpus.is_test_piece(k, seed=seed, test_fraction=test_fraction)}
-    if not test and test_fraction > 0 and len(selected) > 1:
-        # A small corpus can draw no test piece; TFDS cannot store an empty split, so the first
-        # piece (whose pages are always within num_pages) goes to test.
-        test = {selected[0]}
     for k in selected:
-        split = "test" if k in test else "train"
         for page in done[k]["pages"]:
             if image_id > num_pages:
                 break
-            splits[split].append({**page, "image_id": image_id, "first_ann_id": ann_id})
+            splits[split_of[k]].append({**page, "image_id": image_id, "first_ann_id": ann_id})
             image_id += 1
             ann_id += len(page["annotations"])
     for split, pages in splits.items():
         dsv2.write_atomic(os.path.join(out_dir, f"deepscores_{split}.json"),
                           dsv2.dumps(dsv2.assemble(pages)))
-    return {"pages": image_id - 1, "train_pages": len(splits["train"]),
-            "test_pages": len(splits["test"])}
+    return {"pages": image_id - 1, **{f"{s}_pages": len(p) for s, p in splits.items()}}
+
+
+def _fill_empty_splits(selected: list[str], split_of: dict[str, str], fractions) -> None:
+    """Gives each empty split with a positive share the first work (in engraving order) of the
+    split with the most works, while that one keeps at least one.
+
+    A small corpus can draw no work for a split; TFDS cannot store an empty split. A work
+    moves whole, so no work is split; the first pieces' pages are always within num_pages.
+    """
+    shares = {**fractions, "train": 1.0 - sum(fractions.values())}
+    for split in corpus.SPLITS:
+        if shares.get(split, 0) <= 0 or split in split_of.values():
+            continue
+        works = {s: list(dict.fromkeys(corpus.work_of(k) for k in selected if split_of[k] == s))
+                 for s in corpus.SPLITS}
+        donor = max(corpus.SPLITS, key=lambda s: len(works[s]))
+        if len(works[donor]) < 2:
+            return
+        for k in selected:
+            if corpus.work_of(k) == works[donor][0]:
+                split_of[k] = split
