@@ -7,7 +7,8 @@ Commands:
   generate        engrave the corpus (resumable) and prepare the TFDS dataset
   train           train (resuming from the newest checkpoint in --workdir)
   eval            evaluate the newest checkpoint on config.data.eval_split (or --split)
-  eval_folder F   evaluate on a DeepScoresV2-layout folder F as new pages (staff-space rescaled)
+  eval_folder F   evaluate on one annotation file of a DeepScoresV2-layout folder F
+                  (deepscores_<--split>.json, default test), by the same protocol as eval
   detect FILES    detect symbols on image files: proposals, COCO results and overlays
 
 Multi-host: pass --multihost to call `jax.distributed.initialize()` (its arguments come from the
@@ -26,7 +27,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Experiment config (a get_config() file).", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/default", "Checkpoints, logs and reports.")
-_SPLIT = flags.DEFINE_string("split", None, "Split for `eval` (default: config.data.eval_split).")
+_SPLIT = flags.DEFINE_string(
+    "split", None, "Split for `eval` (default: config.data.eval_split, the validation split) or "
+    "the annotation file set for `eval_folder` (deepscores_<split>.json; default: test)."
+)
 _MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first.")
 
 COMMANDS = ("all", "generate", "train", "eval", "eval_folder", "detect")
@@ -58,23 +62,30 @@ def main(argv: list[str]) -> None:
     elif command == "eval":
         result = workflow.evaluate_split(config, workdir, split=_SPLIT.value)
     elif command == "eval_folder":
-        result = {a: workflow.evaluate_folder(config, workdir, a) for a in args}
+        split = _SPLIT.value or "test"
+        result = {a: workflow.evaluate_folder(config, workdir, a, split=split) for a in args}
     else:
         result = workflow.detect_files(config, workdir, args)
     print(json.dumps(_headline(result), indent=2))
 
 
-# What `run.py` prints at the end: headline numbers and the files to open; reports hold the rest.
+# What `run.py` prints at the end: headline figures and the files to open; reports hold the rest.
 HEADLINE = (
-    "num_pages", "map", "map50", "voc_map50", "voc_map25", "num_failed", "eval_report",
-    "overlays", "learning_curves", "metrics", "checkpoints", "proposals", "coco_results",
+    "num_pages", "map50", "map", "network_alone_map50", "network_alone_map", "overflow_pages",
+    "unconverged_pages", "num_failed", "eval_report", "overlays", "learning_curves", "metrics",
+    "checkpoints", "proposals", "coco_results", "validation", "test",
 )
 
 
 def _headline(result: dict) -> dict:
-    if all(isinstance(v, dict) for v in result.values()):  # eval_folder: one result per folder.
+    if "network_alone" in result:  # Evaluation results: the figures a reader compares.
+        from dwd_jax import evaluation
+
+        return evaluation.headline(result)
+    if result and all(isinstance(v, dict) for v in result.values()):  # One per folder.
         return {k: _headline(v) for k, v in result.items()}
     return {k: result[k] for k in HEADLINE if k in result}
+
 
 if __name__ == "__main__":
     app.run(main)

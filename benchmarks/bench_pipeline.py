@@ -24,7 +24,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SAMPLE = ROOT.parent / "shared" / "data" / "deepscores_v2_sample"
+SAMPLE = ROOT / "tests" / "data" / "deepscores_v2_sample"
 SAMPLE_IMAGE = "images/lg-5230237-aug-emmentaler--page-2.png"
 
 
@@ -32,10 +32,10 @@ class SamplePages:
     """`pages` copies of the sample page, decoded on access like `tfds.data_source`."""
 
     def __init__(self, pages: int):
-        from dwd_jax import input_pipeline
+        from dwd_jax import image
 
         rgba = cv2.imread(str(SAMPLE / SAMPLE_IMAGE), cv2.IMREAD_UNCHANGED)[..., [2, 1, 0, 3]]
-        grey = input_pipeline.to_grey_u8(rgba)
+        grey = image.to_grey(rgba)
         self._png = cv2.imencode(".png", grey)[1].tobytes()
         height, width = grey.shape
         annotations = json.loads((SAMPLE / "deepscores_v2_sample.json").read_text())

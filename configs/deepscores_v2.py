@@ -36,6 +36,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.class_size_prior = False  # One box regression for all classes (spec section 2).
     c.model.output_strides = (1, 8, 16)  # Full-resolution heads plus strides 8 and 16 (Dec 2018).
 
+    # Foreground pixels decoded per page (a static budget). Heads at stride 1 see every pixel
+    # of a half-scale page: the real DeepScoresV2 sample page's targets hold 90k foreground
+    # pixels at this resolution, and a network's foreground is wider than its targets, so
+    # about 3x that (tests/test_paper_config.py decodes the page within it).
+    c.decode.max_foreground_pixels = 262_144
+
     c.targets.energy_marker = 17  # 17x17 energy markers (Dec 2018; March 2018 used 9x9).
     c.targets.class_marker = 9  # 9x9 class markers (spec section 3).
     c.targets.box_marker = 9  # 9x9 box markers (spec section 3).

@@ -20,7 +20,9 @@ def get_config() -> ml_collections.ConfigDict:
     # `run.py generate` engraves the embedded corpus into its `synthetic/` folder.
     c.data.manual_dir = "data/manual"
     c.data.train_split = "train"
-    c.data.eval_split = "test"
+    # Where choices are tuned and what training tracks; the test split is only reported.
+    c.data.eval_split = "validation"
+    c.data.test_split = "test"  # Read only to report (`python run.py` ends with it).
     c.data.scale = 0.5  # Pages are scaled by this before cropping (spec section 4).
     # Random square crops (spec section 4 uses 960; configs/deepscores_v2.py does). 320 keeps a
     # step near 0.3 s on 2 CPU cores, which the whole default run is sized for.
@@ -42,7 +44,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.engrave = ml_collections.ConfigDict()
     c.engrave.num_pages = 300  # Pages to engrave from music21's corpus.
     c.engrave.workers = 2  # Worker processes (verovio crashes are isolated per worker).
-    c.engrave.test_fraction = 0.2  # Share of pieces (not pages) in the test split.
+    # Shares of works (not files or pages: every file of one mass, opus or numbered work lies
+    # in one split, `engrave.corpus.work_of`) in the test and validation splits.
+    c.engrave.test_fraction = 0.2
+    c.engrave.validation_fraction = 0.1
     c.engrave.pages_per_piece = 2  # Pages taken from the start of each piece, at most.
     c.engrave.width_range = (1960, 2700)  # Page width in px (as DeepScoresV2's); A4 aspect.
     c.engrave.staff_space_ratio = (0.0075, 0.0100)  # Staff space / page width (DSv2 ~0.0087).
@@ -140,6 +145,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.log_every = 10  # Steps between metric logs (progress bar, TensorBoard, JSONL).
     c.train.picture_every = 200  # Steps between PNGs of predicted vs target maps; 0 = never.
     c.train.checkpoint_every = 200  # Steps between orbax checkpoints.
+    # Steps between validation mAPs (and at the last step) in the log and learning curves,
+    # on `eval.during_training_pages` pages of data.eval_split; 0 = never.
+    c.train.eval_every = 1500
     c.train.keep_checkpoints = 3  # Checkpoints kept.
 
     # --- Decoding (dwd_jax.decode) ------------------------------------------------------------
@@ -237,7 +245,10 @@ def get_config() -> ml_collections.ConfigDict:
     # --- Evaluation (dwd_jax.evaluate) --------------------------------------------------------
     c.eval = ml_collections.ConfigDict()
     c.eval.max_pages = 0  # Pages of the eval split to evaluate; 0 = all.
-    c.eval.min_instances = 20  # Headline mAP averages classes with >= this many GT objects.
+    # The headline mAP averages every class with ground truth; a second, labelled mean
+    # averages the classes with at least this many ground-truth objects.
+    c.eval.min_instances = 20
+    c.eval.during_training_pages = 8  # Validation pages scored every train.eval_every steps.
     c.eval.num_worst_pages = 8  # Lowest-F1 pages listed in the report and drawn as overlays.
 
     # --- Detection on new pages (dwd_jax.detect, `run.py detect`) -----------------------------

@@ -11,8 +11,10 @@ wide; only a page too wide even for a thin band is scaled down further, with a m
 
 The model is reached through `predict_fn(page f32[h, w]) -> {"boxes", "classes", "scores"}`:
 a grey page at model scale (0 = ink, 255 = paper, padded white to `data.pad_multiple`), and its
-valid detections in that page's pixels (boxes [y0, x0, y1, x1], model classes, scores). The
-caller wires it to `model.apply` and `decode.decode`; this module never imports the model.
+valid detections in that page's pixels (boxes [y0, x0, y1, x1], model classes, scores), and
+optionally the decoder's page status ("overflow", "ccl_converged": bools). The caller wires it
+to `model.apply` and `decode.decode` (`inference.Detector.predict`); this module never imports the
+model.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import ml_collections
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from dwd_jax import image as image_lib
 from dwd_jax import ink, visualize
 
 PredictFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
@@ -68,7 +71,7 @@ def load_page(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            page = _to_grey(im)
+            page = image_lib.to_grey(im, name=str(path))
     except UnidentifiedImageError:
         raise PageError(
             f"{path}: not an image Pillow can read; pass PNG, JPEG or TIFF pages"
@@ -91,22 +94,6 @@ def _png_size(path: Path) -> tuple[int, int]:
     if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24:
         return -1, -1
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-
-
-def _to_grey(im: Image.Image) -> np.ndarray:
-    """Any Pillow image -> u8[H, W] grey on white."""
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        # 16-bit PNGs and TIFFs open as "I;16*" or "I" (int32 holding 0..65535).
-        return np.round(np.clip(np.asarray(im, np.float64), 0, 65535) / 257.0).astype(np.uint8)
-    if im.mode == "F":
-        return np.round(np.clip(np.asarray(im, np.float64), 0, 255)).astype(np.uint8)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        # Over white: grey * alpha + 255 * (1 - alpha). Grey conversion is linear, so taking grey
-        # before compositing gives the same page (to rounding) at a fraction of the cost.
-        la = np.asarray(im.convert("LA"), np.uint16)
-        ink = (255 - la[..., 0]) * la[..., 1]
-        return (255 - (ink + 127) // 255).astype(np.uint8)
-    return np.asarray(im.convert("L"))
 
 
 # --- Staff space and scale ---------------------------------------------------------------------
@@ -164,23 +151,6 @@ def estimate_staff_space(page: np.ndarray) -> float:
             f"gap {gap:.1f} px, page height {ink_mask.shape[0]}); set config.detect.scale instead"
         )
     return thickness + gap
-
-
-def rescale_page(page: np.ndarray, scale: float) -> np.ndarray:
-    """Resize a grey page by `scale` (Pillow bilinear, antialiased when shrinking).
-
-    Args:
-      page: u8[H, W].
-      scale: factor; the result has round(H * scale) x round(W * scale) pixels (at least 1).
-
-    Returns:
-      f32[h, w] grey, 0 = ink, 255 = paper.
-    """
-    h, w = page.shape
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(
-        Image.fromarray(page).resize(size, Image.Resampling.BILINEAR), dtype=np.float32
-    )
 
 
 def page_scale(page: np.ndarray, config: ml_collections.ConfigDict) -> tuple[float, float | None]:
@@ -275,10 +245,13 @@ def _check_prediction(pred: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
     return boxes, classes, scores
 
 
-def detect_page(
+def network_detections(
     page: np.ndarray, predict_fn: PredictFn, *, config: ml_collections.ConfigDict
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Detect the symbols of one page; boxes come back in the page's own pixels.
+    """The network's detections of one page (no re-measure on the ink), in the page's pixels.
+
+    The page is rescaled (`page_scale`, `image.resize`: the training resampler), cut into
+    bands if large, and each band padded white and passed to `predict_fn`.
 
     Args:
       page: u8[H, W] grey page (e.g. from `load_page`).
@@ -287,7 +260,10 @@ def detect_page(
 
     Returns:
       (boxes f32[N, 4] [y0, x0, y1, x1] in page pixels, classes i32[N] model classes,
-      scores f32[N], info) where info records staff_space, scale, bands and any notes.
+      scores f32[N], info) where info records staff_space (measured, page pixels, or None),
+      page_staff_space (measured, or the nominal one where the scale was fixed), scale,
+      bands, overflow (a band had more foreground or detections than the decoder's budget),
+      ccl_converged (False if a band's connected components did not converge) and notes.
     """
     d = config.detect
     scale, space = page_scale(page, config)
@@ -302,36 +278,69 @@ def detect_page(
             f"{shrink:.3f}, so symbols are smaller than in training and detection may suffer"
         )
         scale *= shrink
-    scaled = rescale_page(page, scale)
+    scaled = image_lib.resize(page, scale)
     h, w = scaled.shape
     band_h, bands = band_layout(h, w, max_pixels=d.max_pixels, overlap=d.overlap, multiple=multiple)
     if len(bands) > 1:
         notes.append(f"page is {h}x{w} px at model scale; detected in {len(bands)} bands")
-    out = []
+    out, overflow, converged = [], False, True
     for start, keep_from, keep_to in bands:
-        boxes, classes, scores = _check_prediction(
-            predict_fn(pad_white(scaled[start : start + band_h], multiple))
-        )
+        pred = predict_fn(pad_white(scaled[start : start + band_h], multiple))
+        overflow |= bool(pred.get("overflow", False))
+        converged &= bool(pred.get("ccl_converged", True))
+        boxes, classes, scores = _check_prediction(pred)
         boxes = boxes + np.float32([start, 0, start, 0])
         centre = (boxes[:, 0] + boxes[:, 2]) / 2
         keep = (centre >= keep_from) & (centre < keep_to)
         out.append((boxes[keep], classes[keep], scores[keep]))
-    boxes = np.concatenate([o[0] for o in out])
     # Per-axis factors: rounding the page size makes them differ slightly from `scale`.
     factors = np.float32([h / page.shape[0], w / page.shape[1]] * 2)
     limits = np.float32(list(page.shape) * 2)
-    boxes, classes, scores = ink.refine(
-        page,
-        np.clip(boxes / factors, 0, limits),
-        np.concatenate([o[1] for o in out]),
-        np.concatenate([o[2] for o in out]),
-        config=config,
-        staff_space=space or d.staff_space / scale,  # Nominal where the scale was fixed.
-    )
+    boxes = np.clip(np.concatenate([o[0] for o in out]) / factors, 0, limits)
     for note in notes:
         _log.info(note)
-    info = {"staff_space": space, "scale": scale, "bands": len(bands), "notes": notes}
-    return boxes, classes, scores, info
+    info = {
+        "staff_space": space,
+        "page_staff_space": space or d.staff_space / scale,
+        "scale": scale,
+        "bands": len(bands),
+        "overflow": overflow,
+        "ccl_converged": converged,
+        "notes": notes,
+    }
+    classes = np.concatenate([o[1] for o in out])
+    return boxes.astype(np.float32), classes, np.concatenate([o[2] for o in out]), info
+
+
+def refine(
+    page: np.ndarray,
+    detections: tuple[np.ndarray, np.ndarray, np.ndarray, dict],
+    *,
+    config: ml_collections.ConfigDict,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`network_detections`' output re-measured on the page's ink (`ink.refine`)."""
+    boxes, classes, scores, info = detections
+    return ink.refine(
+        page, boxes, classes, scores, config=config, staff_space=info["page_staff_space"]
+    )
+
+
+def detect_page(
+    page: np.ndarray, predict_fn: PredictFn, *, config: ml_collections.ConfigDict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Detect the symbols of one page: `network_detections`, then `refine`.
+
+    Args:
+      page: u8[H, W] grey page (e.g. from `load_page`).
+      predict_fn: see the module docstring.
+      config: uses detect.*, decode.* and data.pad_multiple.
+
+    Returns:
+      (boxes f32[N, 4] [y0, x0, y1, x1] in page pixels, classes i32[N] model classes,
+      scores f32[N], info) with info as in `network_detections`.
+    """
+    detections = network_detections(page, predict_fn, config=config)
+    return (*refine(page, detections, config=config), detections[3])
 
 
 # --- Many pages, files out ---------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""A trained detector: restore its parameters, and turn grey pages into detections.
+"""The one inference entry: `Detector`, from weights to the final detections of any page.
 
-`Predictor` runs the model and the watershed decoding as one jitted function, so a batch goes
-from pixels to padded detections on the device with one host transfer at the end. Pages are
-padded white to a multiple of `config.data.pad_multiple` (spec section 2); each padded size
-compiles once (pages of a dataset come in a handful of sizes).
+`Detector(config, params)(page)` rescales the page to the model's staff spacing with the
+training resampler, cuts it into bands if it is large, runs the model and the watershed
+decoding as one jitted function per band (one host transfer at the end), maps the boxes back
+to the page, and re-measures them on the page's ink (`detect.refine`) unless that is switched
+off. Bands are padded white to a multiple of `config.data.pad_multiple` (spec section 2);
+each padded size compiles once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dwd_jax import checkpoint, decode, detect, model, train
+from dwd_jax import checkpoint, decode, detect, model
 
 
 def restore_params(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Any, int]:
@@ -29,10 +31,8 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str | Path) -> tu
     Raises:
       FileNotFoundError: `workdir` holds no checkpoint, with the command that makes one.
     """
-    net = model.build_model(config)
-    optimizer = train.make_optimizer(config.train)
-    abstract = train.abstract_state(config, net, optimizer, train.make_mesh())
-    restored = checkpoint.restore_params(workdir, abstract.params)
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    restored = checkpoint.restore_params(workdir, model.abstract_params(config, sharding))
     if restored is None:
         raise FileNotFoundError(
             f"No checkpoint in {Path(workdir).absolute() / 'checkpoints'}: train first with "
@@ -41,12 +41,12 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str | Path) -> tu
     return restored
 
 
-class Predictor:
-    """Pages in, detections out, with a trained model.
+class Detector:
+    """A trained detector: pages in, detections out.
 
     Attributes:
       config: the experiment config the model was trained with.
-      params: the model's parameters.
+      params: the model's parameters (replaceable between calls: nothing recompiles).
     """
 
     def __init__(self, config: ml_collections.ConfigDict, params: Any):
@@ -62,8 +62,29 @@ class Predictor:
 
         self._predict = predict
 
+    @classmethod
+    def from_workdir(cls, config: ml_collections.ConfigDict, workdir: str | Path) -> Detector:
+        """The detector of the newest checkpoint in `workdir` (see `restore_params`)."""
+        params, _ = restore_params(config, workdir)
+        return cls(config, params)
+
+    def __call__(
+        self, page: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """The final detections of one page, at any size and resolution (`detect.detect_page`).
+
+        Args:
+          page: u8[H, W] grey page, 0 = ink (e.g. from `detect.load_page`).
+
+        Returns:
+          (boxes f32[N, 4] [y0, x0, y1, x1] page pixels, classes i32[N] model classes,
+          scores f32[N], info): info holds the scale, bands and the page's status
+          ("overflow", "ccl_converged"); see `detect.network_detections`.
+        """
+        return detect.detect_page(page, self.predict, config=self.config)
+
     def batch(self, images: np.ndarray) -> decode.Detections:
-        """Detections of a batch of equally sized pages already at model scale.
+        """Padded detections of a batch of equally sized pages already at model scale.
 
         Args:
           images: u8[B, H, W] grey pages (0 = ink), any H, W (padded here).
@@ -74,15 +95,15 @@ class Predictor:
         padded = detect.pad_white(np.asarray(images, np.uint8), self.config.data.pad_multiple)
         return jax.device_get(self._predict(self.params, padded))
 
-    def __call__(self, page: np.ndarray) -> dict[str, np.ndarray]:
-        """The valid detections of one page at model scale (`detect.detect_pages`' predict_fn).
+    def predict(self, page: np.ndarray) -> dict[str, Any]:
+        """The network's valid detections of one page at model scale (`detect`'s predict_fn).
 
         Args:
-          page: f32[H, W] or u8[H, W] grey page.
+          page: u8[H, W] grey page at model scale.
 
         Returns:
           {"boxes": f32[n, 4] [y0, x0, y1, x1] page pixels, "classes": i32[n] model classes,
-           "scores": f32[n]}.
+           "scores": f32[n], "overflow": bool, "ccl_converged": bool}.
         """
         image = np.clip(np.asarray(page), 0, 255).astype(np.uint8)[None]
         dets = self.batch(image)
@@ -91,4 +112,6 @@ class Predictor:
             "boxes": dets.boxes[0][keep],
             "classes": dets.classes[0][keep],
             "scores": dets.scores[0][keep],
+            "overflow": bool(dets.overflow[0]),
+            "ccl_converged": bool(dets.ccl_converged[0]),
         }

@@ -1,7 +1,7 @@
 """Training input pipeline: `tfds.data_source` -> grain -> padded, fixed-shape batches.
 
-A page goes through `parse_page` (any PNG flavour -> grey u8, normalised boxes -> pixels,
-labels -> model classes), `scale_page` (bilinear, spec section 4) and `crop_page` (a random
+A page goes through `parse_page` (`image.to_grey`, normalised boxes -> pixels,
+labels -> model classes), `scale_page` (`image.resize`, spec section 4) and `crop_page` (a random
 square crop, white padding, boxes clipped and padded to `data.max_objects`). Each process reads
 its own shard (`grain.python.ShardByJaxProcess`) and yields its slice of the global batch:
 
@@ -19,7 +19,6 @@ worker_count-th record), so keep it fixed across a resume. The iterator state
 
 from __future__ import annotations
 
-import io
 import logging
 import multiprocessing
 import signal
@@ -27,13 +26,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import cv2
 import grain.python as grain
 import jax
 import ml_collections
 import numpy as np
 from absl import flags
-from PIL import Image
+
+from dwd_jax import image as image_lib
 
 WHITE = 255
 # Records each loader process reads ahead, and its reading threads. Grain's defaults (500
@@ -41,48 +40,6 @@ WHITE = 255
 # pages per worker (measured: a worker's memory grew by ~45 MB per batch up to 4.6 GB).
 READ_AHEAD_PAGES = 8
 READ_THREADS = 2
-
-
-def to_grey_u8(image: np.ndarray | bytes, *, name: str = "page") -> np.ndarray:
-    """Any page image as grey uint8, 0 = black ink, 255 = white paper.
-
-    Handles PNG/JPEG bytes and arrays that are grey (`[H, W]` or `[H, W, 1]`), grey + alpha,
-    RGB or RGBA, of dtype uint8 or uint16. Transparent pixels are composited onto white paper
-    (DeepScoresV2 pages are RGBA).
-
-    Args:
-      image: encoded bytes or `u8|u16[H, W(, C)]` with C in {1, 2, 3, 4}.
-      name: what to call the image in error messages (e.g. the record index).
-
-    Returns:
-      `u8[H, W]`.
-    """
-    if isinstance(image, bytes):
-        image = np.asarray(Image.open(io.BytesIO(image)))
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(
-            f"{name}: image of shape {image.shape} is not [H, W] or [H, W, C] with C in 1..4; "
-            "store pages as grey, RGB or RGBA PNGs."
-        )
-    if image.dtype == np.uint8 and image.shape[-1] == 1:
-        return image[..., 0]  # What the `deep_scores` builder stores: nothing to convert.
-    if image.dtype == np.uint16:
-        pixels = image.astype(np.float32) / 65535.0
-    elif image.dtype == np.uint8:
-        pixels = image.astype(np.float32) / 255.0
-    else:
-        raise ValueError(f"{name}: image dtype {image.dtype} is not uint8 or uint16.")
-    has_alpha = pixels.shape[-1] in (2, 4)
-    colour = pixels[..., :-1] if has_alpha else pixels
-    # ITU-R 601 luma, as PIL's "L" conversion.
-    grey = colour[..., 0] if colour.shape[-1] == 1 else colour @ np.float32([0.299, 0.587, 0.114])
-    if has_alpha:
-        alpha = pixels[..., -1]
-        grey = grey * alpha + (1.0 - alpha)
-    return np.round(grey * 255.0).astype(np.uint8)
 
 
 def parse_page(record: Mapping[str, Any], *, name: str = "page") -> dict[str, np.ndarray]:
@@ -97,7 +54,7 @@ def parse_page(record: Mapping[str, Any], *, name: str = "page") -> dict[str, np
       `{"image": u8[H, W], "boxes": f32[N, 4] [y0, x0, y1, x1] pixels, "classes": i32[N]}`
       with classes = label + 1 (0 is background, docs/DESIGN.md).
     """
-    image = to_grey_u8(record["image"], name=name)
+    image = image_lib.to_grey(record["image"], name=name)
     objects = record["objects"]
     boxes = np.asarray(objects["bbox"], np.float32).reshape(-1, 4)
     labels = np.asarray(objects["label"]).reshape(-1)
@@ -112,7 +69,8 @@ def parse_page(record: Mapping[str, Any], *, name: str = "page") -> dict[str, np
 
 
 def scale_page(page: Mapping[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
-    """Bilinear scaling of a page and its boxes (spec section 4: 0.5 for DeepScores).
+    """A page and its boxes scaled by `scale` (`image.resize`; spec section 4: 0.5 for
+    DeepScores).
 
     Args:
       page: `{"image": u8[H, W], "boxes": f32[N, 4], "classes": i32[N]}`.
@@ -121,13 +79,10 @@ def scale_page(page: Mapping[str, np.ndarray], scale: float) -> dict[str, np.nda
     Returns:
       The page with `image` u8[round(H * scale), round(W * scale)] and boxes scaled to match.
     """
-    if scale == 1.0:
-        return dict(page)
     height, width = page["image"].shape
-    new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
-    image = cv2.resize(page["image"], (new_width, new_height), interpolation=cv2.INTER_LINEAR)
-    factors = np.float32([new_height / height, new_width / width] * 2)
-    return {**page, "image": image, "boxes": page["boxes"] * factors}
+    scaled = image_lib.resize(page["image"], scale)
+    factors = np.float32([scaled.shape[0] / height, scaled.shape[1] / width] * 2)
+    return {**page, "image": scaled, "boxes": page["boxes"] * factors}
 
 
 def crop_page(

@@ -25,8 +25,8 @@ Architecture (DWD_SPEC.md section 2, followed on purpose unless noted):
   own class probabilities (their gradient stopped), so the 1x1 head regresses only how far
   this object is from its class's usual size. A shared 1x1 head on 32 features otherwise
   has to map a stem (2 px wide), a beam and a staff (2000 px) beside each other in one
-  group, and a short run leaves whole classes biased: the session-3 default drew G clefs
-  1.3x too large and F clefs and fermatas 0.55x too narrow, on training pages too.
+  group, and a short run without the prior leaves whole classes biased (G clefs drawn too
+  large, F clefs and fermatas too narrow, on training pages as well as test pages).
 - Heads: 1x1 convs (energy, class, box, and the centre offset with `offset_head`) per output
   stride, each with its own weights. Their kernels start at zero and their biases at priors
   (mostly background, uniform classes, zero offsets; see `_head_bias`): the un-normalised
@@ -126,9 +126,8 @@ def max_pool_same(x: jax.Array, size: int) -> jax.Array:
 
     A window maximum is separable (rows, then columns) and each 1-D maximum is `size - 1`
     elementwise `jnp.maximum`s of shifted slices, which XLA fuses. XLA's CPU backward of
-    `reduce_window` max is a select-and-scatter that is slow: fwd + bwd of a 5x5 pool on
-    240x240x32 takes 150 ms that way and 36 ms this way (1750 vs 348 ms at 256 channels),
-    and the chained residual pooling runs eight such pools per step. Same forward values;
+    `reduce_window` max is a select-and-scatter, several times slower than these running
+    maxima, and the chained residual pooling runs eight such pools per step. Same forward values;
     on ties (many after a ReLU) the gradient is shared rather than given to one input, an
     equally valid subgradient.
 
@@ -492,3 +491,26 @@ def build_model(config: ml_collections.ConfigDict) -> DWD:
 def count_params(params) -> int:
     """Number of scalar parameters in a pytree of arrays (e.g. `variables["params"]`)."""
     return sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
+
+
+def init_params(net: DWD, rng: jax.Array, *, side: int) -> dict:
+    """Fresh parameters of `net` (their shapes do not depend on the image size).
+
+    Args:
+      net: from `build_model`.
+      rng: a PRNG key.
+      side: the side of the square dummy image traced (a multiple of every stride).
+    """
+    return net.init(rng, jnp.zeros((1, side, side, 1), jnp.float32))["params"]
+
+
+def abstract_params(
+    config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding
+) -> dict:
+    """The parameters' shapes and dtypes as `jax.ShapeDtypeStruct`s placed on `sharding`,
+    computed without FLOPs: the target of a checkpoint restore."""
+    net = build_model(config)
+    shapes = jax.eval_shape(
+        lambda rng: init_params(net, rng, side=config.data.pad_multiple), jax.random.key(0)
+    )
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)

@@ -37,7 +37,17 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from dwd_jax import checkpoint, input_pipeline, losses, metrics_log, model, targets, visualize
+from dwd_jax import (
+    checkpoint,
+    evaluation,
+    inference,
+    input_pipeline,
+    losses,
+    metrics_log,
+    model,
+    targets,
+    visualize,
+)
 
 # (params, loss_state, batch, step) -> (loss f32[], (new loss_state, {head: f32[]})).
 LossFn = Callable[[Any, Any, Mapping[str, jax.Array], jax.Array], tuple[jax.Array, Any]]
@@ -230,10 +240,8 @@ def train_step(
 def _init_fn(
     config: ml_collections.ConfigDict, net: model.DWD, optimizer: optax.GradientTransformation
 ) -> Callable[[jax.Array], TrainState]:
-    side = config.data.pad_multiple  # Parameter shapes do not depend on the image size.
-
     def init(rng: jax.Array) -> TrainState:
-        params = net.init(rng, jnp.zeros((1, side, side, 1), jnp.float32))["params"]
+        params = model.init_params(net, rng, side=config.data.pad_multiple)
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
@@ -333,6 +341,31 @@ def _write_picture(path: Path, image: np.ndarray, maps: Mapping[str, jax.Array],
     panel.save(path)
 
 
+def _validation_fn(config: ml_collections.ConfigDict) -> Callable[[Any], dict[str, float]]:
+    """`f(params) -> {"val_map50", "val_map", "val_network_map50", "val_network_map"}`: the
+    first `config.eval.during_training_pages` pages of `config.data.eval_split`, by the
+    evaluation protocol (`evaluation.evaluate_pages`), all classes."""
+    source = input_pipeline.open_source(config.data, config.data.eval_split)
+    count = min(len(source), config.eval.during_training_pages)
+    detector = inference.Detector(config, None)  # Compiled once; params change per call.
+
+    def validate(params) -> dict[str, float]:
+        detector.params = params
+        pages = evaluation.split_pages(source, range(count))
+        r = evaluation.evaluate_pages(
+            pages, detector.predict, config=config, total=count, desc="val"
+        )
+        alone = r["network_alone"]
+        return {
+            "val_map50": r["map50"],
+            "val_map": r["map"],
+            "val_network_map50": alone["map50"],
+            "val_network_map": alone["map"],
+        }
+
+    return validate
+
+
 def _check_finite(step: int, metrics: Mapping[str, float], manager) -> None:
     if not all(np.isfinite(v) for v in metrics.values()):
         latest = manager.latest_step()
@@ -400,9 +433,10 @@ def train_and_evaluate(
 ) -> TrainState:
     """Trains (or resumes training) until `config.train.steps`; the `run.py train` entry point.
 
-    Writes to `workdir`: `checkpoints/` (orbax, with the input position), `metrics.jsonl`,
-    `tensorboard/`, `pictures/step_XXXXXXX.png` every `train.picture_every` steps and
-    `learning_curves.png` at the end. A rerun with the same workdir resumes from the newest
+    Writes to `workdir`: `checkpoints/` (orbax, with the input position), `metrics.jsonl`
+    (with validation mAPs every `train.eval_every` steps and at the end), `tensorboard/`,
+    `pictures/step_XXXXXXX.png` every `train.picture_every` steps and `learning_curves.png`
+    at the end. A rerun with the same workdir resumes from the newest
     checkpoint and sees the same batches as an uninterrupted run.
 
     Args:
@@ -434,6 +468,7 @@ def train_and_evaluate(
         state = init_state(config, net, optimizer, mesh)
     step_fn = compile_step(functools.partial(dwd_loss, net=net, config=config), optimizer, mesh)
     picture_fn = _picture_fn(net, config, mesh) if config.train.picture_every else None
+    validate = _validation_fn(config) if config.train.eval_every else None
     first = int(state.step)
     logger = metrics_log.MetricsLogger(workdir, first_step=first, total_steps=config.train.steps)
     with contextlib.ExitStack() as stack:
@@ -447,7 +482,11 @@ def train_and_evaluate(
             # Fetching a few scalars per step costs little and catches a NaN before any save.
             values = {k: float(v) for k, v in jax.device_get(metrics).items()}
             _check_finite(step, values, manager)
-            if step % config.train.log_every == 0 or step == config.train.steps:
+            last = step == config.train.steps
+            if validate is not None and (step % config.train.eval_every == 0 or last):
+                values.update(validate(state.params))
+                logger.write(step, values)
+            elif step % config.train.log_every == 0 or last:
                 logger.write(step, values)
             if picture_fn is not None and step % config.train.picture_every == 0:
                 maps = picture_fn(state.params, batch)

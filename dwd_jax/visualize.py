@@ -319,13 +319,23 @@ def running_median(values: Sequence[float], window: int) -> np.ndarray:
     return np.array([np.median(x[max(0, i - window + 1) : i + 1]) for i in range(len(x))])
 
 
+# Validation figures the trainer logs (`train.train_and_evaluate`), drawn in one panel.
+VALIDATION_KEYS = {
+    "val_map50": "mAP@.5",
+    "val_map": "mAP@[.5:.95]",
+    "val_network_map50": "mAP@.5, network alone",
+    "val_network_map": "mAP@[.5:.95], network alone",
+}
+
+
 def learning_curves(
     records: str | Path | Iterable[Mapping],
     out_png: str | Path,
     *,
     keys: Sequence[str] | None = None,
 ) -> Path:
-    """Plot each loss against step on a log axis, one panel per loss, and write a PNG.
+    """Plot each loss against step on a log axis, one panel per loss, and the validation
+    mAPs (`VALIDATION_KEYS`, all classes) in a last panel; write a PNG.
 
     Every logged value is drawn faintly, and over it the running median of the last ~2 % of
     the values (at least 5): single-crop losses are noisy, the median is the trend.
@@ -356,12 +366,18 @@ def learning_curves(
         ]
         if pts:
             curves[key] = tuple(np.asarray(v) for v in zip(*pts, strict=True))
-    fig = Figure(figsize=(8, 2.2 * max(1, len(curves)) + 0.6))
-    if not curves:
+    scores = {
+        k: [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))]
+        for k in VALIDATION_KEYS
+    }
+    scores = {k: v for k, v in scores.items() if v}
+    panels = len(curves) + bool(scores)
+    fig = Figure(figsize=(8, 2.2 * max(1, panels) + 0.6))
+    if not panels:
         ax = fig.add_subplot()
         ax.set_title(f"no positive values for {list(keys)} in {len(rows)} records")
     for i, (key, (steps, values)) in enumerate(curves.items()):
-        ax = fig.add_subplot(len(curves), 1, i + 1)
+        ax = fig.add_subplot(panels, 1, i + 1)
         window = max(5, len(values) // 50)
         ax.plot(steps, values, color="tab:blue", alpha=0.2, linewidth=0.7, label="logged")
         ax.plot(
@@ -371,6 +387,16 @@ def learning_curves(
         ax.set_ylabel(key)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="upper right", fontsize="small")
+    if scores:
+        ax = fig.add_subplot(panels, 1, panels)
+        for key, pts in scores.items():
+            steps, values = zip(*pts, strict=True)
+            style = "--" if "network" in key else "-"
+            ax.plot(steps, values, style, marker="o", markersize=3, label=VALIDATION_KEYS[key])
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("validation")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize="small")
     fig.axes[-1].set_xlabel("step")
     fig.tight_layout()
     return _save(fig, out_png)

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import ml_collections
 import numpy as np
-import tqdm
 
 from dwd_jax import (
     deepscores_json,
     detect,
     engrave,
     evaluate,
+    evaluation,
     inference,
-    ink,
     input_pipeline,
     train,
 )
@@ -61,6 +59,7 @@ def prepare_data(config: ml_collections.ConfigDict) -> None:
             seed=config.seed,
             workers=e.workers,
             test_fraction=e.test_fraction,
+            validation_fraction=e.validation_fraction,
             pages_per_piece=e.pages_per_piece,
             width_range=tuple(e.width_range),
             staff_space_ratio=tuple(e.staff_space_ratio),
@@ -84,107 +83,77 @@ def prepare_data(config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _eval_page(record: dict, name: str, predictor: inference.Predictor) -> tuple[np.ndarray, Any]:
-    """(u8[H, W] page, evaluate.Page) of one TFDS record, detections in page pixels."""
-    scale = predictor.config.data.scale
-    page = input_pipeline.parse_page(record, name=name)
-    scaled = input_pipeline.scale_page(page, scale)
-    pred = predictor(scaled["image"])
-    h, w = page["image"].shape
-    sh, sw = scaled["image"].shape
-    factors = np.float32([h / sh, w / sw] * 2)
-    try:
-        space = detect.estimate_staff_space(page["image"])
-    except detect.PageError:  # No staff lines: the nominal spacing of training pages.
-        space = predictor.config.detect.staff_space / scale
-    boxes, classes, scores = ink.refine(
-        page["image"],
-        pred["boxes"] * factors,
-        pred["classes"],
-        pred["scores"],
-        config=predictor.config,
-        staff_space=space,
+def _evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    pages: Iterable[evaluation.GroundTruth],
+    *,
+    out: Path,
+    total: int,
+    desc: str,
+    image_of: Callable[[int], np.ndarray],
+) -> dict:
+    """`evaluation.evaluate_pages` with the newest checkpoint; writes reports (shipped, and
+    `network_alone/`) and overlays of the worst pages to `out`."""
+    params, step = inference.restore_params(config, workdir)
+    detector = inference.Detector(config, params)
+    scored: list[evaluate.Page] = []
+    results = evaluation.evaluate_pages(
+        pages, detector.predict, config=config, total=total, desc=desc,
+        on_page=lambda _, page: scored.append(page),
     )
-    return page["image"], evaluate.Page(
-        gt_boxes=page["boxes"],
-        gt_classes=page["classes"],
-        det_boxes=boxes,
-        det_classes=classes,
-        det_scores=scores,
-        name=name,
-    )
+    results["checkpoint_step"] = step
+    results["network_alone"]["checkpoint_step"] = step
+    evaluate.write_reports(results["network_alone"], out / "network_alone")
+    evaluate.write_reports(results, out)
+    for i in results["worst_pages"]:  # Re-read: holding every page image costs GBs.
+        page = scored[i]
+        evaluate.page_overlay(image_of(i), page).save(out / f"worst_{Path(page.name).stem}.png")
+    return results
 
 
 def evaluate_split(
     config: ml_collections.ConfigDict, workdir: str | Path, *, split: str | None = None
 ) -> dict:
-    """Evaluates the newest checkpoint on a TFDS split; writes `<workdir>/eval_<split>/`:
-    eval.json, eval.md, pr50.png and overlays of the worst pages.
+    """Evaluates the newest checkpoint on a TFDS split (default `config.data.eval_split`, the
+    validation split); writes `<workdir>/eval_<split>/`: eval.json, eval.md, pr50.png,
+    `network_alone/` and overlays of the worst pages.
 
     Returns:
-      The `evaluate.evaluate` results.
+      The `evaluation.evaluate_pages` results.
     """
     split = split or config.data.eval_split
-    params, step = inference.restore_params(config, workdir)
-    predictor = inference.Predictor(config, params)
     source = input_pipeline.open_source(config.data, split)
     count = len(source) if not config.eval.max_pages else min(len(source), config.eval.max_pages)
-    pages = []
-    for i in tqdm.trange(count, desc=f"eval {split}", unit="page"):
-        record = source[i]
-        _, page = _eval_page(record, _record_name(record, i), predictor)
-        pages.append(page)
-    results = evaluate.evaluate(
-        pages, min_instances=config.eval.min_instances, num_worst_pages=config.eval.num_worst_pages
+    return _evaluate(
+        config, workdir, evaluation.split_pages(source, range(count)),
+        out=Path(workdir) / f"eval_{split}", total=count, desc=f"eval {split}",
+        image_of=lambda i: next(evaluation.split_pages(source, [i])).image,
     )
-    results["checkpoint_step"] = step
-    out = Path(workdir) / f"eval_{split}"
-    evaluate.write_reports(results, out)
-    for i in results["worst_pages"]:  # Re-read: holding every page for this costs GBs.
-        image, page = _eval_page(source[i], pages[i].name, predictor)
-        evaluate.page_overlay(image, page).save(out / f"worst_{Path(page.name).stem}.png")
-    return results
-
-
-def _record_name(record: dict, index: int) -> str:
-    name = record.get("filename", b"")  # The `deep_scores` feature; bytes from TFDS.
-    name = name.decode() if isinstance(name, bytes) else str(name)
-    return name or f"page_{index}"
 
 
 def evaluate_folder(
-    config: ml_collections.ConfigDict, workdir: str | Path, folder: str | Path
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    folder: str | Path,
+    *,
+    split: str = "test",
 ) -> dict:
-    """Evaluates the newest checkpoint on a DeepScoresV2-layout folder read as new pages are
-    (`detect.detect_page`: staff-space rescaling, bands), e.g. the real DSv2 sample page.
+    """Evaluates the newest checkpoint on one annotation file set of a DeepScoresV2-layout
+    folder (`deepscores_<split>.json`), e.g. the real DSv2 sample page (`split="v2_sample"`),
+    by the same protocol as `evaluate_split`.
 
-    Writes `<workdir>/eval_<folder name>/` (reports and an overlay per page).
+    Writes `<workdir>/eval_<folder name>_<split>/` (as `evaluate_split`).
     """
     folder = Path(folder)
-    params, step = inference.restore_params(config, workdir)
-    predictor = inference.Predictor(config, params)
-    out = Path(workdir) / f"eval_{folder.name}"
-    out.mkdir(parents=True, exist_ok=True)
-    pages = []
-    for split, files in deepscores_json.annotation_files(folder).items():
-        for file in files:
-            for gt in tqdm.tqdm(deepscores_json.load_pages(file), desc=f"eval {split}"):
-                image = detect.load_page(folder / "images" / gt.filename)
-                boxes, classes, scores, info = detect.detect_page(image, predictor, config=config)
-                page = evaluate.Page(
-                    gt_boxes=gt.boxes,
-                    gt_classes=gt.labels + 1,
-                    det_boxes=boxes,
-                    det_classes=classes,
-                    det_scores=scores,
-                    name=gt.filename,
-                )
-                pages.append(page)
-                evaluate.page_overlay(image, page).save(out / f"{Path(gt.filename).stem}.png")
-    results = evaluate.evaluate(pages, min_instances=1, num_worst_pages=0)
-    results["checkpoint_step"] = step
-    evaluate.write_reports(results, out)
-    return results
+    names = [g.filename for f in deepscores_json.annotation_files(folder).get(split, [])
+             for g in deepscores_json.load_pages(f)]
+    return _evaluate(
+        config, workdir, evaluation.folder_pages(folder, split),
+        out=Path(workdir) / f"eval_{folder.name}_{split}", total=len(names),
+        desc=f"eval {folder.name}/{split}",
+        image_of=lambda i: detect.load_page(folder / "images" / names[i]),
+    )
 
 
 def detect_files(
@@ -192,27 +161,30 @@ def detect_files(
 ) -> dict:
     """`run.py detect`: detections of the newest checkpoint on image files, written to
     `<workdir>/detect/` (proposals.json, coco_results.json, overlays, detect_summary.json)."""
-    params, _ = inference.restore_params(config, workdir)
-    predictor = inference.Predictor(config, params)
-    return detect.detect_pages(paths, predictor, config=config, out_dir=Path(workdir) / "detect")
+    detector = inference.Detector.from_workdir(config, workdir)
+    out = Path(workdir) / "detect"
+    return detect.detect_pages(paths, detector.predict, config=config, out_dir=out)
 
 
 def run_all(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """`python run.py`: data (engraved if absent), training (resumed if interrupted),
-    evaluation, pictures; returns and writes `<workdir>/summary.json` naming the files."""
+    evaluation on the validation split (what choices are tuned on) and on the test split
+    (read only to report), pictures; returns and writes `<workdir>/summary.json`."""
     workdir = Path(workdir)
     prepare_data(config)
     train.train_and_evaluate(config, workdir)
-    results = evaluate_split(config, workdir)
-    split_dir = workdir / f"eval_{config.data.eval_split}"
     summary = {
         "checkpoints": str(workdir / "checkpoints"),
         "metrics": str(workdir / "metrics.jsonl"),
         "learning_curves": str(workdir / "learning_curves.png"),
-        "eval_report": str(split_dir / "eval.md"),
-        "overlays": sorted(str(p) for p in split_dir.glob("worst_*.png")),
-        "map50": results["map50"],
-        "map": results["map"],
     }
+    for split in dict.fromkeys((config.data.eval_split, config.data.test_split)):
+        results = evaluate_split(config, workdir, split=split)
+        split_dir = workdir / f"eval_{split}"
+        summary[split] = {
+            **evaluation.headline(results),
+            "eval_report": str(split_dir / "eval.md"),
+            "overlays": sorted(str(p) for p in split_dir.glob("worst_*.png")),
+        }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

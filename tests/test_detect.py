@@ -7,7 +7,6 @@ The model is replaced by a fake predict_fn that reads ink blobs with scipy, so t
 import json
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +14,7 @@ from PIL import Image
 from scipy import ndimage
 
 from configs import default
-from dwd_jax import detect, ink
-
-SAMPLE = Path("/work/shared/data/deepscores_v2_sample")
-SAMPLE_PAGE = SAMPLE / "images" / "lg-5230237-aug-emmentaler--page-2.png"
+from dwd_jax import detect, image, ink
 
 
 def staff_page(space=14.0, thickness=2, height=400, width=300, staves=3):
@@ -108,11 +104,11 @@ def test_staff_space_of_synthetic_staves(space):
     assert detect.estimate_staff_space(page) == pytest.approx(space, abs=0.1)
 
 
-def test_staff_space_of_the_real_sample_page():
-    page = detect.load_page(SAMPLE_PAGE)
+def test_staff_space_of_the_real_sample_page(sample_json, sample_page_path):
+    page = detect.load_page(sample_page_path)
     space = detect.estimate_staff_space(page)
     # The staff boxes span four spacings plus one line thickness (about 2.3 px).
-    anns = json.loads((SAMPLE / "deepscores_v2_sample.json").read_text())["annotations"]
+    anns = json.loads(sample_json.read_text())["annotations"]
     heights = [a["a_bbox"][3] - a["a_bbox"][1] for a in anns.values() if a["cat_id"][0] == "135"]
     assert len(heights) == 12
     assert space == pytest.approx((np.median(heights) - 2.3) / 4, abs=0.3)
@@ -129,9 +125,9 @@ def test_rescale_and_page_scale():
     scale, space = detect.page_scale(page, config(staff_space=8.5))
     assert space == pytest.approx(17.0, abs=0.1) and scale == pytest.approx(0.5, abs=0.01)
     assert detect.page_scale(page, config(scale=0.25)) == (0.25, None)
-    small = detect.rescale_page(page, 0.5)
-    assert small.shape == (200, 150) and small.dtype == np.float32
-    assert detect.estimate_staff_space(small.astype(np.uint8)) == pytest.approx(8.5, abs=0.3)
+    small = image.resize(page, 0.5)
+    assert small.shape == (200, 150) and small.dtype == np.uint8
+    assert detect.estimate_staff_space(small) == pytest.approx(8.5, abs=0.3)
 
 
 # --- bands --------------------------------------------------------------------------------------
@@ -266,17 +262,17 @@ def test_detect_pages_reports_a_page_whose_prediction_fails(tmp_path):
     )
 
 
-def test_real_sample_page_round_trip_with_an_oracle_predict_fn():
+def test_real_sample_page_round_trip_with_an_oracle_predict_fn(sample_json, sample_page_path):
     """The whole page path on the real page: a predict_fn that returns the ground truth at
     model scale must give it back in page pixels, and evaluate must score it 1.0."""
     from dwd_jax import evaluate
 
-    anns = json.loads((SAMPLE / "deepscores_v2_sample.json").read_text())["annotations"]
+    anns = json.loads(sample_json.read_text())["annotations"]
     gt = np.array([[a["a_bbox"][i] for i in (1, 0, 3, 2)] for a in anns.values()], np.float32)
     classes = np.array([int(a["cat_id"][0]) for a in anns.values()])
-    page = detect.load_page(SAMPLE_PAGE)
+    page = detect.load_page(sample_page_path)
     scale, _ = detect.page_scale(page, config())
-    h, w = detect.rescale_page(page, scale).shape
+    h, w = image.scaled_shape(page.shape, scale)
     shapes = []
 
     def oracle(model_page):

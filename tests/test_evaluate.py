@@ -47,9 +47,10 @@ def test_perfect_detections_score_one_even_with_more_than_100_per_page():
     pages = [page(boxes, [42] * 150, boxes, [42] * 150, np.linspace(0.1, 1, 150))]
     pages.append(page(boxes[:30], [7] * 30, boxes[:30], [7] * 30, [0.5] * 30))
     r = evaluate.evaluate(pages)
-    for key in ("map", "map50", "voc_map50", "voc_map25", "map_all_classes"):
+    for key in ("map", "map50", "voc_map50", "voc_map25"):
         assert r[key] == pytest.approx(1.0), key
-    assert r["classes_in_mean"] == [42, 7]
+        assert r["filtered"][key] == pytest.approx(1.0), key
+    assert r["filtered"]["classes"] == [42, 7]
     assert [row["name"] for row in r["top20"]] == ["stem", "clefCAlto"]
 
 
@@ -101,13 +102,15 @@ def test_voc_ap_all_point_interpolation_by_hand():
     assert evaluate.voc_ap(np.array([0.25, 0.5]), np.array([0.5, 1.0])) == 0.5
 
 
-def test_min_instances_filters_the_headline_mean_and_worst_pages_come_first():
+def test_headline_is_every_class_and_the_filtered_mean_is_labelled_beside_it():
     boxes = grid_boxes(25)
     good = page(boxes, [2] * 25, boxes, [2] * 25, [0.9] * 25, "good.png")
     bad = page(boxes[:3], [60] * 3, [], [], [], "bad.png")  # Three objects, all missed.
     r = evaluate.evaluate([good, bad], min_instances=20, num_worst_pages=1)
-    assert r["map"] == pytest.approx(1.0) and r["classes_in_mean"] == [2]
-    assert r["map_all_classes"] == pytest.approx(0.5)
+    # The rare class the detector missed counts in the headline: (1 + 0) / 2.
+    assert r["map"] == pytest.approx(0.5) and r["map50"] == pytest.approx(0.5)
+    assert r["filtered"]["map"] == pytest.approx(1.0) and r["filtered"]["classes"] == [2]
+    assert r["filtered"]["min_instances"] == 20
     assert r["worst_pages"] == [1]
     assert r["pages"][1] == {
         "name": "bad.png",
@@ -151,13 +154,27 @@ def test_reports_are_written_and_readable(tmp_path):
     p = page(boxes, [2] * 20 + [3], boxes[:20], [2] * 20, [0.9] * 20, "p.png")
     paths = evaluate.write_reports(evaluate.evaluate([p]), tmp_path)
     data = json.loads(paths["json"].read_text())
-    assert data["map"] == pytest.approx(1.0)
+    assert data["map"] == pytest.approx(0.5) and data["filtered"]["map"] == pytest.approx(1.0)
     assert data["per_class"][1]["ap"] == 0.0  # clefCAlto: one object, never found.
     assert data["per_class"][1]["voc_ap25"] == 0.0
     md = paths["markdown"].read_text()
-    assert "| COCO mAP@.5 | 1.000 |" in md
+    assert "| COCO mAP@.5, all classes | 0.500 |" in md
+    assert "| COCO mAP@.5, classes with >= 20 ground-truth objects (1) | 1.000 |" in md
     assert "| ledgerLine | 20 | 20 | 1.000 |" in md
     assert paths["pr_plot"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_gives_every_figure_shipped_and_network_alone(tmp_path):
+    boxes = grid_boxes(4)
+    shipped = evaluate.evaluate([page(boxes, [2] * 4, boxes, [2] * 4, [0.9] * 4)])
+    alone = page(boxes, [2] * 4, boxes[:2], [2] * 2, [0.9] * 2)  # Half the objects.
+    shipped["network_alone"] = evaluate.evaluate([alone])
+    shipped["overflow_pages"] = ["crowded.png"]
+    md = evaluate.write_reports(shipped, tmp_path)["markdown"].read_text()
+    assert "| metric | shipped pipeline | network alone |" in md
+    assert "| COCO mAP@.5, all classes | 1.000 | 0.505 |" in md  # 101-point: 51 / 101.
+    assert "| ledgerLine | 4 | 4 | 1.000 | 1.000 | 1.000 | 1.000 | 0.505 |" in md
+    assert "**1 pages overflowed**: crowded.png." in md
 
 
 def test_found_objects_marks_matched_ground_truth_of_the_right_class():

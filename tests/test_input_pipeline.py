@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from configs import tiny
+from dwd_jax import image as image_lib
 from dwd_jax import input_pipeline
 
 
@@ -54,19 +55,19 @@ def test_grey_rgba_16bit_and_png_bytes_agree():
     reference = np.asarray(Image.fromarray(rgb).convert("L")).astype(int)
     opaque = np.concatenate([rgb, np.full((5, 7, 1), 255, np.uint8)], -1)
     for image in (rgb, opaque, _png(opaque), rgb.astype(np.uint16) * 257):
-        assert np.abs(input_pipeline.to_grey_u8(image).astype(int) - reference).max() <= 1
+        assert np.abs(image_lib.to_grey(image).astype(int) - reference).max() <= 1
     grey = rgb[..., 0]
-    np.testing.assert_array_equal(input_pipeline.to_grey_u8(grey[..., None]), grey)
-    np.testing.assert_array_equal(input_pipeline.to_grey_u8(_png(grey)), grey)
+    np.testing.assert_array_equal(image_lib.to_grey(grey[..., None]), grey)
+    np.testing.assert_array_equal(image_lib.to_grey(_png(grey)), grey)
     # Transparent ink composites onto white paper; half-transparent black reads mid-grey.
     transparent = np.zeros((2, 2, 4), np.uint8)
     transparent[1, 1, 3] = 128
-    np.testing.assert_array_equal(input_pipeline.to_grey_u8(transparent), [[255, 255], [255, 127]])
+    np.testing.assert_array_equal(image_lib.to_grey(transparent), [[255, 255], [255, 127]])
 
 
 def test_bad_image_names_the_record():
     with pytest.raises(ValueError, match="record 7.*float64"):
-        input_pipeline.to_grey_u8(np.zeros((4, 4)), name="record 7")
+        image_lib.to_grey(np.zeros((4, 4)), name="record 7")
 
 
 def test_scale_page_scales_image_and_boxes():

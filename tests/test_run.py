@@ -19,14 +19,16 @@ from configs import tiny
 from dwd_jax import workflow
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT.parent / "shared" / "data" / "deepscores_v2_sample"
 
 # Small engraved pages at a quarter scale keep the eval pages, and their compiles, small.
 OVERRIDES = {
     "engrave.num_pages": 4,
     "engrave.width_range": (1200, 1300),
     "data.scale": 0.25,
+    "detect.scale": 0.25,  # Evaluation reads pages at the training scale, not staff-space.
     "eval.num_worst_pages": 1,
+    "train.eval_every": 4,  # Validation mAP in the log at step 4 and at the last step.
+    "eval.during_training_pages": 1,
 }
 
 
@@ -70,20 +72,34 @@ def test_run_py_writes_every_artifact_readable(run):
     tmp, done = run
     work = tmp / "work"
     summary = json.loads((work / "summary.json").read_text())
-    assert set(summary) >= {"checkpoints", "metrics", "learning_curves", "eval_report", "overlays"}
+    assert set(summary) >= {"checkpoints", "metrics", "learning_curves", "validation", "test"}
     records = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == list(range(1, tiny.get_config().train.steps + 1))
+    steps = tiny.get_config().train.steps
+    assert [r["step"] for r in records] == list(range(1, steps + 1))
     assert all(np.isfinite(r["loss"]) for r in records)
-    assert "COCO mAP@.5" in Path(summary["eval_report"]).read_text()
-    results = json.loads((work / "eval_test" / "eval.json").read_text())
-    assert results["num_pages"] >= 1 and 0.0 <= results["map50_all_classes"] <= 1.0
-    for png in [summary["learning_curves"], *summary["overlays"], work / "eval_test" / "pr50.png"]:
-        with Image.open(png) as im:
-            im.verify()
-    assert len(summary["overlays"]) == 1
+    # Validation figures, all classes, shipped and network alone, at intervals and at the end.
+    scored = [r["step"] for r in records if "val_map50" in r]
+    assert scored == [4, steps]
+    assert all(0 <= r["val_network_map"] <= 1 for r in records if "val_map50" in r)
+    for split in ("validation", "test"):
+        headline = summary[split]
+        assert headline["num_pages"] >= 1
+        assert 0.0 <= headline["map50"] <= 1.0 and 0.0 <= headline["network_alone_map50"] <= 1.0
+        report = Path(headline["eval_report"])
+        assert report == work / f"eval_{split}" / "eval.md"
+        assert "| metric | shipped pipeline | network alone |" in report.read_text()
+        results = json.loads((work / f"eval_{split}" / "eval.json").read_text())
+        assert results["map50"] == headline["map50"]
+        assert len(headline["overlays"]) == 1
+        for png in [*headline["overlays"], work / f"eval_{split}" / "pr50.png"]:
+            with Image.open(png) as im:
+                im.verify()
+    with Image.open(summary["learning_curves"]) as im:
+        im.verify()
     assert sorted(p.name for p in (work / "checkpoints").iterdir() if p.name.isdigit())
-    # The headline printed at the end names the report.
+    # The headline printed at the end names the reports.
     assert str(work / "eval_test" / "eval.md") in done.stdout
+    assert '"network_alone_map50"' in done.stdout
 
 
 def test_rerun_resumes_without_redoing_work(run):
@@ -139,11 +155,28 @@ def test_detect_writes_proposals_and_survives_a_bad_file(run, tmp_path):
         im.verify()
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason="the shared DeepScoresV2 sample is not here")
-def test_eval_folder_reads_the_real_sample_page(run):
+def test_eval_folder_reads_the_real_sample_page(run, sample_dir):
     tmp, _ = run
-    results = workflow.evaluate_folder(_config(tmp), tmp / "work", SAMPLE)
-    assert results["num_pages"] == 1
-    out = tmp / "work" / f"eval_{SAMPLE.name}"
-    assert (out / "eval.md").exists()
-    assert (out / "lg-5230237-aug-emmentaler--page-2.png").exists()
+    results = workflow.evaluate_folder(_config(tmp), tmp / "work", sample_dir, split="v2_sample")
+    assert results["num_pages"] == 1 and "network_alone" in results
+    out = tmp / "work" / f"eval_{sample_dir.name}_v2_sample"
+    assert (out / "eval.md").exists() and (out / "network_alone" / "eval.md").exists()
+    assert (out / "worst_lg-5230237-aug-emmentaler--page-2.png").exists()
+    with pytest.raises(FileNotFoundError, match="v2_sample"):  # Names the files it has.
+        workflow.evaluate_folder(_config(tmp), tmp / "work", sample_dir, split="test")
+
+
+def test_eval_and_eval_folder_give_the_same_figures_on_the_same_pages(run):
+    # The engraved corpus is itself a DeepScoresV2-layout folder: its validation pages read
+    # through TFDS (`eval`) and from the folder (`eval_folder`) go through one protocol.
+    tmp, _ = run
+    config = _config(tmp)
+    split = workflow.evaluate_split(config, tmp / "work", split="validation")
+    folder = workflow.evaluate_folder(
+        config, tmp / "work", tmp / "manual" / "synthetic", split="validation"
+    )
+    for results in (split, folder):
+        assert results["num_pages"] >= 1
+    for key in ("map", "map50", "voc_map50", "per_class", "pages"):
+        assert folder[key] == split[key], key
+        assert folder["network_alone"][key] == split["network_alone"][key], key

@@ -1,0 +1,143 @@
+"""The tuned choices, measured on the validation split: each row changes one setting of the
+default (the page's rescale rule, a decoder threshold, one post-processing rule) and gives
+mAP@.5 and mAP@[.5:.95] over all classes, shipped and network alone.
+
+The model runs once per page and rescale rule; decoder rows re-decode its saved outputs, and
+post-processing rows re-apply `detect.refine` to saved detections, by the evaluation protocol
+(`evaluation.evaluate_pages`). The test split is never read. Prints a Markdown table.
+
+Run: `python benchmarks/tune_on_validation.py --workdir=workdir/default [--pages 24]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from configs import default  # noqa: E402
+from dwd_jax import (  # noqa: E402
+    decode,
+    detect,
+    evaluate,
+    evaluation,
+    inference,
+    ink,
+    input_pipeline,
+    model,
+)
+
+# (row, {section.field: value}): one change from the default per row.
+ROWS = (
+    ("default", {}),
+    ("decode.foreground_threshold 0.2", {"decode.foreground_threshold": 0.2}),
+    ("decode.foreground_threshold 0.4", {"decode.foreground_threshold": 0.4}),
+    ("decode.box_size max", {"decode.box_size": "max"}),
+    ("decode.class_split none", {"decode.class_split": "none"}),
+    ("decode.saddle_depth 2", {"decode.saddle_depth": 2.0}),
+    ("decode.saddle_depth 4", {"decode.saddle_depth": 4.0}),
+    *((f"without decode.{k}", {f"decode.{k}": v}) for k, v in ink.OFF.items()),
+    # Last: a second forward pass of every page (one rule's outputs are held at a time).
+    ("rescale: fixed data.scale (0.5), no staff-space estimate", {"detect.scale": 0.5}),
+)
+_RESCALE = ("detect.",)
+_DECODE = ("decode.foreground_threshold", "decode.box_size", "decode.class_split",
+           "decode.saddle_depth")
+
+
+def _apply(config, overrides: dict):
+    c = copy.deepcopy(config)
+    for key, value in overrides.items():
+        section, field = key.split(".")
+        c[section][field] = value
+    return c
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="workdir/default")
+    parser.add_argument("--pages", type=int, default=0, help="First validation pages; 0 = all.")
+    parser.add_argument("--split", default="validation")
+    args = parser.parse_args()
+    base = default.get_config()
+    params, step = inference.restore_params(base, args.workdir)
+    net = model.build_model(base)
+    stride = min(base.model.output_strides)
+    forward = jax.jit(
+        lambda p, x: net.apply({"params": p}, x.astype(jnp.float32)[..., None])[stride]
+    )
+    decoders = {}
+    source = input_pipeline.open_source(base.data, args.split)
+    count = len(source) if not args.pages else min(args.pages, len(source))
+    pages = list(evaluation.split_pages(source, range(count)))
+    print(f"\n{args.workdir} (step {step}), {count} {args.split} pages, all classes:\n")
+    print("| setting | mAP@.5 | mAP | network alone mAP@.5 | network alone mAP | s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    outputs: dict[tuple, list] = {}  # Rescale overrides -> per page, per band: model outputs.
+    detections: dict[tuple, list] = {}  # Rescale + decode overrides -> network detections.
+    for name, overrides in ROWS:
+        start = time.perf_counter()
+        config = _apply(base, overrides)
+        rescale = tuple(sorted((k, v) for k, v in overrides.items() if k.startswith(_RESCALE)))
+        decoding = tuple(sorted((k, v) for k, v in overrides.items() if k in _DECODE))
+        if rescale not in outputs:  # One forward pass per page and rescale rule.
+            outputs.clear()  # Outputs at stride 2 are ~0.25 GB a page: one rule at a time.
+            outputs[rescale] = []
+            for gt in tqdm.tqdm(pages, desc="network", unit="page", leave=False):
+                bands = []
+                detect.network_detections(
+                    gt.image,
+                    lambda x, b=bands: b.append(jax.device_get(forward(params, x[None])))
+                    or {"boxes": np.zeros((0, 4)), "classes": np.zeros(0), "scores": np.zeros(0)},
+                    config=config,
+                )
+                outputs[rescale].append(bands)
+        key = rescale + decoding
+        if key not in detections:
+            if decoding not in decoders:
+                decoders[decoding] = jax.jit(
+                    lambda o, c=config: decode.decode(o, stride=stride, config=c)
+                )
+            run = decoders[decoding]
+
+            def saved(bands, run=run):
+                it = iter(bands)
+
+                def predict(_):
+                    d = jax.device_get(run(next(it)))
+                    keep = d.valid[0]
+                    return {"boxes": d.boxes[0][keep], "classes": d.classes[0][keep],
+                            "scores": d.scores[0][keep], "overflow": bool(d.overflow[0]),
+                            "ccl_converged": bool(d.ccl_converged[0])}
+
+                return predict
+
+            detections[key] = [
+                detect.network_detections(gt.image, saved(bands), config=config)
+                for gt, bands in zip(pages, outputs[rescale], strict=True)
+            ]
+        shipped, network = [], []
+        for gt, found in zip(pages, detections[key], strict=True):
+            refined = detect.refine(gt.image, found, config=config)
+            network.append(evaluate.Page(gt.boxes, gt.classes, *found[:3], name=gt.name))
+            shipped.append(evaluate.Page(gt.boxes, gt.classes, *refined, name=gt.name))
+        s, n = evaluate.evaluate(shipped), evaluate.evaluate(network)
+        seconds = time.perf_counter() - start
+        print(
+            f"| {name} | {s['map50']:.3f} | {s['map']:.3f} | {n['map50']:.3f} | "
+            f"{n['map']:.3f} | {seconds:.0f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""The evaluation protocol: every page of a split or a folder goes through one function.
+
+A page is read as a user's page is (`detect.network_detections`: the page's rescale rule,
+the training resampler, bands), scored twice from one forward pass: the shipped pipeline (the
+detections re-measured on the ink, `detect.refine`) and the network alone. Pages whose
+decoder overflowed its budget or whose connected components did not converge are counted and
+named, never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import ml_collections
+import numpy as np
+import tqdm
+
+from dwd_jax import deepscores_json, detect, evaluate, input_pipeline
+
+_log = logging.getLogger(__name__)
+
+
+class GroundTruth(NamedTuple):
+    """One page and its annotations: image u8[H, W]; boxes f32[M, 4] [y0, x0, y1, x1] page
+    pixels; classes i32[M] model classes."""
+
+    name: str
+    image: np.ndarray
+    boxes: np.ndarray
+    classes: np.ndarray
+
+
+def record_name(record: Mapping[str, Any], index: int) -> str:
+    """A `deep_scores` record's file name (bytes from TFDS), or `page_<index>`."""
+    name = record.get("filename", b"")
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    return name or f"page_{index}"
+
+
+def split_pages(
+    source: Sequence[Mapping[str, Any]], indices: Iterable[int]
+) -> Iterator[GroundTruth]:
+    """Pages of a `deep_scores` TFDS split, read one at a time."""
+    for i in indices:
+        record = source[i]
+        name = record_name(record, i)
+        page = input_pipeline.parse_page(record, name=name)
+        yield GroundTruth(name, page["image"], page["boxes"], page["classes"])
+
+
+def folder_pages(folder: str | Path, split: str) -> Iterator[GroundTruth]:
+    """Pages of one annotation file set (`deepscores_<split>*.json`) of a DSv2-layout folder.
+
+    Raises:
+      FileNotFoundError: the folder holds no annotation file of that split; names the splits
+        it has.
+    """
+    folder = Path(folder)
+    files = deepscores_json.annotation_files(folder)
+    if split not in files:
+        raise FileNotFoundError(
+            f"{folder} has no deepscores_{split}.json; its annotation files are for "
+            f"{sorted(files) or 'no split'}: pass --split=<one of them>"
+        )
+    for file in files[split]:
+        for gt in deepscores_json.load_pages(file):
+            image = detect.load_page(folder / "images" / gt.filename)
+            yield GroundTruth(gt.filename, image, gt.boxes, gt.labels + 1)
+
+
+def evaluate_pages(
+    pages: Iterable[GroundTruth],
+    predict_fn: detect.PredictFn,
+    *,
+    config: ml_collections.ConfigDict,
+    total: int | None = None,
+    desc: str = "eval",
+    on_page: Any = None,
+) -> dict:
+    """Detections of every page, scored shipped and network alone.
+
+    Args:
+      pages: the pages with their ground truth.
+      predict_fn: see `detect`'s module docstring (e.g. `inference.Detector.predict`).
+      config: the experiment config (detect.*, decode.*, eval.*).
+      total: the number of pages, for the progress bar.
+      desc: the progress bar's label.
+      on_page: optional `f(ground_truth, shipped evaluate.Page)`, e.g. to draw overlays.
+
+    Returns:
+      `evaluate.evaluate` results of the shipped pipeline, with "network_alone" (the same for
+      the network's own detections), "overflow_pages" and "unconverged_pages" (page names).
+    """
+    shipped, network, overflow, unconverged = [], [], [], []
+    for gt in tqdm.tqdm(pages, total=total, desc=desc, unit="page", leave=False):
+        found = detect.network_detections(gt.image, predict_fn, config=config)
+        refined = detect.refine(gt.image, found, config=config)
+        network.append(evaluate.Page(gt.boxes, gt.classes, *found[:3], name=gt.name))
+        shipped.append(evaluate.Page(gt.boxes, gt.classes, *refined, name=gt.name))
+        if found[3]["overflow"]:
+            overflow.append(gt.name)
+        if not found[3]["ccl_converged"]:
+            unconverged.append(gt.name)
+        if on_page is not None:
+            on_page(gt, shipped[-1])
+    e = config.eval
+    kwargs = dict(min_instances=e.min_instances, num_worst_pages=e.num_worst_pages)
+    results = evaluate.evaluate(shipped, **kwargs)
+    results["network_alone"] = evaluate.evaluate(network, **kwargs)
+    results["overflow_pages"], results["unconverged_pages"] = overflow, unconverged
+    if overflow:
+        _log.warning(
+            "%d of %d pages had more foreground pixels or detections than the decoder's budget "
+            "(config.decode.max_foreground_pixels, max_detections), so objects were lost: %s",
+            len(overflow), len(shipped), ", ".join(overflow),
+        )
+    if unconverged:
+        _log.warning(
+            "%d pages' connected components did not converge (config.decode."
+            "ccl_max_iterations): %s", len(unconverged), ", ".join(unconverged),
+        )
+    return results
+
+
+def headline(results: Mapping[str, Any]) -> dict:
+    """The figures a reader compares: mAP@.5 and mAP@[.5:.95] over all classes, shipped and
+    network alone, and the labelled filtered means."""
+    alone = results["network_alone"]
+    f = results["filtered"]
+    return {
+        "num_pages": results["num_pages"],
+        "map50": results["map50"],
+        "map": results["map"],
+        "network_alone_map50": alone["map50"],
+        "network_alone_map": alone["map"],
+        f"map50_classes_with_{f['min_instances']}_gt": f["map50"],
+        f"map_classes_with_{f['min_instances']}_gt": f["map"],
+        "overflow_pages": len(results["overflow_pages"]),
+        "unconverged_pages": len(results["unconverged_pages"]),
+    }
