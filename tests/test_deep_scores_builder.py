@@ -313,3 +313,14 @@ def test_config_folder_in_manual_dir(tmp_path):
     shutil.copytree(DUMMY_DATA, tmp_path / "manual/synthetic")
     sources = _build("synthetic", tmp_path / "manual", tmp_path / "tfds")
     assert {k: len(v) for k, v in sources.items()} == {"train": 3, "test": 1}
+
+
+def test_stored_page_is_the_page_inference_reads(sample_dir, sample_page_path):
+    # One grey conversion (dwd_jax.image): a page evaluated from TFDS and the same page read
+    # as a user's file are the same pixels.
+    from dwd_jax import detect
+
+    page = deepscores_json.load_pages(sample_dir / "deepscores_v2_sample.json")[0]
+    png = builder_lib.grey_png(sample_page_path, (page.width, page.height), page_id=page.id)
+    stored = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(stored, detect.load_page(sample_page_path))

@@ -26,6 +26,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from dwd_jax import deepscores_json
+from dwd_jax import image as image_lib
 from dwd_jax.classes import DEEPSCORES_CLASSES
 
 _URL = "https://zenodo.org/records/4012193"
@@ -46,8 +47,12 @@ _SOURCES = {
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DeepScoresV2-format music pages with their `deepscores` symbol boxes."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "synthetic: a validation split, and splits by work. Transparent pages are "
+        "composited on white by dwd_jax.image.to_grey, as inference reads them.",
+    }
     BUILDER_CONFIGS = [
         tfds.core.BuilderConfig(name="dense", description="DeepScoresV2 dense (1,714 pages)."),
         tfds.core.BuilderConfig(
@@ -190,7 +195,8 @@ def page_example(page: deepscores_json.Page, image_path: Path) -> dict:
 
 
 def grey_png(image_path: Path, size: tuple[int, int], page_id: int) -> bytes:
-    """A page image as grey PNG bytes, transparent parts composited on white paper.
+    """A page image as grey PNG bytes (`dwd_jax.image.to_grey`: transparent parts composited on
+    white paper, 16-bit scaled to 8 bits).
 
     Args:
       image_path: the image file.
@@ -212,31 +218,28 @@ def grey_png(image_path: Path, size: tuple[int, int], page_id: int) -> bytes:
     try:
         with Image.open(image_path) as image:
             image.load()
-            if image.mode.startswith("I;16"):
-                # PIL's "L" conversion clips 16-bit values to 255 instead of scaling them.
-                grey = Image.fromarray(np.round(np.asarray(image) / 257).astype(np.uint8))
-            elif image.has_transparency_data:
-                paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                grey = Image.alpha_composite(paper, image.convert("RGBA")).convert("L")
-            elif image.mode == "L" and image.format == "PNG":
-                grey = image  # Already what we store (e.g. engraved pages): no re-encoding.
-            else:
-                grey = image.convert("L")
+            if image.mode == "L" and image.format == "PNG":
+                # Already what we store (e.g. engraved pages): no re-encoding.
+                return _check_size(image.size, size, image_path, page_id, image_path.read_bytes())
+            grey = image_lib.to_grey(image, name=str(image_path))
     except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for corrupt files.
         raise ValueError(
             f"page {page_id}: image {image_path} cannot be decoded ({e}); the file is corrupt "
             "or truncated: extract or generate it again"
         ) from e
-    if grey.size != size:
+    out = io.BytesIO()
+    Image.fromarray(grey).save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return _check_size(grey.shape[::-1], size, image_path, page_id, out.getvalue())
+
+
+def _check_size(got: tuple[int, int], size: tuple[int, int], image_path: Path, page_id: int,
+                png: bytes) -> bytes:
+    if tuple(got) != tuple(size):
         raise ValueError(
-            f"page {page_id}: image {image_path} is {grey.size[0]}x{grey.size[1]} but its "
+            f"page {page_id}: image {image_path} is {got[0]}x{got[1]} but its "
             f"annotations say {size[0]}x{size[1]}; boxes would not match the pixels"
         )
-    if grey is image:
-        return image_path.read_bytes()
-    out = io.BytesIO()
-    grey.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return out.getvalue()
+    return png
 
 
 def _dsv2_folder(config: str, manual_dir: Path, extract_dir: Path) -> Path:
