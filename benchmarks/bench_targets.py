@@ -1,10 +1,10 @@
 """Target maps cost against a train step's forward and backward pass, one run.
 
-A default-config batch (2 crops of 960x960, 1024 padded boxes of which 600 real, two energy
-groups) gets its targets at every supervised stride (2, 8, 16), jitted; the reference in the same
-run is the forward + backward pass of a small 4-layer conv net (16 channels, 3x3) on the same
-images, a small fraction of the real model's step (DWD_SPEC.md section 11: ResNet-18 x0.5 takes
-9.7 s per 960x960 step on this machine). Prints a Markdown table.
+A batch of 2 crops of 960x960 (1024 padded boxes of which 600 real, the default config's two
+energy groups) gets its targets at every supervised stride (2, 8, 16), jitted; the reference in
+the same run is the forward + backward pass of a small 4-layer conv net (16 channels, 3x3) on
+the same images, a small fraction of the real model's step (`bench_model.py` times that).
+Prints a Markdown table.
 
 Run: `python benchmarks/bench_targets.py` (about a minute).
 """

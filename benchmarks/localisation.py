@@ -4,8 +4,8 @@ Each ground-truth box of a class is matched to its best same-class detection (Io
 the first test pages of a trained run. For the matched pairs it prints the share at IoU >= 0.5
 as decoded, then with one thing corrected at a time (the true centre on y or x, the true
 height or width): the correction that lifts the share most is the error to fix. The median
-detected / true height and width show a class-wide size bias (session 3's model drew G clefs
-1.3x too large, which `model.class_size_prior` removed).
+detected / true height and width show a class-wide size bias (what
+`model.class_size_prior` exists to remove).
 
 Run: `python benchmarks/localisation.py --workdir=workdir/default [--pages 10]
 [--classes stem,beam,...]`; prints a Markdown table.

@@ -1,5 +1,5 @@
 """Command line and restore shared by the scripts that probe a trained run (localisation,
-energy_at_centres); run them as `python benchmarks/<name>.py`."""
+energy_at_centres, ink_ablation, ink_refine); run them as `python benchmarks/<name>.py`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ def load(
     parser.add_argument("--pages", type=int, default=pages, help="First test pages to read.")
     parser.add_argument("--classes", default=classes, help="Class names separated by ','.")
     parser.add_argument(
-        "--no-offset-head", action="store_true", help="For runs trained before the offset head."
+        "--no-offset-head",
+        action="store_true",
+        help="For a run trained with model.offset_head off.",
     )
     args = parser.parse_args()
     config = default.get_config()

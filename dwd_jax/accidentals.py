@@ -2,21 +2,12 @@
 or before a note.
 
 The three are told apart by how far their outer strokes reach, which the network reads
-poorly (run I: 19 of 37 test flats called naturals, flat AP@.5 0.26). Measured on 60 training
-pages, over each accidental's own ink component with the staff lines erased, as the share of
-its height spanned by the ink in its left and right 30 % of columns (5th-95th percentile):
-
-| class | left | right |
-|---|---|---|
-| flat (48) | 1.00-1.00 (its stem) | 0.25-0.45 (its bowl) |
-| natural (38) | 0.68-0.79 | 0.72-0.79 (two offset half-stems) |
-| sharp (131) | 0.51-0.98, median 0.96 | 0.54-0.98, median 0.96 |
-
-Font by font the classes stay apart; Petaluma's hand-drawn sharp (0.47-0.63 on both sides)
-fits none of the rules below, and keeps the network's class. On run I's detections: test
-mAP@.5 +0.02 (flat AP@.5 0.26 -> 0.83, natural 0.77 -> 0.92); on the real DeepScoresV2 page
-(another font) 5 key-signature flats the network called sharps are flats again (keyFlat
-AP@.5 0.55 -> 0.69), and its 5 accidentals stay right.
+poorly (it calls flats naturals). On each accidental's own ink component with the staff lines
+erased, the share of its height spanned by the ink in its left and right 30 % of columns is,
+in the fonts we engrave: for a flat, all of it on the left (its stem) and a quarter to a half
+on the right (its bowl); for a natural, about three quarters on each side (two offset
+half-stems); for a sharp, nearly all of it on both sides. Petaluma's hand-drawn sharp (about
+half on both sides) fits none of the rules below, and keeps the network's class.
 """
 
 from __future__ import annotations
@@ -25,8 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 # Flat, natural, sharp: beside a note, and in a key signature. A detection's shape picks the
-# class of its own family (where it stands decides the family, which the network reads well:
-# run I's test keyFlat / keySharp AP@.5 0.96 / 0.98).
+# class of its own family (where it stands decides the family, which the network reads well).
 FAMILIES = (
     ("accidentalFlat", "accidentalNatural", "accidentalSharp"),
     ("keyFlat", "keyNatural", "keySharp"),

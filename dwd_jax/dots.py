@@ -4,9 +4,9 @@ One round glyph is four classes: a dot right of a note head or rest lengthens it
 (`augmentationDot`); a dot on a head's column, over or under it, is a staccato
 (`articStaccatoAbove` / `articStaccatoBelow`, named by its side of the head); two dots in a
 staff's two middle spaces beside a barline are a repeat sign's (`repeatDot`). The class is the
-dot's place, which the network reads poorly from a 320-px crop: run I had 9 detections for 53
-staccato dots under their heads (AP@.5 0.01), and repeat dots scored 0.10 (a pair came as one
-detection, or one on the barline), though each dot is plain on the ink. With the staff lines
+dot's place, which the network reads poorly from a 320-px crop (it misses staccato dots under
+their heads, and takes a pair of repeat dots for one, or one for the barline), though each dot
+is plain on the ink. With the staff lines
 erased (`staves.erase_lines`) a dot is a small round component of its own (`find`); `name`
 reads its class from the detected note heads and rests, the staves and the barlines.
 """
@@ -29,9 +29,9 @@ _SIZE = (0.25, 0.7)
 _ROUND = 1.5  # Longer side over shorter at most.
 _FILL = 0.6  # Ink share of its box at least (a disc fills 0.785, a slur's short piece less).
 # An augmentation dot: right of its head or rest (at most this many spaces from its right
-# edge, past a double dot: on 60 training pages of run I 1.5-2.5 did equally, while 3 gave
-# some staccato dots under the next note to this head), within this many spaces of its
-# centre row (a head on a line has its dot in the space above).
+# edge: far enough for a double dot, short of the next note, whose staccato dots a longer
+# reach would take), within this many spaces of its centre row (a head on a line has its dot
+# in the space above).
 _AUG_GAP, _AUG_ROW = 2.0, 0.75
 # A staccato: its centre within a head's columns widened by this many spaces, and this many
 # spaces from the head's centre row (past the head, up to beyond a stem's end).

@@ -2,16 +2,14 @@
 
 Thin lines (`config.decode.line_classes`): a stem is about 2 px wide on a 2500-px page and a
 ledger line 2 px high; IoU 0.5 then needs the thin side's centre within about 0.7 px, a
-sixth of the finest output stride (2 at scale 0.5 = 4 page pixels), which the centre offsets
-do not reach (on run D's model 63 % of matched stems met IoU 0.5, 94 % with the true x
-centre; ledger lines 44 % and 86 % with the true y centre). The page itself holds that
-precision: a rasteriser's anti-aliasing makes a pixel's darkness its ink coverage, so a
-line's cross-profile sums to its thickness and its edge pixels place its edges, to a
-fraction of a pixel. In numpy: pages differ in size, and a jitted version would compile once
-per page size.
+sixth of the finest output stride (2 at scale 0.5 = 4 page pixels), finer than the centre
+offsets place a centre. The page itself holds that precision: a rasteriser's anti-aliasing
+makes a pixel's darkness its ink coverage, so a line's cross-profile sums to its thickness
+and its edge pixels place its edges, to a fraction of a pixel. In numpy: pages differ in
+size, and a jitted version would compile once per page size.
 
-Only the thin side moves; the long side stays as decoded (giving stems their true height
-lifted their share at IoU 0.5 by 3 points only).
+Only the thin side moves; the long side stays as decoded (an error of a few pixels along a
+long line costs it little IoU).
 
 Solid symbols (`config.decode.solid_classes`: beams, black note heads, whole, half and
 breve rests) are re-measured whole: with every stroke thinner than 0.35 staff spaces opened
@@ -55,22 +53,22 @@ _OPENING = 0.35  # Strokes thinner than this many staff spaces are not solid.
 # and binarised scans are near 0/255, so the mid-point is safe without an adaptive threshold.
 INK_BELOW = 128
 # A component is taken for a solid box only if their boxes overlap this much (IoU), a guard
-# against a box that only grazes some solid. Chosen on 20 training pages of run G: beams'
-# AP@.5 0.36 at 0.3, 0.45 at 0.2, 0.47 at 0.1, 0.48 at 0 (decoded beam boxes are that poor).
+# against a box that only grazes some solid. Low, because a decoded beam box can sit far off
+# its beam's ink and still be the only detection of it.
 _MIN_IOU = 0.1
 # Two detections on one component are fragments of one object if their decoded boxes overlap
 # this much (a beam's two offset fragments); less, and they are two objects that touch (a
 # chord's note heads a second apart, decoded side by side).
 _FRAGMENT_IOU = 0.1
 # A component this many times longer than wide is one stroke (a beam, a slur): every further
-# detection on it is a fragment, even beside the first rather than over it (run H's beams
-# often come as two end-to-end halves). Two touching note heads are at most about 2.5 : 1.
+# detection on it is a fragment, even beside the first rather than over it (a beam often
+# comes as two end-to-end halves). Two touching note heads are at most about 2.5 : 1.
 _STROKE_ASPECT = 3.0
 # A network dot detection is of a dot found on the ink if their boxes overlap this much: the
 # decoded box of a 7-px dot is a few pixels off at stride 2, so IoU 0.5 would miss some.
 _SEEN_IOU = 0.3
 # The score of a found dot the network did not detect, relative to what named it: below the
-# seen dots of its class (chosen on 60 training pages of run I: 0.1-1 moved mAP@.5 by 0.0002).
+# seen dots of its class, so that a dot both the network and the ink see ranks first.
 _UNSEEN = 0.3
 
 
@@ -162,8 +160,8 @@ def use_staves(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detections with the staves found on the ink as the `staff` class.
 
-    The network's staff detections are replaced (a staff is many crops wide, so its box was
-    never seen whole in training), and a ledger line whose centre lies inside a found staff
+    The network's staff detections are replaced (a staff is many crops wide, so the network
+    never sees one whole in training), and a ledger line whose centre lies inside a found staff
     (strictly between its outer lines) is dropped: ledger lines extend a staff, so one inside
     it is the network reading a staff line beside a note head as one.
 
@@ -206,8 +204,8 @@ def use_dots(
     A found dot takes the score of the network's dot detection that overlaps it most (IoU >=
     0.3), or, unseen by the network, 0.3 times the score of what named it, ranking below the
     seen; its class is its place's, else (unnamed) the network's. Unnamed and unseen, it is
-    dropped, as is every network dot detection on no found dot (one touching a note head is
-    lost: keeping them, even at a third of their score, cost dots' AP more on training pages).
+    dropped, as is every network dot detection on no found dot: such detections are mostly
+    false (a dot touching its note head, the one true case, is lost).
 
     Args:
       symbols_mask: bool[H, W] the ink with its staff lines erased (`staves.erase_lines`).
@@ -249,7 +247,7 @@ def name_accidentals(
       symbols_mask: bool[H, W] the ink with its staff lines erased (`staves.erase_lines`).
       boxes: f32[N, 4] `[y0, x0, y1, x1]`, accidentals' already their component's
         (`snap_symbols`: read from a decoded box, a note head beside it can be the larger
-        component; on 60 training pages mAP@.5 0.828 so, 0.848 snapped first).
+        component).
       classes: i32[N] model classes; scores: f32[N].
 
     Returns:
@@ -304,8 +302,8 @@ def snap_solids(
 
 def open_square(mask: np.ndarray, size: int) -> np.ndarray:
     """bool[H, W] `mask` opened by a `size` x `size` square: `ndimage.binary_opening` with that
-    structure, exactly, as a row pass and a column pass each way (a square is separable; half
-    the time on a page, where the opening was most of `refine`'s)."""
+    structure, exactly, as a row pass and a column pass each way (a square is separable, and
+    1-D passes cost less than the 2-D structure)."""
     row, column = np.ones((1, size), bool), np.ones((size, 1), bool)
     eroded = ndimage.binary_erosion(ndimage.binary_erosion(mask, row), column)
     return ndimage.binary_dilation(ndimage.binary_dilation(eroded, row), column)

@@ -2,12 +2,12 @@
 
 Music notation fixes where ledger lines are: a note head k staff spaces above a staff's top
 line (or below its bottom line) sits on, or just beyond, ledger lines 1..k, one space apart.
-The network finds note heads almost perfectly (AP@.5 0.98-1.0 on run H) but ledger lines
-poorly (0.16: 43 % of them had no detection at IoU 0.1, and staff lines beside note heads were
-read as ledger lines), since a ledger line is one pixel thick at the model's half scale and
-often hidden under its note head. So each detected note head beyond a staff gives its ledger
-lines, scored as the head; each line's rows come from `ink.snap_lines` and its ends from the
-ink run along it. The network's own ledger detections are replaced.
+The network finds note heads almost perfectly but ledger lines poorly (it misses many and
+reads staff lines beside note heads as ledger lines), since a ledger line is one pixel thick
+at the model's half scale and often hidden under its note head. So each detected note head
+beyond a staff gives its ledger lines, scored as the head; each line's rows come from
+`ink.snap_lines` and its ends from the ink run along it. The network's own ledger
+detections are replaced.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ _MAX_LEDGERS = 8  # Ledger lines beyond this are taken for a misplaced head, not
 # A ledger line reaches past its note head by about 0.3 staff spaces on each side; its ink
 # run along the line is read within this many staff spaces of the head's box.
 _REACH = 1.0
-# Staff spaces a decoded head box may overhang its ledger line's ends. Chosen on 60 training
-# pages of run H: ledger AP@.5 0.870 with 0, 0.956 with 0.15, 0.949 without the check (test
-# pages: 0.853, 0.877, 0.867).
+# Staff spaces a decoded head box may overhang its ledger line's ends (a decoded box can be
+# wider than the head's ink); an ink run that stops further inside the box is no ledger line.
 _HEAD_SLACK = 0.15
 
 
