@@ -19,7 +19,7 @@ from PIL import Image
 from timing import best_of
 
 from configs import default
-from dwd_jax import detect, visualize
+from dwd_jax import detect, image, visualize
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "deepscores_v2_sample"
 PAGE = SAMPLE / "images" / "lg-5230237-aug-emmentaler--page-2.png"
@@ -45,8 +45,8 @@ def main() -> None:
         ("load_page (decode, composite on white, grey)", lambda: detect.load_page(PAGE)),
         ("estimate_staff_space", lambda: detect.estimate_staff_space(page)),
         (
-            f"rescale_page to staff space {config.detect.staff_space}",
-            lambda: detect.rescale_page(page, scale),
+            f"image.resize to staff space {config.detect.staff_space}",
+            lambda: image.resize(page, scale),
         ),
         ("draw_boxes: 547 boxes + legend", lambda: visualize.draw_boxes(page, boxes, classes)),
     ]

@@ -1,10 +1,10 @@
 """Which part of a box misses IoU 0.5: centre or size, per axis, for chosen classes.
 
 Each ground-truth box of a class is matched to its best same-class detection (IoU >= 0.1) on
-the first test pages of a trained run. For the matched pairs it prints the share at IoU >= 0.5
-as decoded, then with one thing corrected at a time (the true centre on y or x, the true
-height or width): the correction that lifts the share most is the error to fix. The median
-detected / true height and width show a class-wide size bias (what
+the first validation pages of a trained run (shipped pipeline). For the matched pairs it
+prints the share at IoU >= 0.5 as decoded, then with one thing corrected at a time (the true
+centre on y or x, the true height or width): the correction that lifts the share most is the
+error to fix. The median detected / true height and width show a class-wide size bias (what
 `model.class_size_prior` exists to remove).
 
 Run: `python benchmarks/localisation.py --workdir=workdir/default [--pages 10]
@@ -22,8 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import trained_run  # noqa: E402
 
+from dwd_jax import boxes as boxes_lib  # noqa: E402
 from dwd_jax import classes as classes_lib  # noqa: E402
-from dwd_jax import evaluate, inference, input_pipeline, workflow  # noqa: E402
+from dwd_jax import detect, evaluation, inference, input_pipeline  # noqa: E402
 
 CLASSES = "stem,beam,ledgerLine,noteheadBlackOnLine,clefG,augmentationDot"
 
@@ -45,26 +46,28 @@ def corrected(det: np.ndarray, gt: np.ndarray) -> list[np.ndarray]:
 
 def main() -> None:
     args, config, params, step = trained_run.load(__doc__, pages=10, classes=CLASSES)
-    predictor = inference.Predictor(config, params)
-    source = input_pipeline.open_source(config.data, "test")
+    detector = inference.Detector(config, params)
+    source = input_pipeline.open_source(config.data, config.data.eval_split)
     names = args.classes.split(",")
     hits = {name: [] for name in names}
-    for i in range(min(args.pages, len(source))):
-        _, page = workflow._eval_page(source[i], str(i), predictor)
+    for page in evaluation.split_pages(source, range(min(args.pages, len(source)))):
+        det_boxes, det_classes, _, _ = detect.detect_page(
+            page.image, detector.predict, config=config
+        )
         for name in names:
             k = classes_lib.label_of(name) + 1
-            dets = page.det_boxes[page.det_classes == k]
-            for gt in page.gt_boxes[page.gt_classes == k]:
-                overlap = evaluate.box_iou(dets, gt[None])[:, 0]
+            dets = det_boxes[det_classes == k]
+            for gt in page.boxes[page.classes == k]:
+                overlap = boxes_lib.box_iou(dets, gt[None])[:, 0]
                 if not len(overlap) or overlap.max() < 0.1:
                     continue
                 det = dets[overlap.argmax()]
                 variants = [det, *corrected(det, gt)]
-                hit = evaluate.box_iou(np.stack(variants), gt[None])[:, 0] >= 0.5
+                hit = boxes_lib.box_iou(np.stack(variants), gt[None])[:, 0] >= 0.5
                 # log(detected / true) height and width: a class-wide bias shows in the median.
                 log_ratio = np.log((det[2:] - det[:2]) / np.maximum(gt[2:] - gt[:2], 1e-6))
                 hits[name].append(np.concatenate([hit, log_ratio]))
-    print(f"{args.workdir} (step {step}), first {args.pages} test pages: share of matched")
+    print(f"{args.workdir} (step {step}), first {args.pages} validation pages: share of matched")
     print("ground truth at IoU >= 0.5, as decoded and with one thing corrected; then the median")
     print("detected / true height and width (1.00 = no class-wide bias).\n")
     print(

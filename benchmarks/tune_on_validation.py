@@ -31,9 +31,9 @@ from dwd_jax import (  # noqa: E402
     evaluate,
     evaluation,
     inference,
-    ink,
     input_pipeline,
     model,
+    omr,
 )
 
 # (row, {section.field: value}): one change from the default per row.
@@ -45,7 +45,7 @@ ROWS = (
     ("decode.class_split none", {"decode.class_split": "none"}),
     ("decode.saddle_depth 2", {"decode.saddle_depth": 2.0}),
     ("decode.saddle_depth 4", {"decode.saddle_depth": 4.0}),
-    *((f"without decode.{k}", {f"decode.{k}": v}) for k, v in ink.OFF.items()),
+    *((f"without omr.{k}", {f"omr.{k}": v}) for k, v in omr.OFF.items()),
     # Last: a second forward pass of every page (one rule's outputs are held at a time).
     ("rescale: fixed data.scale (0.5), no staff-space estimate", {"detect.scale": 0.5}),
 )

@@ -55,6 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- Model (dwd_jax.model) ----------------------------------------------------------------
     c.model = ml_collections.ConfigDict()
+    # The class list (dwd_jax.classes.CLASS_LISTS); the class head has one output per class
+    # plus background. The post-processing rules (config.omr) name DeepScores classes.
+    c.model.classes = "deepscores"
     c.model.depth = 18  # ResNet v1 depth: 18, 34, 50, 101 or 152.
     c.model.width = 0.5  # Channel multiplier of the backbone and decoder.
     # RefineNet channels (before `width`). The paper's 256 makes the stride-4 decoder two
@@ -168,15 +171,27 @@ def get_config() -> ml_collections.ConfigDict:
     # map needs (workdir/try3, 15 test pages: COCO mAP 0.179 with max, 0.206 with mean).
     c.decode.box_size = "mean"
     c.decode.class_box_sizes = ()  # ((class_name, height, width), ...): cached sizes to use.
+    c.decode.ccl_max_iterations = 32  # Components-loop guard (saddle_depth 0); hits are reported.
+    # Foreground pixels read per page and energy group (a static budget: the class logits are
+    # read only there; decode time grows with it). The real sample page's targets at stride 2
+    # (960x720) have 13.8k and 10.3k; pixels past the budget, in raster order, read as
+    # background and set `overflow`.
+    c.decode.max_foreground_pixels = 32768
+
+    # --- Post-processing on the ink (dwd_jax.omr, after decoding, in page pixels) -------------
+    c.omr = ml_collections.ConfigDict()
+    # Every rule below on (the shipped pipeline) or off (the network's detections as decoded,
+    # the original method). Evaluation reports both.
+    c.omr.enabled = True
     # Thin-line classes whose thin side is re-measured on the page's ink after decoding
     # (dwd_jax.ink, our extension): IoU 0.5 on a 2-px stem needs a sub-pixel centre, which
     # the stride-2 outputs at scale 0.5 do not give. () = off (the original).
-    c.decode.line_classes = ("stem", "ledgerLine")
+    c.omr.line_classes = ("stem", "ledgerLine")
     # Solid classes whose box becomes the box of the ink under it once strokes thinner than
     # 0.35 staff spaces are opened away (dwd_jax.ink): a beam's ends decide its box, and the
     # ink has them exactly; black note heads and whole, half and breve rests gain COCO AP
     # 0.49-0.69 -> 0.80-0.88 (hollow note heads lose, so they are not here). () = off.
-    c.decode.solid_classes = (
+    c.omr.solid_classes = (
         "beam",
         "noteheadBlackOnLine",
         "noteheadBlackInSpace",
@@ -189,7 +204,7 @@ def get_config() -> ml_collections.ConfigDict:
     # run H: every class whose COCO AP rose by 0.02 or more with AP@.5 down by less than 0.02
     # (BENCHMARKS.md). Not note heads with stems, flags, beams or time-signature digits (they
     # touch other symbols), nor ties (staff-line removal cuts them). () = off.
-    c.decode.symbol_classes = (
+    c.omr.symbol_classes = (
         "augmentationDot",
         "articStaccatoAbove",
         "articStaccatoBelow",
@@ -219,28 +234,22 @@ def get_config() -> ml_collections.ConfigDict:
     # The `staff` class from the staves found on the ink (dwd_jax.staves) instead of the
     # network, which never sees a whole staff in a 320-px crop (run H: AP 0); ledger lines
     # inside a found staff are dropped. False = the network's (the original).
-    c.decode.staves_from_ink = True
+    c.omr.staves_from_ink = True
     # Ledger lines from the note heads found beyond a staff (dwd_jax.ledgers: where notation
     # puts them, measured on the ink) instead of the network's, which misses 43 % of them at
     # one pixel thick (run I: AP@.5 0.17 -> 0.88). It finds the staves on the ink itself,
     # whatever staves_from_ink says. False = the network's.
-    c.decode.ledger_lines_from_heads = True
+    c.omr.ledger_lines_from_heads = True
     # Dots from the ink, named by their place (dwd_jax.dots): right of a note head or rest an
     # augmentation dot, on a head's column a staccato above or below it, mirrored across a
     # staff's middle line beside a barline a repeat dot. The network's dot detections only
     # give their scores (run I: staccato below AP@.5 0.01, repeat dots 0.10). False = the
     # network's.
-    c.decode.dots_from_ink = True
+    c.omr.dots_from_ink = True
     # Flats, naturals and sharps renamed by their shape on the ink (dwd_jax.accidentals: how
     # far the strokes at each side reach); the network called 19 of 37 flats naturals (run I:
     # flat AP@.5 0.26). False = the network's.
-    c.decode.accidentals_by_shape = True
-    c.decode.ccl_max_iterations = 32  # Components-loop guard (saddle_depth 0); hits are reported.
-    # Foreground pixels read per page and energy group (a static budget: the class logits are
-    # read only there; decode time grows with it). The real sample page's targets at stride 2
-    # (960x720) have 13.8k and 10.3k; pixels past the budget, in raster order, read as
-    # background and set `overflow`.
-    c.decode.max_foreground_pixels = 32768
+    c.omr.accidentals_by_shape = True
 
     # --- Evaluation (dwd_jax.evaluate) --------------------------------------------------------
     c.eval = ml_collections.ConfigDict()

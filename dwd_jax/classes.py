@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import ml_collections
 import numpy as np
 
 # In DeepScoresV2 id order (id = index + 1). The release spells the ledger line `legerLine`;
@@ -187,3 +188,56 @@ def model_labels(names: Sequence[str]) -> np.ndarray:
     """i32[k] model classes (DeepScores label + 1; 0 is background) of class names (KeyError
     on a bad name, as `label_of`)."""
     return np.array([label_of(name) + 1 for name in names], np.int32)
+
+
+# --- The class list a model is trained on ---------------------------------------------------
+
+# Class lists by name (`config.model.classes`). A model's class head has one output per class
+# of its list plus background (model class 0); model class i + 1 is the list's i-th class.
+# Training on another list (MUSCIMA++'s, say) is one entry here and a config override.
+CLASS_LISTS: dict[str, tuple[str, ...]] = {"deepscores": DEEPSCORES_CLASSES}
+
+
+def class_list(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The class names of `config.model.classes` (without background).
+
+    Raises:
+      ValueError: naming the field and the registered lists.
+    """
+    name = config.model.classes
+    if name not in CLASS_LISTS:
+        raise ValueError(
+            f"config.model.classes={name!r} is not a registered class list; use one of "
+            f"{sorted(CLASS_LISTS)} or add yours to dwd_jax.classes.CLASS_LISTS"
+        )
+    return CLASS_LISTS[name]
+
+
+def model_class_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """Names indexed by model class: ("background", *class_list(config))."""
+    return ("background", *class_list(config))
+
+
+def num_model_classes(config: ml_collections.ConfigDict) -> int:
+    """The class head's outputs: the classes of the config's list plus background."""
+    return len(class_list(config)) + 1
+
+
+def model_class(config: ml_collections.ConfigDict, name: str) -> int:
+    """The model class of a class name in the config's list (case-insensitive, with the
+    DeepScores aliases).
+
+    Raises:
+      KeyError: naming the unknown class and the list.
+    """
+    names = class_list(config)
+    if names is DEEPSCORES_CLASSES:
+        return label_of(name) + 1
+    lookup = {canonical(n): i + 1 for i, n in enumerate(names)}
+    try:
+        return lookup[canonical(name)]
+    except KeyError:
+        raise KeyError(
+            f"unknown class name {name!r}: not in the class list {config.model.classes!r} "
+            "(config.model.classes, dwd_jax.classes.CLASS_LISTS)"
+        ) from None

@@ -98,21 +98,21 @@ CLASS_SPLITS = ("none", "pixels", "peaks")
 
 
 def class_size_table(config: ml_collections.ConfigDict) -> np.ndarray:
-    """f32[137, 2]: cached (height, width) per model class from `config.decode.class_box_sizes`,
+    """f32[C, 2]: cached (height, width) per model class from `config.decode.class_box_sizes`,
     0 for classes without one.
 
     Raises:
       KeyError: naming an unknown class.
       ValueError: if an entry is not (name, height, width) with positive sizes.
     """
-    table = np.zeros((classes_lib.NUM_DEEPSCORES_CLASSES + 1, 2), np.float32)
+    table = np.zeros((classes_lib.num_model_classes(config), 2), np.float32)
     for entry in config.decode.class_box_sizes:
         if len(entry) != 3 or not (float(entry[1]) > 0 and float(entry[2]) > 0):
             raise ValueError(
                 f"config.decode.class_box_sizes entry {entry!r} must be (class_name, height, "
                 "width) with positive sizes in model-input pixels"
             )
-        table[classes_lib.label_of(entry[0]) + 1] = (float(entry[1]), float(entry[2]))
+        table[classes_lib.model_class(config, entry[0])] = (float(entry[1]), float(entry[2]))
     return table
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from dwd_jax import image as image_lib
-from dwd_jax import ink, visualize
+from dwd_jax import omr, visualize
 
 PredictFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -137,7 +137,7 @@ def estimate_staff_space(page: np.ndarray) -> float:
     Raises:
       PageError: the page has no ink, or no run pattern that looks like staff lines.
     """
-    ink_mask = np.asarray(page) < ink.INK_BELOW
+    ink_mask = np.asarray(page) < omr.INK_BELOW
     black, white = _vertical_runs(ink_mask), _vertical_runs(~ink_mask)
     if black.size == 0 or white.size == 0:
         raise PageError(
@@ -318,11 +318,10 @@ def refine(
     *,
     config: ml_collections.ConfigDict,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`network_detections`' output re-measured on the page's ink (`ink.refine`)."""
-    boxes, classes, scores, info = detections
-    return ink.refine(
-        page, boxes, classes, scores, config=config, staff_space=info["page_staff_space"]
-    )
+    """`network_detections`' output re-measured on the page's ink (`omr.refine`, nothing when
+    `config.omr.enabled` is off)."""
+    *found, info = detections
+    return omr.refine(page, tuple(found), config.omr, staff_space=info["page_staff_space"])
 
 
 def detect_page(

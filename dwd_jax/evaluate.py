@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dwd_jax import boxes as boxes_lib
 from dwd_jax import visualize
 
 # pycocotools defaults to at most 100 detections per image and class; a DeepScores page has
@@ -122,26 +123,6 @@ def _check(page: Page, index: int) -> Page:
     return Page(gb, gc, db, dc, ds, page.name)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of two sets of boxes, as areas of continuous rectangles.
-
-    Args:
-      a: f[N, 4] [y0, x0, y1, x1].
-      b: f[M, 4] [y0, x0, y1, x1].
-
-    Returns:
-      f64[N, M]; 0 where the union is empty.
-    """
-    a = np.asarray(a, np.float64)[:, None, :]
-    b = np.asarray(b, np.float64)[None, :, :]
-    ih = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    iw = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = ih * iw
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])
-    union = area(a) + area(b) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 # --- COCO ---------------------------------------------------------------------------------------
 
 
@@ -232,7 +213,7 @@ def _voc_matches(page: Page, cls: int, iou: float) -> tuple[np.ndarray, np.ndarr
     taken = np.zeros(len(gt), bool)
     if len(gt) and len(scores):
         order = np.argsort(-scores, kind="stable")
-        overlaps = box_iou(boxes[order], gt)
+        overlaps = boxes_lib.box_iou(boxes[order], gt)
         best, best_iou = overlaps.argmax(1), overlaps.max(1)
         for k in range(len(order)):
             if best_iou[k] >= iou and not taken[best[k]]:

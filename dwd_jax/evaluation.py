@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from dwd_jax import classes as classes_lib
 from dwd_jax import deepscores_json, detect, evaluate, input_pipeline
 
 _log = logging.getLogger(__name__)
@@ -107,7 +108,11 @@ def evaluate_pages(
         if on_page is not None:
             on_page(gt, shipped[-1])
     e = config.eval
-    kwargs = dict(min_instances=e.min_instances, num_worst_pages=e.num_worst_pages)
+    kwargs = dict(
+        min_instances=e.min_instances,
+        num_worst_pages=e.num_worst_pages,
+        class_names=classes_lib.model_class_names(config),
+    )
     results = evaluate.evaluate(shipped, **kwargs)
     results["network_alone"] = evaluate.evaluate(network, **kwargs)
     results["overflow_pages"], results["unconverged_pages"] = overflow, unconverged

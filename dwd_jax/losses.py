@@ -7,8 +7,8 @@ All functions are pure and jittable:
   error on marker pixels (`box_mask`), each averaged over the
   strides `config.loss.<head>_strides` it is supervised at; with an offset head
   (`config.model.offset_head`) also the offsets' Huber loss on marker pixels, as a fourth
-  head with its own normaliser (inside the box loss, its larger values took the running-mean
-  weight away from the sizes: a run's stem heights came out 15 % too long).
+  head with its own normaliser (inside the box loss, its larger values would take the
+  running-mean weight away from the sizes).
 - `total_loss(losses, normaliser, step, config)`: the loss the optimiser sees at `step`. The
   schedule (`config.loss.schedule`) picks one head per stage; the "combined" stage sums
   f_i * L_i / mean(last `normaliser_window` values of L_i) with f = `combined_factors`, the
@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from dwd_jax.targets import NUM_MODEL_CLASSES
+from dwd_jax import classes as classes_lib
 
 # Order of the per-head weight and normaliser arrays. "offset" is the centre-offset head
 # (`config.model.offset_head`); a model without one has an offset loss of 0, which a combined
@@ -56,7 +56,9 @@ def energy_loss(logits: jax.Array, target: jax.Array, weight: jax.Array | None =
     return (ce if weight is None else ce * weight).mean()
 
 
-def class_balance(classes: jax.Array, mask: jax.Array, power: float) -> jax.Array:
+def class_balance(
+    classes: jax.Array, mask: jax.Array, power: float, num_classes: int
+) -> jax.Array:
     """Per-pixel weights that give a batch's rare classes more say: n_c ** -power on the
     marker pixels of class c, where n_c counts class c's marker pixels in the batch, scaled
     so that the marker pixels' mean weight is 1; 1 everywhere else.
@@ -70,11 +72,12 @@ def class_balance(classes: jax.Array, mask: jax.Array, power: float) -> jax.Arra
       classes: i32[B, h, w, G] target classes (`make_targets`'s "class").
       mask: bool[B, h, w, G] marker pixels (`make_targets`'s "box_mask").
       power: the exponent, >= 0.
+      num_classes: C, the model classes (`classes.num_model_classes`).
 
     Returns:
       f32[B, h, w, G].
     """
-    counts = jnp.zeros(NUM_MODEL_CLASSES, jnp.float32).at[classes].add(mask.astype(jnp.float32))
+    counts = jnp.zeros(num_classes, jnp.float32).at[classes].add(mask.astype(jnp.float32))
     raw = jnp.where(mask, jnp.maximum(counts[classes], 1.0) ** -power, 0.0)
     mean = raw.sum() / jnp.maximum(mask.sum(), 1).astype(jnp.float32)
     return jnp.where(mask, raw / jnp.maximum(mean, 1e-12), 1.0)
@@ -188,7 +191,7 @@ def head_losses(
 
     Args:
       outputs: `model.apply` output, {stride: {"energy": f32[B, h, w, G, L],
-        "class": f32[B, h, w, G, 137], "box": f32[B, h, w, G, 2]}}.
+        "class": f32[B, h, w, G, C], "box": f32[B, h, w, G, 2]}}.
       targets: {stride: `targets.make_targets(...)` at that stride}, i.e. {"energy":
         i32[B, h, w, G], "class": i32[B, h, w, G], "box": f32[B, h, w, G, 2],
         "offset": f32[B, h, w, G, 2], "box_mask": bool[B, h, w, G]}, for every stride in
@@ -199,6 +202,7 @@ def head_losses(
       {"energy": f32[], "class": f32[], "box": f32[], "offset": f32[]} (offset 0 without an
       offset head).
     """
+    num_classes = classes_lib.num_model_classes(config)
     powers = {}
     for field in ("energy_class_balance", "class_loss_balance"):
         powers[field] = float(config.loss[field])
@@ -210,7 +214,9 @@ def head_losses(
 
     def balance(t: dict[str, jax.Array], field: str) -> jax.Array | None:
         power = powers[field]
-        return class_balance(t["class"], t["box_mask"], power) if power else None
+        if not power:
+            return None
+        return class_balance(t["class"], t["box_mask"], power, num_classes)
 
     per_stride = {
         "energy": lambda o, t: energy_loss(

@@ -66,9 +66,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dwd_jax import classes as classes_lib
 from dwd_jax import targets
 
-NUM_MODEL_CLASSES = 137  # Background + the 136 DeepScoresV2 classes (docs/DESIGN.md).
 DECODER_STRIDES = (4, 8, 16, 32)  # Strides of the backbone taps and refine blocks.
 NORMS = ("group", "batch", "none")
 BOX_HEADS = ("linear", "log")
@@ -350,6 +350,7 @@ class DWD(nn.Module):
     output_strides: tuple[int, ...]
     groups: int
     energy_levels: int
+    num_classes: int  # Class head outputs: the class list plus background (dwd_jax.classes).
     box_head: str = "linear"
     offset_head: bool = False
     class_size_prior: bool = False
@@ -363,7 +364,7 @@ class DWD(nn.Module):
             of `data.pad_multiple`).
 
         Returns:
-          {stride: {"energy": f32[B, h, w, G, L], "class": f32[B, h, w, G, 137],
+          {stride: {"energy": f32[B, h, w, G, L], "class": f32[B, h, w, G, C],
           "box": f32[B, h, w, G, 2]}} for each stride of `output_strides`, h = H // stride,
           with `"offset": f32[B, h, w, G, 2]` too when `offset_head` is set.
         """
@@ -387,12 +388,12 @@ class DWD(nn.Module):
             coarse = RefineBlock(self.dtype, name=f"refine{stride}")(adapted, coarse)
             refined[stride] = coarse
 
-        # f32[137, 2]: each class's usual (height, width) in the box head's space (log pixels
+        # f32[C, 2]: each class's usual (height, width) in the box head's space (log pixels
         # or pixels), shared by every stride; None without the prior.
         prior = (
             self.param(
                 "class_size_prior",
-                lambda key: jnp.full((NUM_MODEL_CLASSES, 2), _box_bias(self.box_head), jnp.float32),
+                lambda key: jnp.full((self.num_classes, 2), _box_bias(self.box_head), jnp.float32),
             )
             if self.class_size_prior
             else None
@@ -406,7 +407,7 @@ class DWD(nn.Module):
             # the full-resolution tail that dominates a step (spec section 11).
             features = refined[max(stride, 4)]
             outputs[stride] = {}
-            heads = [("energy", self.energy_levels), ("class", NUM_MODEL_CLASSES), ("box", 2)]
+            heads = [("energy", self.energy_levels), ("class", self.num_classes), ("box", 2)]
             if self.offset_head:
                 # (dy, dx) from each pixel to its object's box centre: the decoder's centre
                 # (the mean position of an energy core) is quantised to the stride, and a stem
@@ -482,6 +483,7 @@ def build_model(config: ml_collections.ConfigDict) -> DWD:
         output_strides=strides,
         groups=targets.num_groups(config),
         energy_levels=config.targets.energy_levels,
+        num_classes=classes_lib.num_model_classes(config),
         box_head=m.box_head,
         offset_head=bool(m.offset_head),
         class_size_prior=bool(m.class_size_prior),

@@ -32,8 +32,6 @@ import numpy as np
 
 from dwd_jax import classes as classes_lib
 
-NUM_MODEL_CLASSES = classes_lib.NUM_DEEPSCORES_CLASSES + 1  # Model class 0 is background.
-
 
 def energy_marker(size: int, levels: int) -> np.ndarray:
     """The oval energy marker: linear from `levels - 1` at the centre to 0 at the border.
@@ -66,17 +64,18 @@ def num_groups(config: ml_collections.ConfigDict) -> int:
 
 
 def group_of_class(config: ml_collections.ConfigDict) -> np.ndarray:
-    """i32[137]: the energy group of every model class (unnamed classes and background: 0).
+    """i32[C]: the energy group of every model class (unnamed classes and background: 0), C =
+    `classes.num_model_classes(config)`.
 
     Raises:
       KeyError: naming an unknown class in `config.targets.energy_groups`.
       ValueError: if a class is named in two groups.
     """
-    table = np.zeros(NUM_MODEL_CLASSES, np.int32)
+    table = np.zeros(classes_lib.num_model_classes(config), np.int32)
     seen: dict[int, int] = {}
     for group, names in enumerate(config.targets.energy_groups):
         for name in names:
-            model_class = classes_lib.label_of(name) + 1
+            model_class = classes_lib.model_class(config, name)
             if model_class in seen and seen[model_class] != group:
                 raise ValueError(
                     f"class {name!r} is named in energy groups {seen[model_class]} and {group} of "
@@ -200,7 +199,7 @@ def _make_targets(
         m = classes.shape[0]
         cy = jnp.floor((boxes[:, 0] + boxes[:, 2]) / 2).astype(jnp.int32)
         cx = jnp.floor((boxes[:, 1] + boxes[:, 3]) / 2).astype(jnp.int32)
-        group = group_table[jnp.clip(classes, 0, NUM_MODEL_CLASSES - 1)]
+        group = group_table[jnp.clip(classes, 0, len(group_table) - 1)]
         size = h * w * num_g
         splat = functools.partial(_splat, cy, cx, group, valid, shape=(h, w, num_g), stride=stride)
 

@@ -3,8 +3,8 @@
 import numpy as np
 from drawing import draw
 
-from dwd_jax import accidentals, ink
 from dwd_jax import classes as classes_lib
+from dwd_jax.omr import accidentals, ink
 
 FLAT, NATURAL, SHARP = classes_lib.model_labels(accidentals.FAMILIES[0])
 KEY_FLAT, KEY_SHARP = classes_lib.model_labels(("keyFlat", "keySharp"))

@@ -14,7 +14,7 @@ from PIL import Image
 from scipy import ndimage
 
 from configs import default
-from dwd_jax import detect, image, ink
+from dwd_jax import detect, image
 
 
 def staff_page(space=14.0, thickness=2, height=400, width=300, staves=3):
@@ -283,7 +283,7 @@ def test_real_sample_page_round_trip_with_an_oracle_predict_fn(sample_json, samp
     no_snap = config()
     # Exact boxes back: no re-measuring on the ink (tests/test_ink.py, tests/test_staves.py and
     # tests/test_dots.py read ink).
-    no_snap.decode.update(ink.OFF)
+    no_snap.omr.enabled = False
     boxes, got_classes, _, info = detect.detect_page(page, oracle, config=no_snap)
     # Staff space 22.8 px -> 8.5 px: scale 0.373, one pass over the page padded to 160s.
     assert info["scale"] == pytest.approx(0.373, abs=0.002) and (h, w) == (1427, 1009)

@@ -6,7 +6,7 @@ from drawing import draw
 
 from configs import default
 from dwd_jax import classes as classes_lib
-from dwd_jax import ink, staves
+from dwd_jax.omr import ink, staves
 
 SPACE = 16.0
 R = 3.2  # A dot's radius: 0.4 staff spaces across, as engraved.
@@ -111,11 +111,11 @@ def test_refine_names_dots_only_when_asked():
     classes = np.int32([HEAD] * len(heads) + [BELOW])
     scores = np.float32([0.9] * len(heads) + [0.85])
     config = default.get_config()
-    config.decode.update(ink.OFF)
-    got = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
+    config.omr.update(ink.OFF)  # Every rule off but dots.
+    got = ink.refine(page, (boxes, classes, scores), config.omr, staff_space=SPACE)
     np.testing.assert_array_equal(got[1], classes)
-    config.decode.dots_from_ink = True
-    _, got_classes, _ = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
+    config.omr.dots_from_ink = True
+    _, got_classes, _ = ink.refine(page, (boxes, classes, scores), config.omr, staff_space=SPACE)
     # Eight dots with a place: with no fermata detected, the fermata's dot is a staccato; the
     # stray dot, unseen, is gone.
     np.testing.assert_array_equal(got_classes[: len(heads)], [HEAD] * len(heads))

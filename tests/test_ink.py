@@ -10,7 +10,8 @@ from scipy import ndimage
 
 from configs import default
 from dwd_jax import classes as classes_lib
-from dwd_jax import detect, ink
+from dwd_jax import detect
+from dwd_jax.omr import ink
 
 STEM = classes_lib.label_of("stem") + 1
 LEDGER = classes_lib.label_of("ledgerLine") + 1
@@ -57,13 +58,13 @@ def test_boxes_without_a_thin_line_or_of_other_classes_are_kept():
 def test_labels_of_the_config_names():
     config = default.get_config()
     np.testing.assert_array_equal(
-        classes_lib.model_labels(config.decode.line_classes), [STEM, LEDGER]
+        classes_lib.model_labels(config.omr.line_classes), [STEM, LEDGER]
     )
     with pytest.raises(KeyError, match="unknown DeepScores class name 'stemm'"):
         classes_lib.model_labels(["stemm"])
     # ink.OFF names real fields, each on in the default.
     assert all(
-        bool(len(config.decode[k]) if k.endswith("classes") else config.decode[k]) for k in ink.OFF
+        bool(len(config.omr[k]) if k.endswith("classes") else config.omr[k]) for k in ink.OFF
     )
 
 
@@ -127,9 +128,8 @@ def test_a_beam_takes_its_ink_box_and_its_second_fragment_is_dropped():
     np.testing.assert_array_equal(out[3:], boxes[3:])
     # The same through `refine`, with the default config (stems, ledger lines and symbols
     # too), which also adds the staff found on the ink: its five lines' rows 20 to 85.
-    got = ink.refine(
-        page, boxes, np.full(5, BEAM), scores, config=default.get_config(), staff_space=space
-    )
+    detections = (boxes, np.full(5, BEAM), scores)
+    got = ink.refine(page, detections, default.get_config().omr, staff_space=space)
     np.testing.assert_array_equal(got[0][:-1], out[keep])
     np.testing.assert_array_equal(got[0][-1], [20, 0, 85, 200])
     np.testing.assert_array_equal(got[1], [BEAM] * 4 + [STAFF])

@@ -262,16 +262,16 @@ def test_class_balance_weighs_a_rare_class_up_and_keeps_the_mean():
     # One image, 1x5 pixels, one group: four pixels of class 3, one of class 7, one background.
     classes = jnp.array([3, 3, 3, 3, 7, 0]).reshape(1, 1, 6, 1)
     mask = classes > 0
-    w = np.asarray(losses.class_balance(classes, mask, 0.5)).ravel()
+    w = np.asarray(losses.class_balance(classes, mask, 0.5, 137)).ravel()
     # Raw weights 4 ** -0.5 = 0.5 and 1 ** -0.5 = 1; their mean over marker pixels is 0.6.
     np.testing.assert_allclose(w, [0.5 / 0.6] * 4 + [1 / 0.6, 1.0], rtol=1e-6)
     np.testing.assert_allclose(w[:5].mean(), 1.0, rtol=1e-6)
     # Power 1: each class present has the same total weight; power 0: every pixel 1.
-    w1 = np.asarray(losses.class_balance(classes, mask, 1.0)).ravel()
+    w1 = np.asarray(losses.class_balance(classes, mask, 1.0, 137)).ravel()
     np.testing.assert_allclose(w1[:4].sum(), w1[4], rtol=1e-6)
-    np.testing.assert_array_equal(losses.class_balance(classes, mask, 0.0), 1.0)
+    np.testing.assert_array_equal(losses.class_balance(classes, mask, 0.0, 137), 1.0)
     # No marker pixel at all: weights 1, no NaN.
-    np.testing.assert_array_equal(losses.class_balance(classes, mask & False, 0.5), 1.0)
+    np.testing.assert_array_equal(losses.class_balance(classes, mask & False, 0.5, 137), 1.0)
 
 
 def test_energy_class_balance_weights_the_energy_cross_entropy():

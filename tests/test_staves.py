@@ -9,8 +9,10 @@ from drawing import draw
 from scipy import ndimage
 
 from configs import default
+from dwd_jax import boxes as boxes_lib
 from dwd_jax import classes as classes_lib
-from dwd_jax import detect, evaluate, ink, ledgers, staves
+from dwd_jax import detect
+from dwd_jax.omr import ink, ledgers, staves
 
 STAFF = classes_lib.label_of("staff") + 1
 LEDGER = classes_lib.label_of("ledgerLine") + 1
@@ -65,7 +67,7 @@ def test_the_real_sample_pages_staves_match_its_annotation(sample_json, sample_p
     page = detect.load_page(sample_page_path)
     found = staves.find(page < ink.INK_BELOW, detect.estimate_staff_space(page))
     assert len(want) == len(found.boxes) == 12
-    iou = evaluate.box_iou(want, found.boxes)
+    iou = boxes_lib.box_iou(want, found.boxes)
     np.testing.assert_array_equal(np.sort(iou.argmax(1)), np.arange(12))  # One each.
     assert iou.max(1).min() >= 0.94
     assert (np.diff(found.boxes[:, 0]) > 0).all()  # Top to bottom.
@@ -108,7 +110,7 @@ def test_symbols_take_their_component_box_and_staves_replace_the_networks():
     classes = np.int32([SHARP, STAFF, LEDGER, LEDGER, HEAD])
     scores = np.float32([0.9, 0.8, 0.7, 0.6, 0.5])
     got_boxes, got_classes, got_scores = ink.refine(
-        page, boxes, classes, scores, config=default.get_config(), staff_space=SPACE
+        page, (boxes, classes, scores), default.get_config().omr, staff_space=SPACE
     )
     np.testing.assert_array_equal(got_classes, [SHARP, HEAD, STAFF, LEDGER])
     np.testing.assert_array_equal(got_boxes[0], [30, 48, 80, 62])  # The sharp's ink.
@@ -121,13 +123,15 @@ def test_symbols_take_their_component_box_and_staves_replace_the_networks():
     np.testing.assert_array_equal(got_scores[[0, 1, 3]], scores[[0, 4, 4]])
     # Off: the network's boxes and classes as decoded.
     config = default.get_config()
-    config.decode.update(ink.OFF)
-    got = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
+    config.omr.enabled = False
+    got = ink.refine(page, (boxes, classes, scores), config.omr, staff_space=SPACE)
     np.testing.assert_array_equal(got[0], boxes)
     np.testing.assert_array_equal(got[1], classes)
     # Staves only: the ledger line on the staff line is dropped, the other kept as decoded.
-    config.decode.staves_from_ink = True
-    got = ink.refine(page, boxes, classes, scores, config=config, staff_space=SPACE)
+    config.omr.enabled = True
+    config.omr.update(ink.OFF)
+    config.omr.staves_from_ink = True
+    got = ink.refine(page, (boxes, classes, scores), config.omr, staff_space=SPACE)
     np.testing.assert_array_equal(got[1], [SHARP, LEDGER, HEAD, STAFF])
     np.testing.assert_array_equal(got[0][1], boxes[3])
 

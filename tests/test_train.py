@@ -14,7 +14,7 @@ from ml_collections import config_flags
 from test_input_pipeline import synthetic_records
 
 from configs import tiny
-from dwd_jax import checkpoint, decode, inference, input_pipeline, model, train
+from dwd_jax import checkpoint, decode, inference, input_pipeline, model, targets, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -222,3 +222,36 @@ def test_learning_rate_schedules():
     assert float(constant(0)) == float(constant(1000)) == 0.5
     with pytest.raises(ValueError, match="config.train.lr_schedule"):
         train.learning_rate_schedule(_tiny(lr_schedule="linear").train)
+
+
+def test_another_class_list_builds_trains_one_step_and_decodes(monkeypatch):
+    # MUSCIMA++-like: a list of one's own is one entry in classes.CLASS_LISTS plus a config.
+    from dwd_jax import classes
+
+    names = ("noteheadFull", "stem", "beam", "sharp", "flat")
+    monkeypatch.setitem(classes.CLASS_LISTS, "toy", names)
+    config = _tiny()
+    config.model.classes = "toy"
+    config.targets.energy_groups = ((), ("stem", "beam"))
+    records = synthetic_records(2)
+    for r in records:
+        r["objects"]["label"] = r["objects"]["label"] % len(names)
+    mesh = train.make_mesh()
+    net = model.build_model(config)
+    optimizer = train.make_optimizer(config.train)
+    state = train.init_state(config, net, optimizer, mesh)
+    assert state.params["class_size_prior"].shape == (len(names) + 1, 2)
+    step_fn = train.compile_step(
+        functools.partial(train.dwd_loss, net=net, config=config), optimizer, mesh
+    )
+    batch = next(iter(input_pipeline.make_train_loader(records, config.data, seed=0)))
+    state, metrics = step_fn(state, train.global_batch(batch, mesh))
+    assert np.isfinite(float(metrics["loss"])) and int(state.step) == 1
+    stride = min(config.model.output_strides)
+    outputs = net.apply({"params": state.params}, batch["image"].astype(np.float32))[stride]
+    assert outputs["class"].shape[-2:] == (2, len(names) + 1)  # Two groups, 6 classes.
+    dets = jax.device_get(decode.decode(outputs, stride=stride, config=config))
+    assert dets.classes.max() <= len(names)
+    config.targets.energy_groups = ((), ("ledgerLine",))  # A DeepScores name, not in "toy".
+    with pytest.raises(KeyError, match="not in the class list 'toy'"):
+        targets.group_of_class(config)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from dwd_jax import classes as classes_lib
-from dwd_jax import staves as staves_lib
+from dwd_jax.omr import staves as staves_lib
 
 # Note heads of every kind and size: all sit on or between lines and ledger lines alike.
 HEAD_CLASSES = tuple(n for n in classes_lib.DEEPSCORES_CLASSES if n.startswith("notehead"))

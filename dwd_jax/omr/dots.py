@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from dwd_jax import classes as classes_lib
-from dwd_jax import staves as staves_lib
+from dwd_jax.omr import staves as staves_lib
 
 DOT_CLASSES = ("augmentationDot", "articStaccatoAbove", "articStaccatoBelow", "repeatDot")
 _HEADS = tuple(n for n in classes_lib.DEEPSCORES_CLASSES if n.startswith("notehead"))

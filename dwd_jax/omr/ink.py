@@ -1,6 +1,6 @@
 """Detections re-measured on the page's own ink, after decoding, in page pixels.
 
-Thin lines (`config.decode.line_classes`): a stem is about 2 px wide on a 2500-px page and a
+Thin lines (`config.omr.line_classes`): a stem is about 2 px wide on a 2500-px page and a
 ledger line 2 px high; IoU 0.5 then needs the thin side's centre within about 0.7 px, a
 sixth of the finest output stride (2 at scale 0.5 = 4 page pixels), finer than the centre
 offsets place a centre. The page itself holds that precision: a rasteriser's anti-aliasing
@@ -11,7 +11,7 @@ size, and a jitted version would compile once per page size.
 Only the thin side moves; the long side stays as decoded (an error of a few pixels along a
 long line costs it little IoU).
 
-Solid symbols (`config.decode.solid_classes`: beams, black note heads, whole, half and
+Solid symbols (`config.omr.solid_classes`: beams, black note heads, whole, half and
 breve rests) are re-measured whole: with every stroke thinner than 0.35 staff spaces opened
 away (staff and ledger lines, stems, slurs are 0.1-0.22, a beam 0.5), such a symbol is one
 connected ink component, and its box that component's. A beam is long and its ends decide
@@ -20,10 +20,10 @@ offset fragments); the ink has the ends exactly. Of two detections of one class 
 component the best-scoring is kept if they overlap or the component is a long stroke
 (fragments); otherwise both are objects (a chord's touching note heads).
 
-Symbols (`config.decode.symbol_classes`: clefs, accidentals, dots, ...) are re-measured the
+Symbols (`config.omr.symbol_classes`: clefs, accidentals, dots, ...) are re-measured the
 same way on the ink without its staff lines (`staves.erase_lines`), where each is a
-component of its own. With `config.decode.staves_from_ink` the `staff` class is the staves
-found on the ink (`staves.find`); with `config.decode.ledger_lines_from_heads` ledger lines
+component of its own. With `config.omr.staves_from_ink` the `staff` class is the staves
+found on the ink (`staves.find`); with `config.omr.ledger_lines_from_heads` ledger lines
 are those the detected note heads beyond a staff stand on (`ledgers.from_heads`).
 """
 
@@ -31,14 +31,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import ml_collections
 import numpy as np
 from scipy import ndimage
 
-from dwd_jax import accidentals, evaluate, ledgers
+from dwd_jax import boxes as boxes_lib
 from dwd_jax import classes as classes_lib
-from dwd_jax import dots as dots_lib
-from dwd_jax import staves as staves_lib
+from dwd_jax.omr import accidentals, ledgers
+from dwd_jax.omr import dots as dots_lib
+from dwd_jax.omr import staves as staves_lib
 
 # A line pixel must be dark along at least this share of the line's decoded length to count:
 # the quantile 1 - share of each cross-position's darkness is its profile value. 0.75 keeps
@@ -72,8 +74,8 @@ _SEEN_IOU = 0.3
 _UNSEEN = 0.3
 
 
-# `config.decode` with every re-measure on the ink off: the network's boxes and classes as
-# decoded (the original method). `config.decode.update(ink.OFF)`.
+# The rules of `config.omr` with their "off" values: each one off alone is an ablation;
+# `config.omr.enabled = False` switches them all off (the network's boxes as decoded).
 OFF = {
     "line_classes": (),
     "solid_classes": (),
@@ -87,31 +89,34 @@ OFF = {
 
 def refine(
     page: np.ndarray,
-    boxes: np.ndarray,
-    classes: np.ndarray,
-    scores: np.ndarray,
-    *,
+    detections: tuple[np.ndarray, np.ndarray, np.ndarray],
     config: ml_collections.ConfigDict,
+    *,
     staff_space: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A page's detections re-measured on its ink, in this order: `snap_lines` for
-    `config.decode.line_classes`, `snap_solids` for `config.decode.solid_classes`,
-    `snap_symbols` for `config.decode.symbol_classes`; then each option that is on:
+    """A page's detections re-measured on its ink (nothing, if `config.enabled` is off), in
+    this order: `snap_lines` for `config.line_classes`, `snap_solids` for
+    `config.solid_classes`, `snap_symbols` for `config.symbol_classes`; then each rule that
+    is on:
     `accidentals_by_shape` (`name_accidentals`), `dots_from_ink` (`use_dots`),
     `staves_from_ink` (`use_staves`), and `ledger_lines_from_heads` (the ledger lines of
     `ledgers.from_heads` in place of the network's).
 
     Args:
       page: u8[H, W] grey page, 0 = ink, at the boxes' resolution.
-      boxes: f32[N, 4] `[y0, x0, y1, x1]` page pixels; classes: i32[N]; scores: f32[N].
-      config: reads `config.decode`.
+      detections: (boxes f32[N, 4] `[y0, x0, y1, x1]` page pixels, classes i32[N] model
+        classes of the DeepScores list, scores f32[N]).
+      config: the `config.omr` section.
       staff_space: the page's staff spacing in its pixels.
 
     Returns:
       (boxes f32[M, 4], classes i32[M], scores f32[M]): fragments and what the ink replaces
       dropped, what the ink found (dots, staves, ledger lines) added last.
     """
-    d = config.decode
+    boxes, classes, scores = detections
+    if not config.enabled:
+        return boxes, classes, scores
+    d = config
     (ledger,) = classes_lib.model_labels(("ledgerLine",))
     if d.ledger_lines_from_heads:  # Replaced at the end: not worth re-measuring.
         keep = classes != ledger
@@ -223,7 +228,7 @@ def use_dots(
     named, context = dots_lib.name(
         found_dots, ink_mask, found, boxes[rest], classes[rest], scores[rest], staff_space
     )
-    overlap = evaluate.box_iou(found_dots, boxes[is_dot])  # [D, K]
+    overlap = boxes_lib.box_iou(found_dots, boxes[is_dot])  # [D, K]
     seen = overlap.max(axis=1, initial=0.0) >= _SEEN_IOU
     best = overlap.argmax(axis=1) if overlap.shape[1] else np.zeros(len(found_dots), int)
     dot_classes = np.where(named > 0, named, classes[is_dot][best] if seen.any() else 0)
@@ -301,12 +306,16 @@ def snap_solids(
 
 
 def open_square(mask: np.ndarray, size: int) -> np.ndarray:
-    """bool[H, W] `mask` opened by a `size` x `size` square: `ndimage.binary_opening` with that
-    structure, exactly, as a row pass and a column pass each way (a square is separable, and
-    1-D passes cost less than the 2-D structure)."""
-    row, column = np.ones((1, size), bool), np.ones((size, 1), bool)
-    eroded = ndimage.binary_erosion(ndimage.binary_erosion(mask, row), column)
-    return ndimage.binary_dilation(ndimage.binary_dilation(eroded, row), column)
+    """bool[H, W] `mask` opened by a `size` x `size` square, exactly as
+    `ndimage.binary_opening` with that structure (paper beyond the border). OpenCV's
+    `morphologyEx` dilates with the erosion's own anchor, which shifts an even-sized square's
+    opening by a pixel; the dilation here takes the mirrored anchor."""
+    kernel = np.ones((size, size), np.uint8)
+    anchor = size // 2
+    border = dict(borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    eroded = cv2.erode(mask.astype(np.uint8), kernel, anchor=(anchor, anchor), **border)
+    mirrored = size - 1 - anchor
+    return cv2.dilate(eroded, kernel, anchor=(mirrored, mirrored), **border).astype(bool)
 
 
 def snap_symbols(
@@ -368,7 +377,7 @@ def _snap_to_components(
         rows, cols = slices[label - 1]
         box = np.float32([rows.start, cols.start, rows.stop, cols.stop])
         long_side, short_side = sorted((rows.stop - rows.start, cols.stop - cols.start))[::-1]
-        if evaluate.box_iou(box[None], boxes[i : i + 1])[0, 0] < _MIN_IOU:
+        if boxes_lib.box_iou(box[None], boxes[i : i + 1])[0, 0] < _MIN_IOU:
             continue  # It only grazes that component: kept, and no claim on it.
         key = (int(classes[i]), label)
         if key not in taken:
@@ -376,7 +385,7 @@ def _snap_to_components(
             out[i] = box
         elif (
             long_side >= _STROKE_ASPECT * short_side
-            or evaluate.box_iou(boxes[i : i + 1], boxes[taken[key]][None])[0, 0] >= _FRAGMENT_IOU
+            or boxes_lib.box_iou(boxes[i : i + 1], boxes[taken[key]][None])[0, 0] >= _FRAGMENT_IOU
         ):
             keep[i] = False  # A fragment of the better detection's object.
         else:  # Two objects on one component (a chord's touching note heads): as decoded.
