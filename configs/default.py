@@ -266,5 +266,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.detect.scale = 0.0  # Fixed page scale, skipping the staff-space estimate; 0 = estimate.
     c.detect.max_pixels = 2_560_000  # Pixels per forward pass; bigger pages go in bands.
     c.detect.overlap = 160  # Rows shared by neighbouring bands (> the tallest symbol).
+    # PDF pages are rendered at this resolution (a printed score's staff space is then about
+    # 20-25 px, rescaled to detect.staff_space like any page).
+    c.detect.pdf_dpi = 300.0
     c.lock()  # A misspelt field, here or in a --config.x override, is an error naming it.
     return c

@@ -19,14 +19,19 @@ model.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import ml_collections
 import numpy as np
+import tqdm
 from PIL import Image, UnidentifiedImageError
 
 from dwd_jax import image as image_lib
@@ -44,16 +49,108 @@ class PageError(ValueError):
 # --- Loading ------------------------------------------------------------------------------------
 
 
-def load_page(path: str | Path) -> np.ndarray:
+# Files a folder is searched for (recursively); any other file named directly is still tried.
+PAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".pdf")
+
+
+class PageRef(NamedTuple):
+    """One page of an input file: `index` of `count` pages (PDFs and TIFFs hold several);
+    `error` says why the file gives no page."""
+
+    path: Path
+    index: int = 0
+    count: int = 1
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How outputs name the page: the file name, with `#<page>` in a multi-page file."""
+        return self.path.name if self.count == 1 else f"{self.path.name}#{self.index + 1}"
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem if self.count == 1 else f"{self.path.stem}_p{self.index + 1}"
+
+
+def page_refs(paths: Sequence[str | Path]) -> list[PageRef]:
+    """The pages of files and folders (searched recursively for `PAGE_SUFFIXES`, in name
+    order); a file that cannot be opened, or a folder with no page, is one ref with its error."""
+    refs = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in PAGE_SUFFIXES)
+            if not files:
+                error = f"{path}: a folder with no page ({', '.join(PAGE_SUFFIXES)}) in it"
+                refs.append(PageRef(path, error=error))
+            for file in files:
+                refs += _file_refs(file)
+        else:
+            refs += _file_refs(path)
+    return refs
+
+
+def _file_refs(path: Path) -> list[PageRef]:
+    try:
+        count = _page_count(path)
+    except PageError as e:
+        return [PageRef(path, error=str(e))]
+    if count == 0:
+        return [PageRef(path, error=f"{path}: the document has no pages; nothing to detect")]
+    return [PageRef(path, i, count) for i in range(count)]
+
+
+def _page_count(path: Path) -> int:
+    _check_file(path)
+    if path.suffix.lower() == ".pdf":
+        with _open_pdf(path) as pdf:
+            return len(pdf)
+    try:
+        with Image.open(path) as im:
+            return getattr(im, "n_frames", 1)
+    except UnidentifiedImageError:
+        raise PageError(
+            f"{path}: not an image Pillow can read; pass PNG, JPEG, TIFF or PDF pages"
+        ) from None
+    except (OSError, SyntaxError) as e:
+        raise PageError(f"{path}: unreadable image ({e}); re-export or re-download it") from None
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise PageError(f"{path}: no such file or folder; check the path")
+    if path.stat().st_size == 0:
+        raise PageError(f"{path}: the file is empty (0 bytes); re-export or re-download it")
+
+
+@contextlib.contextmanager
+def _open_pdf(path: Path):
+    import pypdfium2
+
+    try:
+        pdf = pypdfium2.PdfDocument(str(path))
+    except pypdfium2.PdfiumError as e:
+        # PDFium refuses a document without pages as malformed too.
+        raise PageError(
+            f"{path}: not a readable PDF, or one with no pages ({e}); re-export or re-download it"
+        ) from None
+    try:
+        yield pdf
+    finally:
+        pdf.close()
+
+
+def load_page(path: str | Path, index: int = 0, *, dpi: float = 300.0) -> np.ndarray:
     """Read a page as 8-bit grey, 0 = black ink, 255 = white paper.
 
     PNG, JPEG, TIFF (and anything else Pillow reads); grey, palette, RGB, RGBA/LA (composited
     on white, so transparent paper becomes white paper, as DeepScoresV2's RGBA pages need),
-    16-bit (0..65535 scaled to 0..255) and 32-bit float (clipped to 0..255). A multi-page TIFF
-    gives its first page.
+    16-bit (0..65535 scaled to 0..255) and 32-bit float (clipped to 0..255); PDF pages
+    rendered at `dpi` (pypdfium2). `index` picks a page of a multi-page TIFF or PDF.
 
     Args:
-      path: image file.
+      path: image or PDF file.
+      index: the page, from 0.
+      dpi: resolution PDF pages are rendered at.
 
     Returns:
       u8[H, W].
@@ -62,20 +159,26 @@ def load_page(path: str | Path) -> np.ndarray:
       PageError: the file is missing, not an image, truncated, or has zero size.
     """
     path = Path(path)
-    if not path.is_file():
-        raise PageError(f"{path}: no such file; check the path (a directory is not a page)")
-    if path.stat().st_size == 0:
-        raise PageError(f"{path}: the file is empty (0 bytes); re-export or re-download it")
+    _check_file(path)
+    if path.suffix.lower() == ".pdf":
+        with _open_pdf(path) as pdf:
+            if not 0 <= index < len(pdf):
+                raise PageError(f"{path}: no page {index + 1} in a {len(pdf)}-page PDF")
+            bitmap = pdf[index].render(scale=dpi / 72.0, grayscale=True)
+            return image_lib.to_grey(bitmap.to_numpy(), name=f"{path} page {index + 1}")
     if 0 in _png_size(path):
         raise PageError(f"{path}: the image has zero width or height; nothing to detect")
     try:
         with Image.open(path) as im:
+            im.seek(index)
             im.load()
             page = image_lib.to_grey(im, name=str(path))
     except UnidentifiedImageError:
         raise PageError(
-            f"{path}: not an image Pillow can read; pass PNG, JPEG or TIFF pages"
+            f"{path}: not an image Pillow can read; pass PNG, JPEG, TIFF or PDF pages"
         ) from None
+    except EOFError:
+        raise PageError(f"{path}: no page {index + 1} in this image file") from None
     except (OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise PageError(f"{path}: unreadable image ({e}); re-export or re-download it") from None
     if page.size == 0:
@@ -353,10 +456,12 @@ def detect_pages(
     out_dir: str | Path,
     image_ids: Sequence[int] | None = None,
 ) -> dict:
-    """Detect every page independently and write proposals, COCO results and overlays.
+    """Detect every page of files and folders and write proposals, COCO results and overlays.
 
-    A page that fails (unreadable, not an image, no staff lines, a predict_fn error) is reported
-    in the summary with its error and the remaining pages are still processed.
+    Inputs are expanded by `page_refs` (folders recursively; every page of a PDF, rendered at
+    `config.detect.pdf_dpi`, or of a multi-page TIFF). A file or page that fails (missing,
+    unreadable, not an image, no staff lines, a predict_fn error) is reported in the summary
+    with its error, and the rest are still processed.
 
     Writes to `out_dir`:
       proposals.json: DeepScoresV2 proposals (`obb_anns` format): {"annotation_set":
@@ -367,33 +472,43 @@ def detect_pages(
       detect_summary.json: the returned summary.
 
     Args:
-      paths: page image files.
+      paths: image or PDF files, or folders of them.
       predict_fn: see the module docstring.
       config: uses detect.* and data.pad_multiple.
       out_dir: output folder (created).
-      image_ids: ids written as img_id / image_id, e.g. DeepScoresV2 image ids; default 1..n.
+      image_ids: ids written as img_id / image_id, one per page (a failed file counts one),
+        e.g. DeepScoresV2 image ids; default 1..n.
 
     Returns:
-      {"pages": [{"path", "img_id", "ok", "error", "num_detections", "staff_space", "scale",
-      "bands", "notes", "overlay"}], "proposals": path, "coco_results": path,
-      "num_failed": int}.
+      {"pages": [{"path", "page", "name", "img_id", "ok", "error", "num_detections",
+      "seconds", "staff_space", "scale", "bands", "overflow", "ccl_converged", "notes",
+      "overlay"}], "proposals": path, "coco_results": path, "num_pages", "num_failed",
+      "skipped": ["<name>: <error>"], "symbols_per_class": {name: count},
+      "seconds_per_page": float}.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    image_ids = list(image_ids) if image_ids is not None else list(range(1, len(paths) + 1))
-    if len(image_ids) != len(paths):
-        raise ValueError(f"{len(paths)} pages but {len(image_ids)} image_ids; pass one per page")
-    proposals, coco, pages = [], [], []
-    for path, img_id in zip(paths, image_ids, strict=True):
-        report = {"path": str(path), "img_id": img_id, "ok": False, "error": None}
+    refs = page_refs(paths)
+    image_ids = list(image_ids) if image_ids is not None else list(range(1, len(refs) + 1))
+    if len(image_ids) != len(refs):
+        raise ValueError(f"{len(refs)} pages but {len(image_ids)} image_ids; pass one per page")
+    names = visualize.MODEL_CLASS_NAMES
+    proposals, coco, pages, counts = [], [], [], collections.Counter()
+    for ref, img_id in zip(tqdm.tqdm(refs, desc="detect", unit="page"), image_ids, strict=True):
+        report = {"path": str(ref.path), "page": ref.index + 1, "name": ref.name,
+                  "img_id": img_id, "ok": False, "error": ref.error}
+        start = time.perf_counter()
         try:
-            page = load_page(path)
+            if ref.error:
+                raise PageError(ref.error)
+            page = load_page(ref.path, ref.index, dpi=config.detect.pdf_dpi)
             boxes, classes, scores, info = detect_page(page, predict_fn, config=config)
-            overlay = out_dir / f"{Path(path).stem}_overlay.png"
+            overlay = out_dir / f"{ref.stem}_overlay.png"
             visualize.draw_boxes(page, boxes, classes, scores).save(overlay)
         except Exception as e:  # One bad page must not stop the others; its error is kept.
-            _log.exception("page %s failed", path)
-            report["error"] = f"{type(e).__name__}: {e}"
+            if not isinstance(e, PageError):
+                _log.exception("page %s failed", ref.name)
+            report["error"] = str(e) if isinstance(e, PageError) else f"{type(e).__name__}: {e}"
             pages.append(report)
             continue
         for (y0, x0, y1, x1), c, s in zip(
@@ -408,14 +523,24 @@ def detect_pages(
                     "score": s,
                 }
             )
-        report.update(ok=True, num_detections=len(classes), overlay=str(overlay), **info)
+        counts.update(names[c] if c < len(names) else str(c) for c in classes.tolist())
+        seconds = time.perf_counter() - start
+        report.update(ok=True, num_detections=len(classes), seconds=seconds,
+                      overlay=str(overlay), **info)
         pages.append(report)
+    done = [p for p in pages if p["ok"]]
     summary = {
         "pages": pages,
         "proposals": str(out_dir / "proposals.json"),
         "coco_results": str(out_dir / "coco_results.json"),
-        "num_failed": sum(not p["ok"] for p in pages),
+        "num_pages": len(done),
+        "num_failed": len(pages) - len(done),
+        "skipped": [f"{p['name']}: {p['error']}" for p in pages if not p["ok"]],
+        "symbols_per_class": dict(counts.most_common()),
+        "seconds_per_page": sum(p["seconds"] for p in done) / max(len(done), 1),
     }
+    for line in summary["skipped"]:
+        _log.warning("skipped %s", line)
     Path(summary["proposals"]).write_text(
         json.dumps({"annotation_set": "deepscores", "proposals": proposals})
     )

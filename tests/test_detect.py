@@ -291,3 +291,35 @@ def test_real_sample_page_round_trip_with_an_oracle_predict_fn(sample_json, samp
     np.testing.assert_allclose(boxes, np.minimum(gt, [3828, 2707] * 2), atol=1e-2)
     r = evaluate.evaluate([evaluate.Page(gt, classes, boxes, got_classes, np.ones(len(gt)))])
     assert r["map"] == pytest.approx(1.0) and r["voc_map50"] == pytest.approx(1.0)
+
+
+def test_detect_pages_reads_folders_pdfs_and_multi_page_tiffs(tmp_path):
+    import pypdfium2
+
+    page = Image.fromarray(staff_page(17.0))
+    scans = tmp_path / "in" / "scans"
+    scans.mkdir(parents=True)
+    page.save(scans / "two.tif", save_all=True, append_images=[page])
+    page.save(tmp_path / "in" / "score.pdf", resolution=150.0)
+    (tmp_path / "in" / "notes.txt").write_text("not searched: not a page suffix")
+    (tmp_path / "in" / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
+    empty = pypdfium2.PdfDocument.new()
+    empty.save(str(tmp_path / "in" / "empty.pdf"))
+    refs = detect.page_refs([tmp_path / "in"])
+    assert [r.name for r in refs] == [  # In path order: scans/ sorts before score.pdf.
+        "broken.pdf", "empty.pdf", "two.tif#1", "two.tif#2", "score.pdf"
+    ]
+    c = config()
+    c.detect.pdf_dpi = 150.0  # The PDF's own resolution: its page comes back pixel for pixel.
+    np.testing.assert_array_equal(
+        detect.load_page(tmp_path / "in" / "score.pdf", dpi=150.0).shape, page.size[::-1]
+    )
+    summary = detect.detect_pages([tmp_path / "in"], blobs, config=c, out_dir=tmp_path / "o")
+    assert summary["num_pages"] == 3 and summary["num_failed"] == 2
+    # A truncated PDF and one without pages are named and skipped; the rest are read.
+    assert all("not a readable PDF, or one with no pages" in s for s in summary["skipped"])
+    assert [s.split(":")[0] for s in summary["skipped"]] == ["broken.pdf", "empty.pdf"]
+    done = {p["name"] for p in summary["pages"] if p["ok"]}
+    assert done == {"score.pdf", "two.tif#1", "two.tif#2"}
+    assert (tmp_path / "o" / "two_p2_overlay.png").exists()
+    assert summary["seconds_per_page"] > 0 and isinstance(summary["symbols_per_class"], dict)
