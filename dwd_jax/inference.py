@@ -10,6 +10,7 @@ each padded size compiles once.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dwd_jax import checkpoint, decode, detect, model
+from dwd_jax import checkpoint, decode, detect, model, pretrained
 
 
 def restore_params(config: ml_collections.ConfigDict, workdir: str | Path) -> tuple[Any, int]:
@@ -47,11 +48,13 @@ class Detector:
     Attributes:
       config: the experiment config the model was trained with.
       params: the model's parameters (replaceable between calls: nothing recompiles).
+      source: where the parameters came from, for reports.
     """
 
     def __init__(self, config: ml_collections.ConfigDict, params: Any):
         self.config = config
         self.params = params
+        self.source = "parameters given"
         net = model.build_model(config)
         stride = min(config.model.output_strides)
 
@@ -64,9 +67,28 @@ class Detector:
 
     @classmethod
     def from_workdir(cls, config: ml_collections.ConfigDict, workdir: str | Path) -> Detector:
-        """The detector of the newest checkpoint in `workdir` (see `restore_params`)."""
-        params, _ = restore_params(config, workdir)
-        return cls(config, params)
+        """The detector of the newest checkpoint in `workdir`; without one, the model shipped
+        with the package (`dwd_jax.pretrained`) when `config` builds its network, with a
+        warning. `source` says which: "<workdir> step <n>" or "shipped default model".
+
+        Raises:
+          FileNotFoundError: no checkpoint, and no shipped model for this config.
+        """
+        try:
+            params, step = restore_params(config, workdir)
+            source = f"{workdir} step {step}"
+        except FileNotFoundError:
+            if not pretrained.is_compatible(config):
+                raise
+            logging.warning(
+                "%s holds no checkpoint: using the default model shipped with dwd-jax "
+                "(trained by `python run.py`; see dwd_jax/pretrained/default/model.json)",
+                Path(workdir),
+            )
+            params, source = pretrained.load_params(), "shipped default model"
+        detector = cls(config, params)
+        detector.source = source
+        return detector
 
     def __call__(
         self, page: np.ndarray

@@ -95,15 +95,13 @@ def _evaluate(
 ) -> dict:
     """`evaluation.evaluate_pages` with the newest checkpoint; writes reports (shipped, and
     `network_alone/`) and overlays of the worst pages to `out`."""
-    params, step = inference.restore_params(config, workdir)
-    detector = inference.Detector(config, params)
+    detector = inference.Detector.from_workdir(config, workdir)
     scored: list[evaluate.Page] = []
     results = evaluation.evaluate_pages(
         pages, detector.predict, config=config, total=total, desc=desc,
         on_page=lambda _, page: scored.append(page),
     )
-    results["checkpoint_step"] = step
-    results["network_alone"]["checkpoint_step"] = step
+    results["model"] = results["network_alone"]["model"] = detector.source
     evaluate.write_reports(results["network_alone"], out / "network_alone")
     evaluate.write_reports(results, out)
     for i in results["worst_pages"]:  # Re-read: holding every page image costs GBs.

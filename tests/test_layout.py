@@ -17,10 +17,10 @@ STAGES = (
     ("targets", "model", "losses", "checkpoint"),  # The network and what trains it.
     ("ccl", "decode"),  # Outputs -> padded detections.
     ("omr",),  # Post-processing on the ink.
-    ("detect", "inference", "visualize"),  # Pages -> final detections; pictures.
+    ("pretrained", "detect", "inference", "visualize"),  # Pages -> final detections; pictures.
     ("evaluate", "evaluation"),  # Metrics and the evaluation protocol.
     ("metrics_log", "train"),  # The training loop (scores validation pages as it goes).
-    ("workflow",),  # The commands of run.py.
+    ("workflow", "cli"),  # The commands of `dwd-jax` and run.py.
 )
 STAGE = {name: i for i, names in enumerate(STAGES) for name in names}
 
