@@ -117,9 +117,9 @@ def get_config() -> ml_collections.ConfigDict:
     # otherwise drown in noteheads and stems.
     c.loss.energy_class_balance = 1.0
     # The same weights on the class cross-entropy: 0 = every marker pixel alike (the original).
-    # Rare look-alikes (naturals, flats) are otherwise read as the common one. Runs D, F, G
-    # and H (BENCHMARKS.md) went (energy, class) = (0.5, 0) -> (0.75, 0.5) -> (1, 1): naturals
-    # AP@.5 0.13 -> 0.22-0.33 -> 0.62, augmentation dots 0.30 -> 0.44-0.45 -> 0.55.
+    # Rare look-alikes (naturals, flats) are otherwise read as the common one. Both balances,
+    # the loss factors and train.steps are not re-tuned on validation: each trial is a whole
+    # training run.
     c.loss.class_loss_balance = 1.0
     c.loss.offset_strides = (2, 8)  # Where the offset head is supervised (with model.offset_head).
     # (energy, class, box, offset) factors of the combined loss (the original's 2, 1, 1, and 1
@@ -154,21 +154,26 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 3  # Checkpoints kept.
 
     # --- Decoding (dwd_jax.decode) ------------------------------------------------------------
+    # The thresholds below are checked on the validation split, one change at a time
+    # (benchmarks/tune_on_validation.py; BENCHMARKS.md gives the table).
     c.decode = ml_collections.ConfigDict()
     c.decode.energy_cutoff = 1  # Levels 0..cutoff are background (spec section 6).
     # Foreground = P(level > cutoff) > this; 0 = argmax level > cutoff (the original). A short
     # CPU run spreads foreground mass over many levels, so its argmax is mostly background.
+    # 0.2, 0.3 and 0.4 are within 0.003 mAP of one another on validation.
     c.decode.foreground_threshold = 0.3
     c.decode.min_size = 4  # Components with fewer pixels are dropped.
     c.decode.max_detections = 2048  # Detections per page (padded; overflow is reported).
-    c.decode.saddle_depth = 3.0  # Watershed: split peaks this many levels above a saddle; 0 = off.
+    # Watershed: split peaks this many levels above a saddle; 0 = off. 2 and 3 tie on
+    # validation, 4 is lower.
+    c.decode.saddle_depth = 3.0
     # Keep classes apart in the watershed so a weak small symbol beside a large one keeps its
     # own region: "peaks" (basins whose peak classes differ never merge), "pixels" (pixels of
     # different argmax classes are not neighbours; fragments noisy objects) or "none" (the
-    # original). "peaks" gave +0.004 mAP@.5 on 15 training pages (BENCHMARKS.md).
+    # original). "peaks" is the higher on validation, shipped and network alone.
     c.decode.class_split = "peaks"
     # Box size read over an object's core: "max" (the original) or "mean", which a noisy box
-    # map needs (workdir/try3, 15 test pages: COCO mAP 0.179 with max, 0.206 with mean).
+    # map needs: "max" is lower on validation (network alone mAP 0.15 against 0.20).
     c.decode.box_size = "mean"
     c.decode.class_box_sizes = ()  # ((class_name, height, width), ...): cached sizes to use.
     c.decode.ccl_max_iterations = 32  # Components-loop guard (saddle_depth 0); hits are reported.
@@ -181,16 +186,17 @@ def get_config() -> ml_collections.ConfigDict:
     # --- Post-processing on the ink (dwd_jax.omr, after decoding, in page pixels) -------------
     c.omr = ml_collections.ConfigDict()
     # Every rule below on (the shipped pipeline) or off (the network's detections as decoded,
-    # the original method). Evaluation reports both.
+    # the original method). Evaluation reports both. Each rule is kept because switching it
+    # off alone lowers both validation means (benchmarks/tune_on_validation.py).
     c.omr.enabled = True
     # Thin-line classes whose thin side is re-measured on the page's ink after decoding
-    # (dwd_jax.ink, our extension): IoU 0.5 on a 2-px stem needs a sub-pixel centre, which
+    # (dwd_jax.omr.ink, our extension): IoU 0.5 on a 2-px stem needs a sub-pixel centre, which
     # the stride-2 outputs at scale 0.5 do not give. () = off (the original).
     c.omr.line_classes = ("stem", "ledgerLine")
     # Solid classes whose box becomes the box of the ink under it once strokes thinner than
-    # 0.35 staff spaces are opened away (dwd_jax.ink): a beam's ends decide its box, and the
-    # ink has them exactly; black note heads and whole, half and breve rests gain COCO AP
-    # 0.49-0.69 -> 0.80-0.88 (hollow note heads lose, so they are not here). () = off.
+    # 0.35 staff spaces are opened away (dwd_jax.omr.ink): a beam's ends decide its box, and
+    # the ink has them exactly; so do black note heads and whole, half and breve rests (not
+    # hollow heads, whose opening breaks their ring). () = off.
     c.omr.solid_classes = (
         "beam",
         "noteheadBlackOnLine",
@@ -200,10 +206,10 @@ def get_config() -> ml_collections.ConfigDict:
         "restDoubleWhole",
     )
     # Symbol classes whose box becomes the box of their own ink component once the staff lines
-    # are erased (dwd_jax.ink.snap_symbols, dwd_jax.staves). Chosen on 60 training pages of
-    # run H: every class whose COCO AP rose by 0.02 or more with AP@.5 down by less than 0.02
-    # (BENCHMARKS.md). Not note heads with stems, flags, beams or time-signature digits (they
-    # touch other symbols), nor ties (staff-line removal cuts them). () = off.
+    # are erased (dwd_jax.omr.ink.snap_symbols, dwd_jax.omr.staves): the symbols that stand
+    # apart once the lines are gone. Not note heads with stems, flags, beams or
+    # time-signature digits (they touch other symbols), nor ties (staff-line removal cuts
+    # them). () = off.
     c.omr.symbol_classes = (
         "augmentationDot",
         "articStaccatoAbove",
@@ -231,24 +237,24 @@ def get_config() -> ml_collections.ConfigDict:
         "dynamicF",
         "tuplet3",
     )
-    # The `staff` class from the staves found on the ink (dwd_jax.staves) instead of the
-    # network, which never sees a whole staff in a 320-px crop (run H: AP 0); ledger lines
-    # inside a found staff are dropped. False = the network's (the original).
+    # The `staff` class from the staves found on the ink (dwd_jax.omr.staves) instead of the
+    # network, which never sees a whole staff in a 320-px crop; ledger lines inside a found
+    # staff are dropped. False = the network's (the original).
     c.omr.staves_from_ink = True
-    # Ledger lines from the note heads found beyond a staff (dwd_jax.ledgers: where notation
-    # puts them, measured on the ink) instead of the network's, which misses 43 % of them at
-    # one pixel thick (run I: AP@.5 0.17 -> 0.88). It finds the staves on the ink itself,
-    # whatever staves_from_ink says. False = the network's.
+    # Ledger lines from the note heads found beyond a staff (dwd_jax.omr.ledgers: where
+    # notation puts them, measured on the ink) instead of the network's, which misses many at
+    # one pixel thick. It finds the staves on the ink itself, whatever staves_from_ink says.
+    # False = the network's.
     c.omr.ledger_lines_from_heads = True
-    # Dots from the ink, named by their place (dwd_jax.dots): right of a note head or rest an
-    # augmentation dot, on a head's column a staccato above or below it, mirrored across a
+    # Dots from the ink, named by their place (dwd_jax.omr.dots): right of a note head or rest
+    # an augmentation dot, on a head's column a staccato above or below it, mirrored across a
     # staff's middle line beside a barline a repeat dot. The network's dot detections only
-    # give their scores (run I: staccato below AP@.5 0.01, repeat dots 0.10). False = the
-    # network's.
+    # give their scores (one glyph, four classes: the network reads the place poorly).
+    # False = the network's.
     c.omr.dots_from_ink = True
-    # Flats, naturals and sharps renamed by their shape on the ink (dwd_jax.accidentals: how
-    # far the strokes at each side reach); the network called 19 of 37 flats naturals (run I:
-    # flat AP@.5 0.26). False = the network's.
+    # Flats, naturals and sharps renamed by their shape on the ink (dwd_jax.omr.accidentals:
+    # how far the strokes at each side reach); the network confuses flats and naturals.
+    # False = the network's.
     c.omr.accidentals_by_shape = True
 
     # --- Evaluation (dwd_jax.evaluate) --------------------------------------------------------
@@ -262,7 +268,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- Detection on new pages (dwd_jax.detect, `run.py detect`) -----------------------------
     c.detect = ml_collections.ConfigDict()
-    c.detect.staff_space = 8.5  # Staff spacing (px) at model scale: training pages' x data.scale.
+    # Staff spacing (px) every page is rescaled to before the model sees it (split, folder or
+    # user's page alike). Training pages' spacing at data.scale spans 7.3-13.5 px; on
+    # validation 10 beats 9.5 and 8.5 (DeepScoresV2's 17 px x 0.5) and a fixed data.scale.
+    c.detect.staff_space = 10.0
     c.detect.scale = 0.0  # Fixed page scale, skipping the staff-space estimate; 0 = estimate.
     c.detect.max_pixels = 2_560_000  # Pixels per forward pass; bigger pages go in bands.
     c.detect.overlap = 160  # Rows shared by neighbouring bands (> the tallest symbol).

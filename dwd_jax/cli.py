@@ -11,6 +11,8 @@ Commands:
                   (deepscores_<--split>.json, default test), by the same protocol as eval
   detect PATHS    detect symbols on images, PDFs and folders of them: overlays, proposals,
                   COCO results and a summary
+  export          the newest checkpoint, its config and its evaluation figures as the
+                  model shipped with the package (dwd_jax/pretrained/default/)
 
 `eval_folder` is the same command as `eval-folder`. Without a checkpoint in --workdir, eval,
 eval-folder and detect use the default model shipped with the package. The config defaults to
@@ -47,7 +49,7 @@ _SPLIT = flags.DEFINE_string(
 )
 _MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first.")
 
-COMMANDS = ("all", "generate", "train", "eval", "eval-folder", "detect")
+COMMANDS = ("all", "generate", "train", "eval", "eval-folder", "detect", "export")
 
 
 def main(argv: list[str]) -> None:
@@ -79,6 +81,8 @@ def main(argv: list[str]) -> None:
     elif command == "eval-folder":
         split = _SPLIT.value or "test"
         result = {a: workflow.evaluate_folder(config, workdir, a, split=split) for a in args}
+    elif command == "export":
+        result = workflow.export_model(config, workdir)
     else:
         result = workflow.detect_files(config, workdir, args)
     print(json.dumps(_headline(result), indent=2))
@@ -88,7 +92,7 @@ def main(argv: list[str]) -> None:
 HEADLINE = (
     "num_pages", "map50", "map", "network_alone_map50", "network_alone_map", "overflow_pages",
     "unconverged_pages", "num_failed", "eval_report", "overlays", "learning_curves", "metrics",
-    "checkpoints", "proposals", "coco_results", "validation", "test",
+    "checkpoints", "proposals", "coco_results", "validation", "test", "skipped", "seconds_per_page", "symbols_per_class", "step", "figures",
 )
 
 

@@ -363,8 +363,9 @@ def network_detections(
 
     Returns:
       (boxes f32[N, 4] [y0, x0, y1, x1] in page pixels, classes i32[N] model classes,
-      scores f32[N], info) where info records staff_space (measured, page pixels, or None),
-      page_staff_space (measured, or the nominal one where the scale was fixed), scale,
+      scores f32[N], info) where info records staff_space (measured for the rescale, page
+      pixels, or None where the scale was fixed), page_staff_space (the page's own, measured
+      when it has staff lines, else the nominal one; what post-processing uses), scale,
       bands, overflow (a band had more foreground or detections than the decoder's budget),
       ccl_converged (False if a band's connected components did not converge) and notes.
     """
@@ -402,9 +403,15 @@ def network_detections(
     boxes = np.clip(np.concatenate([o[0] for o in out]) / factors, 0, limits)
     for note in notes:
         _log.info(note)
+    page_space = space
+    if page_space is None:  # A fixed scale: the post-processing still needs the page's own.
+        try:
+            page_space = estimate_staff_space(page)
+        except PageError:
+            page_space = d.staff_space / scale  # No staff lines: the nominal spacing.
     info = {
         "staff_space": space,
-        "page_staff_space": space or d.staff_space / scale,
+        "page_staff_space": page_space,
         "scale": scale,
         "bands": len(bands),
         "overflow": overflow,

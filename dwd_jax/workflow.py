@@ -22,6 +22,7 @@ from dwd_jax import (
     evaluation,
     inference,
     input_pipeline,
+    pretrained,
     train,
 )
 
@@ -186,3 +187,41 @@ def run_all(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
         }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def export_model(
+    config: ml_collections.ConfigDict, workdir: str | Path, out: str | Path | None = None
+) -> dict:
+    """`dwd-jax export`: the newest checkpoint of `workdir`, its config and the figures of its
+    evaluation reports (every `eval_*/eval.json` there) as a shipped model (`pretrained`).
+
+    Returns:
+      The model card written as model.json.
+    """
+    workdir = Path(workdir)
+    params, step = inference.restore_params(config, workdir)
+    figures = {}
+    for report in sorted(workdir.glob("eval_*/eval.json")):
+        results = json.loads(report.read_text())
+        alone = results.get("network_alone", {})
+        figures[report.parent.name.removeprefix("eval_")] = {
+            "pages": results["num_pages"],
+            "map50": results["map50"],
+            "map": results["map"],
+            "network_alone_map50": alone.get("map50"),
+            "network_alone_map": alone.get("map"),
+        }
+    card = {
+        "trained_by": "python run.py (configs/default.py)",
+        "step": step,
+        "data": config.data.name,
+        "splits": {
+            s: len(input_pipeline.open_source(config.data, s))
+            for s in (config.data.train_split, config.data.eval_split, config.data.test_split)
+        },
+        "figures": figures,
+        "figures_note": "COCO mAP@.5 and mAP@[.5:.95] over all classes with ground truth; "
+        "shipped pipeline and network alone",
+    }
+    pretrained.export(config, params, card, Path(out) if out else pretrained.DEFAULT)
+    return card

@@ -1,0 +1,30 @@
+"""The default model shipped with the package: it loads, and it reads the real page."""
+
+import numpy as np
+
+from dwd_jax import boxes as boxes_lib
+from dwd_jax import classes as classes_lib
+from dwd_jax import deepscores_json, detect, inference, pretrained
+
+HEADS = ("noteheadBlackOnLine", "noteheadBlackInSpace", "noteheadHalfOnLine",
+         "noteheadHalfInSpace", "noteheadWholeOnLine", "noteheadWholeInSpace")
+
+
+def test_shipped_model_finds_the_note_heads_of_the_real_sample_page(
+    sample_json, sample_page_path, tmp_path
+):
+    config = pretrained.get_config()
+    card = pretrained.model_card()
+    assert card["figures"]["validation"]["map50"] > 0  # Its figures travel with it.
+    # An empty workdir falls back to the shipped model.
+    detector = inference.Detector.from_workdir(config, tmp_path / "no_checkpoint")
+    assert detector.source == "shipped default model"
+    boxes, classes, _, info = detector(detect.load_page(sample_page_path))
+    assert not info["overflow"] and info["ccl_converged"]
+    (gt,) = deepscores_json.load_pages(sample_json)
+    heads = classes_lib.model_labels(HEADS)
+    gt_heads = gt.boxes[np.isin(gt.labels + 1, heads)]
+    found = boxes[np.isin(classes, heads)]
+    iou = boxes_lib.box_iou(gt_heads, found)
+    recall = (iou.max(axis=1) >= 0.5).mean() if len(found) else 0.0
+    assert len(gt_heads) > 100 and recall >= 0.9, recall
