@@ -42,6 +42,10 @@ def get_config() -> ml_collections.ConfigDict:
     # about 3x that (tests/test_paper_config.py decodes the page within it).
     c.decode.max_foreground_pixels = 262_144
 
+    # Pages are rescaled to this staff spacing: DeepScoresV2's 17 px (98 % of its pages) at
+    # data.scale, so its own pages are read at the training scale.
+    c.detect.staff_space = 8.5
+
     c.targets.energy_marker = 17  # 17x17 energy markers (Dec 2018; March 2018 used 9x9).
     c.targets.class_marker = 9  # 9x9 class markers (spec section 3).
     c.targets.box_marker = 9  # 9x9 box markers (spec section 3).
