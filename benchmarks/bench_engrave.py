@@ -60,7 +60,7 @@ def _throughput(pages: int, seed: int, workers: int) -> tuple[float, int, float,
 
 def _stages(pages: int, seed: int) -> tuple[dict[str, float], int]:
     """CPU seconds per page of each stage, one process, pages of the same pieces."""
-    tk = piece._toolkit()
+    tk = piece.toolkit()
     cpu: collections.Counter = collections.Counter()
     done = 0
     for path in corpus.engraving_order(corpus.corpus_pieces(), seed):

@@ -4,7 +4,8 @@ mAP@.5 and mAP@[.5:.95] over all classes, shipped and network alone.
 
 The model runs once per page and rescale rule; decoder rows re-decode the default rule's saved
 outputs, and post-processing rows re-apply `detect.refine` to saved detections, by the
-evaluation protocol (`evaluation.evaluate_pages`). The test split is never read. Prints a Markdown table.
+evaluation protocol (`evaluation.evaluate_pages`). The test split is never read. Prints a
+Markdown table.
 
 Run: `python benchmarks/tune_on_validation.py --workdir=workdir/default [--pages 24]`.
 """

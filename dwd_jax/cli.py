@@ -92,7 +92,8 @@ def main(argv: list[str]) -> None:
 HEADLINE = (
     "num_pages", "map50", "map", "network_alone_map50", "network_alone_map", "overflow_pages",
     "unconverged_pages", "num_failed", "eval_report", "overlays", "learning_curves", "metrics",
-    "checkpoints", "proposals", "coco_results", "validation", "test", "skipped", "seconds_per_page", "symbols_per_class", "step", "figures",
+    "checkpoints", "proposals", "coco_results", "validation", "test", "skipped",
+    "seconds_per_page", "symbols_per_class", "step", "figures",
 )
 
 

@@ -43,7 +43,8 @@ class EngraveError(RuntimeError):
 
 
 @functools.cache
-def _toolkit() -> verovio.toolkit:
+def toolkit() -> verovio.toolkit:
+    """A verovio toolkit with its log silenced."""
     verovio.enableLog(verovio.LOG_OFF)  # import warnings would garble the progress bar
     return verovio.toolkit()
 
@@ -67,7 +68,7 @@ def engrave_piece(task: PieceTask) -> dict:
     Raises:
       EngraveError: verovio cannot load the file or engraves no page.
     """
-    tk = _toolkit()
+    tk = toolkit()
     tk.setOptions(task.style.verovio_options())
     if not tk.loadFile(task.path):
         raise EngraveError(f"verovio could not load {task.path}")
