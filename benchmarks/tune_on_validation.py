@@ -2,10 +2,10 @@
 default (the page's rescale rule, a decoder threshold, one post-processing rule) and gives
 mAP@.5 and mAP@[.5:.95] over all classes, shipped and network alone.
 
-The model runs once per page and rescale rule; decoder rows re-decode the default rule's saved
-outputs, and post-processing rows re-apply `detect.refine` to saved detections, by the
-evaluation protocol (`evaluation.evaluate_pages`). The test split is never read. Prints a
-Markdown table.
+The model and decoder run once per page for each rescale rule and decoder setting (holding
+raw outputs would take about 0.4 GB a page); post-processing rows re-apply `detect.refine` to
+the default's detections, by the evaluation protocol (`evaluation.evaluate_pages`). The test
+split is never read. Prints a Markdown table.
 
 Run: `python benchmarks/tune_on_validation.py --workdir=workdir/default [--pages 24]`.
 """
@@ -18,22 +18,17 @@ import os
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import default  # noqa: E402
 from dwd_jax import (  # noqa: E402
-    decode,
     detect,
     evaluate,
     evaluation,
     inference,
     input_pipeline,
-    model,
     omr,
 )
 
@@ -47,7 +42,6 @@ ROWS = (
     ("decode.saddle_depth 2", {"decode.saddle_depth": 2.0}),
     ("decode.saddle_depth 4", {"decode.saddle_depth": 4.0}),
     *((f"without omr.{k}", {f"omr.{k}": v}) for k, v in omr.OFF.items()),
-    # Last: a second forward pass of every page (one rule's outputs are held at a time).
     ("rescale: fixed data.scale (0.5), no staff-space estimate", {"detect.scale": 0.5}),
     # Training pages' staff spaces at scale 0.5 span 7.3-13.5 px; 8.5 is DeepScoresV2's.
     *(
@@ -77,19 +71,12 @@ def main() -> None:
     args = parser.parse_args()
     base = default.get_config()
     params, step = inference.restore_params(base, args.workdir)
-    net = model.build_model(base)
-    stride = min(base.model.output_strides)
-    forward = jax.jit(
-        lambda p, x: net.apply({"params": p}, x.astype(jnp.float32)[..., None])[stride]
-    )
-    decoders = {}
     source = input_pipeline.open_source(base.data, args.split)
     count = len(source) if not args.pages else min(args.pages, len(source))
     pages = list(evaluation.split_pages(source, range(count)))
     print(f"\n{args.workdir} (step {step}), {count} {args.split} pages, all classes:\n")
     print("| setting | mAP@.5 | mAP | network alone mAP@.5 | network alone mAP | s |")
     print("|---|---:|---:|---:|---:|---:|")
-    outputs: dict[tuple, list] = {}  # Rescale overrides -> per page, per band: model outputs.
     detections: dict[tuple, list] = {}  # Rescale + decode overrides -> network detections.
     for name, overrides in ROWS:
         if args.only not in name and name != "default":
@@ -99,46 +86,11 @@ def main() -> None:
         rescale = tuple(sorted((k, v) for k, v in overrides.items() if k.startswith(_RESCALE)))
         decoding = tuple(sorted((k, v) for k, v in overrides.items() if k in _DECODE))
         key = rescale + decoding
-        if rescale and key not in detections:  # Another rescale rule: the model runs again.
+        if key not in detections:  # The model and decoder run again (compiles per page size).
             detector = inference.Detector(config, params)
             detections[key] = [
                 detect.network_detections(gt.image, detector.predict, config=config)
                 for gt in tqdm.tqdm(pages, desc="network", unit="page", leave=False)
-            ]
-        if rescale not in outputs and key not in detections:  # The default's, kept for rows
-            # that only change the decoder (~0.25 GB a page at stride 2).
-            outputs[rescale] = []
-            for gt in tqdm.tqdm(pages, desc="network", unit="page", leave=False):
-                bands = []
-                detect.network_detections(
-                    gt.image,
-                    lambda x, b=bands: b.append(jax.device_get(forward(params, x[None])))
-                    or {"boxes": np.zeros((0, 4)), "classes": np.zeros(0), "scores": np.zeros(0)},
-                    config=config,
-                )
-                outputs[rescale].append(bands)
-        if key not in detections:
-            if decoding not in decoders:
-                decoders[decoding] = jax.jit(
-                    lambda o, c=config: decode.decode(o, stride=stride, config=c)
-                )
-            run = decoders[decoding]
-
-            def saved(bands, run=run):
-                it = iter(bands)
-
-                def predict(_):
-                    d = jax.device_get(run(next(it)))
-                    keep = d.valid[0]
-                    return {"boxes": d.boxes[0][keep], "classes": d.classes[0][keep],
-                            "scores": d.scores[0][keep], "overflow": bool(d.overflow[0]),
-                            "ccl_converged": bool(d.ccl_converged[0])}
-
-                return predict
-
-            detections[key] = [
-                detect.network_detections(gt.image, saved(bands), config=config)
-                for gt, bands in zip(pages, outputs[rescale], strict=True)
             ]
         shipped, network = [], []
         for gt, found in zip(pages, detections[key], strict=True):

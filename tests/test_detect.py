@@ -271,7 +271,7 @@ def test_real_sample_page_round_trip_with_an_oracle_predict_fn(sample_json, samp
     gt = np.array([[a["a_bbox"][i] for i in (1, 0, 3, 2)] for a in anns.values()], np.float32)
     classes = np.array([int(a["cat_id"][0]) for a in anns.values()])
     page = detect.load_page(sample_page_path)
-    scale, _ = detect.page_scale(page, config())
+    scale, _ = detect.page_scale(page, config(staff_space=8.5))
     h, w = image.scaled_shape(page.shape, scale)
     shapes = []
 
@@ -280,7 +280,7 @@ def test_real_sample_page_round_trip_with_an_oracle_predict_fn(sample_json, samp
         factor = np.float32([h / page.shape[0], w / page.shape[1]] * 2)
         return {"boxes": gt * factor, "classes": classes, "scores": np.ones(len(gt))}
 
-    no_snap = config()
+    no_snap = config(staff_space=8.5)  # The paper config's spacing: one band.
     # Exact boxes back: no re-measuring on the ink (tests/test_ink.py, tests/test_staves.py and
     # tests/test_dots.py read ink).
     no_snap.omr.enabled = False
