@@ -52,7 +52,7 @@ def _throughput(pages: int, seed: int, workers: int) -> tuple[float, int, float,
         files = [os.path.join(out, "images", f) for f in os.listdir(os.path.join(out, "images"))]
         mb = sum(os.path.getsize(f) for f in files) / 1e6 / max(len(files), 1)
         json_mb = sum(os.path.getsize(os.path.join(out, f"deepscores_{s}.json"))
-                      for s in ("train", "test")) / 1e6 / stats["pages"]
+                      for s in ("train", "validation", "test")) / 1e6 / stats["pages"]
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, joined at the end
     cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / stats["pages"]
     return stats["pages"] / stats["seconds"], stats["pages"], mb + json_mb, cpu

@@ -1,6 +1,6 @@
 """What the energy and class heads say at ground-truth centres, per class.
 
-For every ground-truth object on the first test pages of a trained run, the finest output
+For every ground-truth object on the first validation pages of a trained run, the finest output
 stride's maps are read at the object's centre (the best of the 3x3 pixels around it, in its
 energy group): P(level > 1), the expected energy level E[l] (19 at a perfect centre), and
 whether the class head's argmax there is the object's class. A class whose objects the
@@ -38,7 +38,7 @@ def main() -> None:
     net = model.build_model(config)
     stride = min(config.model.output_strides)
     apply = jax.jit(lambda p, x: net.apply({"params": p}, x)[stride])
-    source = input_pipeline.open_source(config.data, "test")
+    source = input_pipeline.open_source(config.data, config.data.eval_split)
     group_of = targets.group_of_class(config)
     cutoff = config.decode.energy_cutoff
     stats = collections.defaultdict(list)
@@ -59,7 +59,7 @@ def main() -> None:
             near = (slice(max(cy - 1, 0), cy + 2), slice(max(cx - 1, 0), cx + 2), g)
             name = classes_lib.DEEPSCORES_CLASSES[c - 1]
             stats[name].append((foreground[near].max(), level[near].max(), klass[cy, cx, g] == c))
-    print(f"{args.workdir} (step {step}), first {args.pages} test pages, stride {stride}.\n")
+    print(f"{args.workdir} (step {step}), first {args.pages} validation pages, stride {stride}.\n")
     print("| class | objects | P(fg) median | E[level] median | E[level] >= 5 | class right |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.classes.split(","):

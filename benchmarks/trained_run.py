@@ -1,5 +1,5 @@
 """Command line and restore shared by the scripts that probe a trained run (localisation,
-energy_at_centres, ink_ablation, ink_refine); run them as `python benchmarks/<name>.py`."""
+energy_at_centres, ink_refine); run them as `python benchmarks/<name>.py`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def load(
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--workdir", default="workdir/default")
-    parser.add_argument("--pages", type=int, default=pages, help="First test pages to read.")
+    parser.add_argument("--pages", type=int, default=pages, help="First validation pages to read.")
     parser.add_argument("--classes", default=classes, help="Class names separated by ','.")
     parser.add_argument(
         "--no-offset-head",
