@@ -52,8 +52,8 @@ def split_pages(
         yield GroundTruth(name, page["image"], page["boxes"], page["classes"])
 
 
-def folder_pages(folder: str | Path, split: str) -> Iterator[GroundTruth]:
-    """Pages of one annotation file set (`deepscores_<split>*.json`) of a DSv2-layout folder.
+def folder_annotations(folder: str | Path, split: str) -> Iterator[deepscores_json.Page]:
+    """The annotations of one file set (`deepscores_<split>*.json`) of a DSv2-layout folder.
 
     Raises:
       FileNotFoundError: the folder holds no annotation file of that split; names the splits
@@ -67,9 +67,16 @@ def folder_pages(folder: str | Path, split: str) -> Iterator[GroundTruth]:
             f"{sorted(files) or 'no split'}: pass --split=<one of them>"
         )
     for file in files[split]:
-        for gt in deepscores_json.load_pages(file):
-            image = detect.load_page(folder / "images" / gt.filename)
-            yield GroundTruth(gt.filename, image, gt.boxes, gt.labels + 1)
+        yield from deepscores_json.load_pages(file)
+
+
+def folder_pages(
+    folder: str | Path, annotations: Iterable[deepscores_json.Page]
+) -> Iterator[GroundTruth]:
+    """`folder_annotations`' pages with their images from `<folder>/images`, one at a time."""
+    for gt in annotations:
+        image = detect.load_page(Path(folder) / "images" / gt.filename)
+        yield GroundTruth(gt.filename, image, gt.boxes, gt.labels + 1)
 
 
 def evaluate_pages(

@@ -341,6 +341,10 @@ def _write_picture(path: Path, image: np.ndarray, maps: Mapping[str, jax.Array],
     panel.save(path)
 
 
+# The headline figures logged as val_<name> ("network_alone_map" as "val_network_map").
+VALIDATION_FIGURES = ("map50", "map", "network_alone_map50", "network_alone_map")
+
+
 def _validation_fn(config: ml_collections.ConfigDict) -> Callable[[Any], dict[str, float]]:
     """`f(params) -> {"val_map50", "val_map", "val_network_map50", "val_network_map"}`: the
     first `config.eval.during_training_pages` pages of `config.data.eval_split`, by the
@@ -355,13 +359,8 @@ def _validation_fn(config: ml_collections.ConfigDict) -> Callable[[Any], dict[st
         r = evaluation.evaluate_pages(
             pages, detector.predict, config=config, total=count, desc="val"
         )
-        alone = r["network_alone"]
-        return {
-            "val_map50": r["map50"],
-            "val_map": r["map"],
-            "val_network_map50": alone["map50"],
-            "val_network_map": alone["map"],
-        }
+        h = evaluation.headline(r)
+        return {f"val_{k.replace('_alone', '')}": h[k] for k in VALIDATION_FIGURES}
 
     return validate
 

@@ -15,7 +15,6 @@ import ml_collections
 import numpy as np
 
 from dwd_jax import (
-    deepscores_json,
     detect,
     engrave,
     evaluate,
@@ -145,13 +144,12 @@ def evaluate_folder(
     Writes `<workdir>/eval_<folder name>_<split>/` (as `evaluate_split`).
     """
     folder = Path(folder)
-    names = [g.filename for f in deepscores_json.annotation_files(folder).get(split, [])
-             for g in deepscores_json.load_pages(f)]
+    pages = list(evaluation.folder_annotations(folder, split))  # Read once; images lazily.
     return _evaluate(
-        config, workdir, evaluation.folder_pages(folder, split),
-        out=Path(workdir) / f"eval_{folder.name}_{split}", total=len(names),
+        config, workdir, evaluation.folder_pages(folder, pages),
+        out=Path(workdir) / f"eval_{folder.name}_{split}", total=len(pages),
         desc=f"eval {folder.name}/{split}",
-        image_of=lambda i: detect.load_page(folder / "images" / names[i]),
+        image_of=lambda i: detect.load_page(folder / "images" / pages[i].filename),
     )
 
 
