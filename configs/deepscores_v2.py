@@ -29,12 +29,20 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.depth = 101  # ResNet-101 v1, blocks 3/4/23/3 (spec section 2).
     c.model.width = 1.0  # Full width: 64..2048 backbone channels.
     c.model.decoder_channels = 256  # RefineNet with 256 channels (spec section 2).
-    # The original's per-image batch statistics (batch 1, train and test; spec section 2 quirk).
-    c.model.norm = "batch"
+    # The original's batch norm ran at batch 1, train and test (spec section 2 quirk): per-image,
+    # per-channel statistics. "image" computes exactly that at any batch size; "batch" would
+    # pool the statistics over the whole (global, under jit) batch once it grows past 1.
+    c.model.norm = "image"
     c.model.box_head = "linear"  # Sizes regressed in pixels (spec section 4).
     c.model.offset_head = False  # Centres from the energy cores alone (spec section 6).
     c.model.class_size_prior = False  # One box regression for all classes (spec section 2).
     c.model.output_strides = (1, 8, 16)  # Full-resolution heads plus strides 8 and 16 (Dec 2018).
+    # Off: at one page per device the f32 step needs about 10.8 GiB per device, which a 16 GB
+    # accelerator holds, and remat would add a forward pass through backbone and decoder to
+    # every step. On, it needs 4.6 GiB: for smaller devices or more pages per device. The
+    # figures (per dtype and remat, and how they were measured) are in
+    # configs/deepscores_v2.memory.json, from benchmarks/paper_memory.py.
+    c.model.remat = False
 
     # Foreground pixels decoded per page (a static budget). Heads at stride 1 see every pixel
     # of a half-scale page: the real DeepScoresV2 sample page's targets hold 90k foreground

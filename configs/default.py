@@ -63,9 +63,15 @@ def get_config() -> ml_collections.ConfigDict:
     # RefineNet channels (before `width`). The paper's 256 makes the stride-4 decoder two
     # thirds of a step's FLOPs; 64 (32 after width 0.5) halves the default step time.
     c.model.decoder_channels = 64
-    c.model.norm = "group"  # Backbone normalisation: "group", "batch" (per-batch stats), "none".
+    # Backbone normalisation: "group", "image" (per-image statistics), "batch" (per-batch
+    # statistics) or "none" (dwd_jax.model's docstring compares them).
+    c.model.norm = "group"
     c.model.norm_groups = 32  # GroupNorm groups (gcd with the channel count when they differ).
     c.model.dtype = "float32"  # Compute dtype: "float32" or "bfloat16" (params stay f32).
+    # Recompute the backbone's residual units and the decoder's refine blocks in the backward
+    # pass instead of keeping their activations: less memory, one more forward pass through
+    # them. The parameters are the same either way. The default fits in memory without it.
+    c.model.remat = False
     # Box head: "log" regresses log sizes (the loss weighs relative errors, as IoU does);
     # "linear" regresses pixels (the original), where staffs' errors drown noteheads'.
     c.model.box_head = "log"

@@ -46,12 +46,23 @@ batch at training *and* test time with batch size 1, i.e. per-image statistics (
 quirk). Options:
 - "group": GroupNorm (`norm_groups` groups, fewer if the channels do not divide). Per image,
   so the result for a page does not depend on its batch mates or on the device count: the
-  default. BENCHMARKS.md `## Model` measures it against the others.
+  default. `benchmarks/bench_model.py --part norm` measures it against the others.
+- "image": per image, per channel, statistics over H and W: what the original's batch norm
+  computed at its batch size 1, at any batch size and on any number of devices.
 - "batch": normalise with the statistics of the current batch, always (no running averages,
   so `apply` stays pure). With batch size 1 this is exactly the original. Under `jax.jit` with
   a batch sharded over devices the mean is over the global batch, so the result does not
-  depend on the device count, but a page's outputs do depend on its batch mates.
+  depend on the device count, but a page's outputs do depend on its batch mates, and past
+  batch size 1 it no longer is the original's per-image normalisation ("image" is).
 - "none": no normalisation in the backbone.
+All three normalising kinds have the same parameters (a scale and a bias per channel), so a
+checkpoint can switch between them.
+
+Rematerialisation (`config.model.remat`): the backbone's residual units and the decoder's
+refine blocks keep only their inputs for the backward pass and recompute the rest
+(`nn.remat`), trading one more forward pass through them for their activations' memory. The
+parameter tree is the same either way, so checkpoints are interchangeable. BENCHMARKS.md
+`## Paper config memory` gives the figures.
 
 `config.model.dtype = "bfloat16"` computes convs in bf16 with f32 parameters; outputs are f32.
 """
@@ -70,7 +81,7 @@ from dwd_jax import classes as classes_lib
 from dwd_jax import targets
 
 DECODER_STRIDES = (4, 8, 16, 32)  # Strides of the backbone taps and refine blocks.
-NORMS = ("group", "batch", "none")
+NORMS = ("group", "image", "batch", "none")
 BOX_HEADS = ("linear", "log")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -214,9 +225,11 @@ class Norm(nn.Module):
         if self.kind == "none":
             return x
         b, h, w, c = x.shape
-        # Both kinds share the same parameters, so a checkpoint can switch between them.
+        # All kinds share the same parameters, so a checkpoint can switch between them.
         if self.kind == "group":  # Per image: independent of batch mates and device count.
             groups, axes = math.gcd(self.groups, c), (1, 2, 4)
+        elif self.kind == "image":  # The original's batch norm at batch 1 (spec section 2).
+            groups, axes = c, (1, 2, 4)
         else:  # Batch statistics, never running averages (spec section 2).
             groups, axes = c, (0, 1, 2, 4)
         xg = x.astype(jnp.float32).reshape(b, h, w, groups, c // groups)
@@ -271,10 +284,12 @@ class ResNet(nn.Module):
     norm: str
     norm_groups: int
     dtype: jnp.dtype
+    remat: bool = False  # Recompute each unit's activations in the backward pass.
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[int, jax.Array]:
         units, bottleneck = RESNET_LAYOUTS[self.depth]
+        unit_cls = nn.remat(ResidualUnit) if self.remat else ResidualUnit
         stem = _channels(64, self.width)
         x = _backbone_conv(stem, 7, 2, self.norm, self.dtype, "stem")(x)
         x = nn.relu(Norm(self.norm, self.norm_groups, self.dtype, name="stem_norm")(x))
@@ -284,7 +299,7 @@ class ResNet(nn.Module):
             for unit in range(count):
                 # TF-slim v1 placement: stride 2 in the last unit of blocks 1-3 (spec section 2).
                 stride = 2 if block < 3 and unit == count - 1 else 1
-                x = ResidualUnit(
+                x = unit_cls(
                     _channels(64 * 2**block, self.width),
                     stride,
                     bottleneck,
@@ -354,6 +369,7 @@ class DWD(nn.Module):
     box_head: str = "linear"
     offset_head: bool = False
     class_size_prior: bool = False
+    remat: bool = False  # See the module docstring.
 
     @nn.compact
     def __call__(self, images: jax.Array) -> dict[int, dict[str, jax.Array]]:
@@ -376,16 +392,25 @@ class DWD(nn.Module):
             )
         x = ((255.0 - images) / 255.0).astype(self.dtype)
         taps = ResNet(
-            self.depth, self.width, self.norm, self.norm_groups, self.dtype, name="backbone"
+            self.depth,
+            self.width,
+            self.norm,
+            self.norm_groups,
+            self.dtype,
+            remat=self.remat,
+            name="backbone",
         )(x)
         channels = _channels(self.decoder_channels, self.width)
+        # A whole block, pooling included: the stride-4 block's running maxima are the largest
+        # activations a step keeps (BENCHMARKS.md `## Paper config memory`).
+        refine_cls = nn.remat(RefineBlock) if self.remat else RefineBlock
         refined = {}
         coarse = None
         for stride in reversed(DECODER_STRIDES):
             adapted = nn.relu(
                 nn.Conv(channels, (1, 1), dtype=self.dtype, name=f"adapt{stride}")(taps[stride])
             )
-            coarse = RefineBlock(self.dtype, name=f"refine{stride}")(adapted, coarse)
+            coarse = refine_cls(self.dtype, name=f"refine{stride}")(adapted, coarse)
             refined[stride] = coarse
 
         # f32[C, 2]: each class's usual (height, width) in the box head's space (log pixels
@@ -487,6 +512,7 @@ def build_model(config: ml_collections.ConfigDict) -> DWD:
         box_head=m.box_head,
         offset_head=bool(m.offset_head),
         class_size_prior=bool(m.class_size_prior),
+        remat=bool(m.remat),
     )
 
 

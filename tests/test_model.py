@@ -1,4 +1,6 @@
-"""Model: output contract, normalisation semantics, bf16, parameter counts, upsampling."""
+"""Model: output contract, normalisation semantics, bf16, remat, parameter counts, upsampling."""
+
+import functools
 
 import flax.linen as nn
 import jax
@@ -6,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
+from configs import default, tiny
+from dwd_jax import losses, train
 from dwd_jax import model as model_lib
 
 SIZE = 160  # One pad multiple: the smallest page the model sees.
@@ -83,6 +86,8 @@ def test_bfloat16_compute_keeps_f32_params_and_outputs_close_to_f32(grouped):
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(variables))
     scale = np.abs(np.asarray(out32)).max()
     error = np.abs(np.asarray(out16) - np.asarray(out32)).max()
+    # Tolerance: 5 % of the largest f32 logit. bf16 rounds each conv's inputs to 8 significant
+    # bits (up to 0.4 % relative), and dozens of layers' roundings add up before the heads.
     assert 0 < error < 0.05 * scale  # bf16 really ran (not bitwise f32) and stayed close.
 
 
@@ -94,6 +99,75 @@ def test_batch_norm_uses_the_statistics_of_the_batch(grouped):
     first = apply(variables, pages)[8]["energy"][0]
     mate_changed = apply(variables, pages.at[1].set(255.0))[8]["energy"][0]
     assert np.abs(np.asarray(first) - np.asarray(mate_changed)).max() > 1e-3
+
+
+def test_image_norm_is_batch_norm_at_batch_one_and_ignores_batch_mates(grouped):
+    c, variables, pages, _ = grouped
+    apply = {}
+    for kind in ("image", "batch"):
+        ck = c.copy_and_resolve_references()
+        ck.model.norm = kind  # Same parameters as "group": the fixture's variables fit.
+        apply[kind] = jax.jit(model_lib.build_model(ck).apply)
+    alone = [apply["image"](variables, pages[i : i + 1])[8]["energy"] for i in range(2)]
+    batch_norm = apply["batch"](variables, pages[:1])[8]["energy"]
+    # At batch 1, "image" computes what "batch" computes.
+    np.testing.assert_allclose(np.asarray(alone[0]), np.asarray(batch_norm), rtol=1e-6, atol=1e-6)
+    together = apply["image"](variables, pages)[8]["energy"]
+    for i in range(2):  # In a batch of 2, each page's outputs are its outputs alone.
+        np.testing.assert_allclose(
+            np.asarray(together[i]), np.asarray(alone[i][0]), rtol=1e-5, atol=1e-5
+        )
+
+
+@pytest.mark.slow  # Two compiles of the tiny config's loss and gradients.
+def test_remat_keeps_the_parameter_tree_loss_and_gradients():
+    config = tiny.get_config()
+    size, objects = config.data.crop_size, config.data.max_objects
+    rng = np.random.default_rng(0)
+    y0x0 = rng.uniform(0, size - 16, (2, objects, 2)).astype(np.float32)
+    boxes = np.concatenate([y0x0, y0x0 + rng.uniform(3, 16, (2, objects, 2))], -1)
+    batch = {
+        "image": np.asarray(_pages(2)[:, :size, :size]).astype(np.uint8),
+        "boxes": boxes.astype(np.float32),
+        "classes": rng.integers(1, 20, (2, objects)).astype(np.int32),
+        "valid": rng.random((2, objects)) < 0.7,
+    }
+    configs = {}
+    for remat in (False, True):
+        configs[remat] = config.copy_and_resolve_references()
+        configs[remat].model.remat = remat
+    nets = {remat: model_lib.build_model(c) for remat, c in configs.items()}
+    init = lambda net: model_lib.init_params(net, jax.random.key(0), side=size)
+    shapes = {remat: jax.eval_shape(functools.partial(init, net)) for remat, net in nets.items()}
+    # The same tree, names, shapes and dtypes: checkpoints are interchangeable.
+    assert jax.tree.structure(shapes[False]) == jax.tree.structure(shapes[True])
+    assert jax.tree.leaves(shapes[False]) == jax.tree.leaves(shapes[True])
+    params = init(nets[False])
+    # Random head kernels (not the zero init), so that gradients reach the backbone.
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: (
+            jax.random.normal(jax.random.key(len(path)), x.shape) * 0.1
+            if "_head" in jax.tree_util.keystr(path) and x.ndim > 1
+            else x
+        ),
+        params,
+    )
+    normaliser = losses.init_normaliser(config.loss.normaliser_window)
+    step = jnp.int32(3)  # The "combined" stage: every head's loss contributes.
+    results = {}
+    for remat, net in nets.items():
+        loss_fn = functools.partial(train.dwd_loss, net=net, config=configs[remat])
+        grad_fn = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
+        results[remat] = grad_fn(params, normaliser, batch, step)
+    (loss, _), grads = results[False]
+    (loss_remat, _), grads_remat = results[True]
+    np.testing.assert_allclose(float(loss_remat), float(loss), rtol=1e-6)
+    # The recomputation runs the same ops, but XLA may fuse them differently: float rounding,
+    # hence a tolerance relative to each gradient's largest entry.
+    for g, g_remat in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_remat), strict=True):
+        scale = np.abs(np.asarray(g)).max()
+        np.testing.assert_allclose(np.asarray(g_remat), np.asarray(g), rtol=1e-4, atol=1e-5 * scale)
+    assert np.abs(np.asarray(grads["backbone"]["stem"]["kernel"])).max() > 0
 
 
 def test_group_norm_matches_flax_group_norm():

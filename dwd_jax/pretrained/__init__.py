@@ -21,6 +21,9 @@ from flax import serialization
 
 DEFAULT = Path(__file__).resolve().parent / "default"
 
+# Model settings that change how the network computes, not its parameters.
+_COMPUTE_ONLY = ("dtype", "remat")
+
 
 def _tuples(value: Any) -> Any:
     """JSON lists back to the tuples a config holds."""
@@ -49,13 +52,19 @@ def get_config(folder: Path = DEFAULT) -> ml_collections.ConfigDict:
 
 
 def is_compatible(config: ml_collections.ConfigDict, folder: Path = DEFAULT) -> bool:
-    """Whether `config` builds the shipped model's network (same model and targets)."""
+    """Whether `config` builds the shipped model's network (same model and targets; how it
+    computes, `model.dtype` and `model.remat`, may differ)."""
     if not (folder / "params.msgpack").is_file():
         return False
     shipped = get_config(folder)
-    return all(
-        _tuples(config[k].to_dict()) == _tuples(shipped[k].to_dict()) for k in ("model", "targets")
-    )
+
+    def network(c: ml_collections.ConfigDict) -> dict:
+        fields = {k: _tuples(c[k].to_dict()) for k in ("model", "targets")}
+        for k in _COMPUTE_ONLY:
+            fields["model"].pop(k, None)
+        return fields
+
+    return network(config) == network(shipped)
 
 
 def load_params(folder: Path = DEFAULT) -> Any:
