@@ -44,8 +44,11 @@ def copies_of_sample(folder: Path, pages: int) -> Path:
     annotations = list(data["annotations"].values())
     (folder / "images").mkdir(parents=True)
     images, anns = [], {}
+    # Named as pages of the sample's score: one work, which the `dense` builder keeps in
+    # `train` (it holds out whole works as `validation`), so every copy is read.
+    score = image["filename"].partition("--page-")[0]
     for i in range(pages):
-        name = f"copy-{i:05d}.png"
+        name = f"{score}--page-{i:05d}.png"
         os.symlink(SAMPLE / "images" / image["filename"], folder / "images" / name)
         images.append({**image, "id": i, "filename": name})
         for ann in annotations:

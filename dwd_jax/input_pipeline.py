@@ -276,20 +276,33 @@ def open_source(data: ml_collections.ConfigDict, split: str) -> Sequence[Mapping
       split: e.g. `data.train_split`.
 
     Raises:
-      FileNotFoundError: the dataset has not been prepared, with the command that prepares it.
+      FileNotFoundError: the dataset has not been prepared (naming the commands that prepare
+        it), or has no split `split` (naming the splits it has).
     """
     import tensorflow_datasets as tfds
 
     import dwd_jax  # noqa: F401  (registers the `deep_scores` builder)
 
+    data_dir = data.data_dir or "~/tensorflow_datasets"
     try:
         return tfds.data_source(data.name, split=split, data_dir=data.data_dir or None)
     except Exception as error:  # TFDS raises several types for a dataset that is not there.
+        try:  # Prepared, but without this split?
+            splits = sorted(tfds.builder(data.name, data_dir=data.data_dir or None).info.splits)
+        except Exception:
+            splits = []
+        if splits:
+            raise FileNotFoundError(
+                f"TFDS dataset {data.name!r} in data_dir {data_dir!r} has no split {split!r}; "
+                f"its splits are {', '.join(splits)}. Name one of them (config.data.train_split, "
+                "eval_split or test_split; `run.py eval --split`)."
+            ) from error
         raise FileNotFoundError(
             f"Could not open TFDS dataset {data.name!r} split {split!r} in data_dir "
-            f"{data.data_dir or '~/tensorflow_datasets'!r} ({error}). Prepare it first: "
-            "`python run.py generate` for the engraved corpus, or put the DeepScoresV2 "
-            "download in config.data.manual_dir."
+            f"{data_dir!r} ({error}). Prepare it first with the same config and data_dir: "
+            "`python run.py generate` engraves and prepares our corpus; for DeepScoresV2, put "
+            "the download (e.g. ds2_dense.tar.gz) in config.data.manual_dir and run `python "
+            "run.py generate --config=configs/deepscores_v2.py`."
         ) from error
 
 

@@ -104,14 +104,55 @@ def test_release_archive_is_extracted(tmp_path):
     with tarfile.open(tmp_path / "ds2_dense.tar.gz", "w:gz") as tar:
         tar.add(DUMMY_DATA, arcname="ds2_dense")
     sources = _build("dense", tmp_path, tmp_path / "tfds")
-    assert {k: len(v) for k, v in sources.items()} == {"train": 3, "test": 1}
+    assert {k: len(v) for k, v in sources.items()} == {"train": 4, "validation": 2, "test": 1}
 
 
 def test_split_without_pages_is_left_out(dummy, tmp_path, caplog):
     _edit(dummy / "deepscores_test.json", lambda d: d.update(images=[], annotations={}))
     sources = _build("synthetic", dummy, tmp_path / "tfds")
-    assert {k: len(v) for k, v in sources.items()} == {"train": 3}
+    assert {k: len(v) for k, v in sources.items()} == {"train": 6}
     assert "split 'test' is left out" in caplog.text
+
+
+# --- The validation split of the releases ---------------------------------------------------
+
+
+def test_validation_pages_are_whole_works_in_the_stated_share():
+    works = [f"lg-{i}" for i in range(100_000, 104_000)]
+    styles = ("beethoven", "gutenberg1939")
+    names = [f"{w}-aug-{style}--page-{n}.png" for w in works for style in styles for n in (1, 2)]
+    held_out = builder_lib.validation_pages(names, 0.05)
+    held_works = {name.partition("-aug-")[0] for name in held_out}
+    assert len(held_out) == 4 * len(held_works)  # Every page of a held-out work.
+    assert len(held_works) / len(works) == pytest.approx(0.05, abs=0.01)
+    assert builder_lib.validation_pages(names, 0.0) == set()
+    assert builder_lib.validation_pages(names, 1.0) == set(names)
+
+
+def test_validation_works_are_fixed_across_processes():
+    # CRC-32, not Python's per-process salted hash: a rebuild holds out the same works.
+    names = ["lg-87444682-aug-emmentaler--page-1.png", "lg-5230237-aug-emmentaler--page-2.png"]
+    assert builder_lib.validation_pages(names, 0.05) == {names[0]}
+    assert builder_lib.work_of(names[1]) == "lg-5230237"
+    assert builder_lib.work_of("page-1.png") == "page-1"
+
+
+def test_folder_with_its_own_validation_file_is_read_as_it_is(dummy, tmp_path):
+    (dummy / "deepscores_test.json").rename(dummy / "deepscores_validation.json")
+    sources = _build("dense", dummy, tmp_path / "tfds")
+    assert {k: len(v) for k, v in sources.items()} == {"train": 6, "validation": 1}
+
+
+def test_empty_carved_validation_is_left_out(dummy, tmp_path, caplog):
+    def keep_train_works(d):
+        d["images"] = [im for im in d["images"] if not im["filename"].startswith("lg-87444682")]
+        kept = {str(im["id"]) for im in d["images"]}
+        d["annotations"] = {k: a for k, a in d["annotations"].items() if a["img_id"] in kept}
+
+    _edit(dummy / "deepscores_train.json", keep_train_works)
+    sources = _build("dense", dummy, tmp_path / "tfds")
+    assert {k: len(v) for k, v in sources.items()} == {"train": 4, "test": 1}
+    assert "split 'validation' is left out" in caplog.text
 
 
 def test_missing_download_names_files_url_and_folder(tmp_path):
@@ -312,7 +353,7 @@ def test_config_folder_in_manual_dir(tmp_path):
     # `run.py generate` writes `synthetic/`; the releases extract to `ds2_dense/`, `ds2_complete/`.
     shutil.copytree(DUMMY_DATA, tmp_path / "manual/synthetic")
     sources = _build("synthetic", tmp_path / "manual", tmp_path / "tfds")
-    assert {k: len(v) for k, v in sources.items()} == {"train": 3, "test": 1}
+    assert {k: len(v) for k, v in sources.items()} == {"train": 6, "test": 1}
 
 
 def test_stored_page_is_the_page_inference_reads(sample_dir, sample_page_path):

@@ -295,3 +295,25 @@ def test_loader_workers_leave_ctrl_c_to_the_trainer(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "worker survived Ctrl-C" in out.stdout
+
+
+def test_open_source_says_how_to_prepare_or_which_splits_exist(tmp_path):
+    import ml_collections
+    import tensorflow_datasets as tfds
+
+    data = ml_collections.ConfigDict({"name": "deep_scores/dense", "data_dir": str(tmp_path)})
+    with pytest.raises(FileNotFoundError) as e:
+        input_pipeline.open_source(data, "train")
+    # Both ways to prepare it: the engraved corpus and the DeepScoresV2 download.
+    assert "`python run.py generate`" in str(e.value)
+    assert "config.data.manual_dir" in str(e.value)
+    assert "`python run.py generate --config=configs/deepscores_v2.py`" in str(e.value)
+
+    dummy = Path(__file__).resolve().parents[1] / "tfds_builders/deep_scores/dummy_data"
+    tfds.builder(data.name, data_dir=data.data_dir).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=dummy)
+    )
+    with pytest.raises(
+        FileNotFoundError, match="has no split 'val'; its splits are test, train, validation"
+    ):
+        input_pipeline.open_source(data, "val")

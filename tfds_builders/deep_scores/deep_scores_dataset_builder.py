@@ -6,8 +6,12 @@ Configs:
   synthetic our engraved corpus (`dwd_jax.engrave`, `run.py generate`) in the same layout.
 
 All three read a folder in DeepScoresV2 layout (`images/` and `deepscores_<split>.json`) from
-the manual dir, with `dwd_jax.deepscores_json`. Splits are whatever annotation files the folder
-has: `train` and `test` in the releases, `v2_sample` for the one-page sample.
+the manual dir, with `dwd_jax.deepscores_json`. Splits are the annotation files the folder has
+(`train` and `test` in the releases, `train`, `validation` and `test` in the engraved corpus,
+`v2_sample` for the one-page sample), with one addition: the releases have no validation split,
+so `dense` and `complete` carve one from the official train pages, by work (`validation_pages`).
+Their `train` split is the official train minus the validation works; `test` is the official
+test, untouched.
 
 Everything runs without TensorFlow: images are handed to TFDS as PNG bytes, specs use numpy
 dtypes, and the files are `array_record`, read with `tfds.data_source`.
@@ -15,10 +19,14 @@ dtypes, and the files are `array_record`, read with `tfds.data_source`.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
+import re
 import shutil
 import tarfile
+import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -43,23 +51,50 @@ _SOURCES = {
     "synthetic": ("synthetic", "nothing: engrave it with `python run.py generate`"),
 }
 
+# Share of the DeepScoresV2 train works held out as the `validation` split of `dense` and
+# `complete` (the releases have none). Pages go with their work, so about this share of the
+# train pages too: enough to tune thresholds on, little taken from training.
+VALIDATION_FRACTION = 0.05
+
+
+@dataclasses.dataclass
+class DeepScoresConfig(tfds.core.BuilderConfig):
+    """A `deep_scores` config.
+
+    Attributes:
+      validation_fraction: share of the works of the folder's `train` split moved to a
+        `validation` split when the folder has no `deepscores_validation.json`; 0 = none.
+    """
+
+    validation_fraction: float = 0.0
+
 
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DeepScoresV2-format music pages with their `deepscores` symbol boxes."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "synthetic: a validation split, and splits by work. Transparent pages are "
         "composited on white by dwd_jax.image.to_grey, as inference reads them.",
+        "1.2.0": "dense, complete: a validation split of 5 % of the official train works "
+        "(whole works, chosen by a CRC-32 of the work id); train is the rest of the official "
+        "train, test the official test.",
     }
     BUILDER_CONFIGS = [
-        tfds.core.BuilderConfig(name="dense", description="DeepScoresV2 dense (1,714 pages)."),
-        tfds.core.BuilderConfig(
-            name="complete", description="DeepScoresV2 complete (255,385 pages)."
+        DeepScoresConfig(
+            name="dense",
+            description="DeepScoresV2 dense (1,714 pages).",
+            validation_fraction=VALIDATION_FRACTION,
         ),
-        tfds.core.BuilderConfig(
-            name="synthetic", description="Pages engraved by dwd_jax.engrave from music21."
+        DeepScoresConfig(
+            name="complete",
+            description="DeepScoresV2 complete (255,385 pages).",
+            validation_fraction=VALIDATION_FRACTION,
+        ),
+        DeepScoresConfig(
+            name="synthetic",
+            description="Pages engraved by dwd_jax.engrave from music21.",
         ),
     ]
     DEFAULT_CONFIG_NAME = "synthetic"
@@ -118,19 +153,57 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             for path in files
         }
         check_unique_page_names(names)
+        # split -> (its annotation files, which of their pages it takes).
+        sources: dict[str, tuple[list[Path], Callable[[str], bool]]] = {
+            split: (files, lambda name: True) for split, files in files_by_split.items()
+        }
+        fraction = self.builder_config.validation_fraction
+        if fraction and "train" in files_by_split and "validation" not in files_by_split:
+            train = files_by_split["train"]
+            held_out = validation_pages((n for path in train for n in names[path]), fraction)
+            sources["train"] = (train, lambda name: name not in held_out)
+            sources["validation"] = (train, held_out.__contains__)
         splits = {}
-        for split, files in files_by_split.items():
-            if sum(len(names[path]) for path in files):
-                splits[split] = self._generate_examples(files, folder / "images")
+        for split, (files, takes) in sources.items():
+            if any(takes(name) for path in files for name in names[path]):
+                splits[split] = self._generate_examples(files, takes, folder / "images")
             else:
                 # TFDS cannot store an empty split; a small engraved corpus can have one.
                 logging.warning("deep_scores: %s hold no pages; split %r is left out", files, split)
         return splits
 
-    def _generate_examples(self, files: list[Path], image_dir: Path):
+    def _generate_examples(self, files: list[Path], takes: Callable[[str], bool], image_dir: Path):
         for path in files:
             for page in deepscores_json.load_pages(path):
-                yield page.filename, page_example(page, image_dir / page.filename)
+                if takes(page.filename):
+                    yield page.filename, page_example(page, image_dir / page.filename)
+
+
+def work_of(filename: str) -> str:
+    """The work a DeepScoresV2 page belongs to: its file name up to `-aug-` or `--page-`.
+
+    The releases name pages `lg-<id>-aug-<style>--page-<n>.png`: one score (`lg-<id>`) engraved
+    in several styles, each over several pages. A name without those parts is its own work.
+    """
+    return re.split(r"-aug-|--page-", Path(filename).stem, maxsplit=1)[0]
+
+
+def validation_pages(names: Iterable[str], fraction: float) -> set[str]:
+    """The pages of a train split that form its validation split: every page of about
+    `fraction` of the works.
+
+    A work is in when the CRC-32 of its id (`work_of`) is below `fraction` of 2**32: a stable
+    choice (unlike Python's salted `hash`, the same on every machine and rebuild) that keeps a
+    work's pages together and each work where it was when pages are added.
+
+    Args:
+      names: page file names.
+      fraction: share of works to hold out, in [0, 1].
+
+    Returns:
+      The names of `names` whose work is held out.
+    """
+    return {name for name in names if zlib.crc32(work_of(name).encode()) < fraction * 2**32}
 
 
 def check_unique_page_names(names_by_file: dict[Path, list[str]]) -> None:

@@ -6,6 +6,7 @@ manual dir, check the split sizes, then check the decoded values against the dum
 """
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +17,25 @@ import dwd_jax  # noqa: F401  (registers deep_scores)
 from dwd_jax.classes import DEEPSCORES_CLASSES
 
 DUMMY_DATA = Path(__file__).parent / "dummy_data"
-SPLITS = {"train": 3, "test": 1}
+# The dummy train file holds page-1..3, work lg-87444682 in two styles (its CRC-32 puts it in
+# the validation split the DeepScoresV2 configs carve from train) and work lg-5230237 (train).
+SPLITS = {
+    "dense": {"train": 4, "validation": 2, "test": 1},
+    "complete": {"train": 4, "validation": 2, "test": 1},
+    "synthetic": {"train": 6, "test": 1},  # Its splits are its annotation files, as they are.
+}
 
 
-@pytest.fixture(scope="module", params=["dense", "complete", "synthetic"])
-def sources(request, tmp_path_factory):
+@pytest.fixture(scope="module", params=list(SPLITS))
+def config(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def sources(config, tmp_path_factory):
     """`{split: data source}` of one config, built from the dummy data."""
     return tfds.data_source(
-        f"deep_scores/{request.param}",
+        f"deep_scores/{config}",
         data_dir=tmp_path_factory.mktemp("tfds"),
         download_and_prepare_kwargs={
             "download_config": tfds.download.DownloadConfig(manual_dir=DUMMY_DATA)
@@ -31,15 +43,42 @@ def sources(request, tmp_path_factory):
     )
 
 
-def test_splits(sources):
-    assert {split: len(source) for split, source in sources.items()} == SPLITS
+def test_splits(config, sources):
+    assert {split: len(source) for split, source in sources.items()} == SPLITS[config]
+
+
+def _page_names(split):
+    """The page file names of a dummy annotation file."""
+    data = json.loads((DUMMY_DATA / f"deepscores_{split}.json").read_text())
+    return {image["filename"] for image in data["images"]}
+
+
+def test_validation_holds_whole_works_of_the_official_train(config, sources):
+    names = {split: {ex["filename"].decode() for ex in source} for split, source in sources.items()}
+    assert names["test"] == _page_names("test")  # The official test, untouched.
+    if config == "synthetic":
+        assert names["train"] == _page_names("train")
+        return
+    # Train and validation partition the official train pages...
+    assert names["train"] | names["validation"] == _page_names("train")
+    assert not names["train"] & names["validation"]
+
+    # ... by work: `lg-<id>` of `lg-<id>-aug-<style>--page-<n>.png`, the same score engraved
+    # in several styles and pages (other names are works of their own).
+    def works(split):
+        return {re.match(r"lg-\d+|.*", name)[0] for name in names[split]}
+
+    assert not works("train") & works("validation")
+    assert works("validation") == {"lg-87444682"}
+    assert len(names["validation"]) == 2  # Both styles of it.
 
 
 def test_pages_match_dummy_json(sources):
-    for split in SPLITS:
+    # Pages by id over all splits: the DeepScoresV2 configs spread the train file over two.
+    pages = {int(ex["id"]): ex for source in sources.values() for ex in source}
+    for split in ("train", "test"):
         annotations = json.loads((DUMMY_DATA / f"deepscores_{split}.json").read_text())
         names = {k: c["name"] for k, c in annotations["categories"].items()}
-        pages = {int(ex["id"]): ex for ex in sources[split]}
         for image in annotations["images"]:
             page = pages[image["id"]]
             h, w = image["height"], image["width"]
