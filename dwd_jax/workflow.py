@@ -16,7 +16,6 @@ import numpy as np
 
 from dwd_jax import (
     detect,
-    engrave,
     evaluate,
     evaluation,
     inference,
@@ -44,6 +43,7 @@ def prepare_data(config: ml_collections.ConfigDict) -> None:
     Raises:
       FileNotFoundError (from the builder): a real DeepScoresV2 config without its download,
         naming the files, the URL and the folder.
+      ImportError: the embedded corpus is to be engraved but the `engrave` extra is missing.
     """
     import tensorflow_datasets as tfds
 
@@ -51,6 +51,10 @@ def prepare_data(config: ml_collections.ConfigDict) -> None:
 
     mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS  # Keep a prepared dataset.
     if config.data.name == SYNTHETIC:
+        # Imported here: the engraver's libraries are an optional extra that DeepScoresV2
+        # needs none of; without them this names the extra (and the DeepScoresV2 configs).
+        from dwd_jax import engrave
+
         folder = engraved_folder(config)
         e = config.engrave
         stats = engrave.generate(
