@@ -22,10 +22,10 @@ import contextlib
 import io
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from etils import epath
 
 from dwd_jax import boxes as boxes_lib
 from dwd_jax import visualize
@@ -477,13 +477,14 @@ def markdown_report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(results: dict, out_dir: str | Path) -> dict[str, Path]:
-    """Write `eval.json`, `eval.md` and `pr50.png` (top-20 classes at IoU 0.5) to `out_dir`.
+def write_reports(results: dict, out_dir: epath.PathLike) -> dict[str, epath.Path]:
+    """Write `eval.json`, `eval.md` and `pr50.png` (top-20 classes at IoU 0.5) to `out_dir`
+    (a local folder or a bucket URI).
 
     Returns:
       name -> path of each file written.
     """
-    out_dir = Path(out_dir)
+    out_dir = epath.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "eval.json", "markdown": out_dir / "eval.md"}
     # NaN is not JSON; null marks an undefined AP.

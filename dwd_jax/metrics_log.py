@@ -1,19 +1,26 @@
 """Training metrics: a tqdm progress bar, TensorBoard scalars and a JSONL log in the workdir.
 
 Only process 0 writes; other processes get a logger whose methods do nothing visible, so the
-training loop has a single code path.
+training loop has a single code path. The workdir may be a bucket (`gs://...`): tensorboardX
+writes there itself, and the JSONL log is rewritten whole (objects cannot be appended to) at
+most every `REMOTE_WRITE_S` seconds and on closing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 import jax
 import tensorboardX
 import tqdm
+from etils import epath
+
+from dwd_jax import paths
+
+REMOTE_WRITE_S = 60.0  # Each write uploads the whole log: at every record, quadratic traffic.
 
 
 class MetricsLogger:
@@ -23,15 +30,21 @@ class MetricsLogger:
     from a resumed run simply continue the file.
     """
 
-    def __init__(self, workdir: str | Path, *, first_step: int, total_steps: int):
+    def __init__(self, workdir: epath.PathLike, *, first_step: int, total_steps: int):
         self._active = jax.process_index() == 0
         self._last = (first_step, time.perf_counter())
         if not self._active:
             return
-        workdir = Path(workdir)
+        workdir = paths.resolve(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
-        self._jsonl = open(workdir / "metrics.jsonl", "a")
-        self._tensorboard = tensorboardX.SummaryWriter(str(workdir / "tensorboard"))
+        self._path = workdir / "metrics.jsonl"
+        if paths.is_remote(workdir):
+            self._jsonl = None
+            self._text = self._path.read_text() if self._path.exists() else ""
+            self._written = -REMOTE_WRITE_S  # The first record goes out at once.
+        else:
+            self._jsonl = self._path.open("a")  # Appended line by line: `tail -f` follows.
+        self._tensorboard = tensorboardX.SummaryWriter(os.fspath(workdir / "tensorboard"))
         self._bar = tqdm.tqdm(initial=first_step, total=total_steps, unit="step", smoothing=0.1)
 
     def write(self, step: int, metrics: Mapping[str, float]) -> dict[str, float]:
@@ -46,8 +59,15 @@ class MetricsLogger:
         record["steps_per_s"] = (step - last_step) / max(now - last_time, 1e-9)
         self._last = (step, now)
         if self._active:
-            self._jsonl.write(json.dumps({"step": step, **record}) + "\n")
-            self._jsonl.flush()
+            line = json.dumps({"step": step, **record}) + "\n"
+            if self._jsonl is None:
+                self._text += line
+                if now - self._written >= REMOTE_WRITE_S:
+                    self._path.write_text(self._text)
+                    self._written = now
+            else:
+                self._jsonl.write(line)
+                self._jsonl.flush()
             for name, value in record.items():
                 self._tensorboard.add_scalar(name, value, step)
             self._bar.update(step - self._bar.n)
@@ -58,4 +78,7 @@ class MetricsLogger:
         if self._active:
             self._bar.close()
             self._tensorboard.close()
-            self._jsonl.close()
+            if self._jsonl is None:
+                self._path.write_text(self._text)
+            else:
+                self._jsonl.close()

@@ -11,10 +11,11 @@ from __future__ import annotations
 import colorsys
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
+from etils import epath
 from PIL import Image, ImageDraw, ImageFont
 
 from dwd_jax.classes import DEEPSCORES_CLASSES
@@ -274,12 +275,12 @@ def training_panel(
     return panel
 
 
-def _read_records(records: str | Path | Iterable[Mapping]) -> list[Mapping]:
+def _read_records(records: epath.PathLike | Iterable[Mapping]) -> list[Mapping]:
     """Records from a JSONL file (one JSON object per line) or an iterable of dicts."""
-    if not isinstance(records, (str, Path)):
+    if not isinstance(records, (str, os.PathLike)):
         return list(records)
     out = []
-    with open(records) as f:
+    with epath.Path(records).open() as f:
         for n, line in enumerate(f, 1):
             if line.strip():
                 try:
@@ -291,14 +292,16 @@ def _read_records(records: str | Path | Iterable[Mapping]) -> list[Mapping]:
     return out
 
 
-def _save(fig, out_png: str | Path) -> Path:
-    """Render a matplotlib Figure to PNG through an Agg canvas (no pyplot state)."""
+def _save(fig, out_png: epath.PathLike) -> epath.Path:
+    """Render a matplotlib Figure to PNG through an Agg canvas (no pyplot state); `out_png`
+    may be in a bucket, so the file is opened through epath."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    out_png = Path(out_png)
+    out_png = epath.Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(out_png, dpi=100)
+    with out_png.open("wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     return out_png
 
 
@@ -329,11 +332,11 @@ VALIDATION_KEYS = {
 
 
 def learning_curves(
-    records: str | Path | Iterable[Mapping],
-    out_png: str | Path,
+    records: epath.PathLike | Iterable[Mapping],
+    out_png: epath.PathLike,
     *,
     keys: Sequence[str] | None = None,
-) -> Path:
+) -> epath.Path:
     """Plot each loss against step on a log axis, one panel per loss, and the validation
     mAPs (`VALIDATION_KEYS`, all classes) in a last panel; write a PNG.
 
@@ -403,8 +406,8 @@ def learning_curves(
 
 
 def precision_recall_plot(
-    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out_png: str | Path, *, title: str = ""
-) -> Path:
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out_png: epath.PathLike, *, title: str = ""
+) -> epath.Path:
     """Plot precision against recall, one line per named curve, and write a PNG.
 
     Args:
