@@ -281,6 +281,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.detect.scale = 0.0  # Fixed page scale, skipping the staff-space estimate; 0 = estimate.
     c.detect.max_pixels = 2_560_000  # Pixels per forward pass; bigger pages go in bands.
     c.detect.overlap = 160  # Rows shared by neighbouring bands (> the tallest symbol).
+    # Bands per device in one call; a batch is this times the local device count. On CPU a
+    # batch of 2 costs twice one, so 1; raise it on accelerators.
+    c.detect.batch_per_device = 1
     # PDF pages are rendered at this resolution (a printed score's staff space is then about
     # 20-25 px, rescaled to detect.staff_space like any page).
     c.detect.pdf_dpi = 300.0

@@ -9,33 +9,38 @@ pixels; each band keeps the detections whose centre lies in its own share of the
 every object is reported once. Bands span the full width because staffs, beams and slurs are
 wide; only a page too wide even for a thin band is scaled down further, with a message.
 
-The model is reached through `predict_fn(page f32[h, w]) -> {"boxes", "classes", "scores"}`:
-a grey page at model scale (0 = ink, 255 = paper, padded white to `data.pad_multiple`), and its
-valid detections in that page's pixels (boxes [y0, x0, y1, x1], model classes, scores), and
-optionally the decoder's page status ("overflow", "ccl_converged": bools). The caller wires it
-to `model.apply` and `decode.decode` (`inference.Detector.predict`); this module never imports the
-model.
+The model is reached through a `Predictor` (`submit(bands u8[B, h, w])`, see the class): grey
+bands at model scale (0 = ink, 255 = paper, padded white to `data.pad_multiple`), and per band
+its valid detections in that band's pixels (boxes [y0, x0, y1, x1], model classes, scores),
+optionally with the decoder's status ("overflow", "ccl_converged": bools). A plain
+`predict_fn(band u8[h, w]) -> {"boxes", "classes", "scores"}` serves as a predictor of batch
+size 1. `detect_stream` runs many pages through it: host work (loading, rescaling, refining)
+overlaps the device's, and bands of one padded shape share a batch. `inference.Detector` is
+the trained model's predictor; this module never imports the model.
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import ml_collections
 import numpy as np
 import tqdm
+from etils import epath
 from PIL import Image, UnidentifiedImageError
 
+from dwd_jax import hosts, omr, visualize
 from dwd_jax import image as image_lib
-from dwd_jax import omr, visualize
+from dwd_jax import paths as paths_lib
 
 PredictFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -348,26 +353,35 @@ def _check_prediction(pred: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
     return boxes, classes, scores
 
 
-def network_detections(
-    page: np.ndarray, predict_fn: PredictFn, *, config: ml_collections.ConfigDict
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """The network's detections of one page (no re-measure on the ink), in the page's pixels.
+class Layout(NamedTuple):
+    """How a page was brought to model scale and cut into bands (`prepare_page`)."""
+
+    page_shape: tuple[int, int]
+    scaled_shape: tuple[int, int]
+    scale: float
+    staff_space: float | None
+    bands: list[tuple[int, int, int]]
+    notes: list[str]
+
+
+def prepare_page(
+    page: np.ndarray, *, config: ml_collections.ConfigDict
+) -> tuple[np.ndarray, Layout]:
+    """A page at model scale, cut into bands of one padded shape: the host half of detection.
 
     The page is rescaled (`page_scale`, `image.resize`: the training resampler), cut into
-    bands if large, and each band padded white and passed to `predict_fn`.
+    bands if large (`band_layout`), and each band padded white to `data.pad_multiple`, which
+    is also the bucket that batches pages of similar sizes into one compiled shape.
 
     Args:
       page: u8[H, W] grey page (e.g. from `load_page`).
-      predict_fn: see the module docstring.
       config: uses detect.* and data.pad_multiple.
 
     Returns:
-      (boxes f32[N, 4] [y0, x0, y1, x1] in page pixels, classes i32[N] model classes,
-      scores f32[N], info) where info records staff_space (measured for the rescale, page
-      pixels, or None where the scale was fixed), page_staff_space (the page's own, measured
-      when it has staff lines, else the nominal one; what post-processing uses), scale,
-      bands, overflow (a band had more foreground or detections than the decoder's budget),
-      ccl_converged (False if a band's connected components did not converge) and notes.
+      (bands u8[n, h, w], layout).
+
+    Raises:
+      PageError: no staff lines to measure the page's scale by.
     """
     d = config.detect
     scale, space = page_scale(page, config)
@@ -387,9 +401,27 @@ def network_detections(
     band_h, bands = band_layout(h, w, max_pixels=d.max_pixels, overlap=d.overlap, multiple=multiple)
     if len(bands) > 1:
         notes.append(f"page is {h}x{w} px at model scale; detected in {len(bands)} bands")
+    images = pad_white(np.stack([scaled[s : s + band_h] for s, _, _ in bands]), multiple)
+    return images, Layout(page.shape, (h, w), scale, space, bands, notes)
+
+
+def assemble(
+    page: np.ndarray,
+    layout: Layout,
+    predictions: Sequence[Mapping[str, np.ndarray]],
+    *,
+    config: ml_collections.ConfigDict,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The bands' predictions as one page's detections in its own pixels (`network_detections`).
+
+    Args:
+      page: u8[H, W], the page `layout` was made from.
+      layout: from `prepare_page`.
+      predictions: one per band, as a predictor's (see the module docstring).
+      config: uses detect.staff_space.
+    """
     out, overflow, converged = [], False, True
-    for start, keep_from, keep_to in bands:
-        pred = predict_fn(pad_white(scaled[start : start + band_h], multiple))
+    for (start, keep_from, keep_to), pred in zip(layout.bands, predictions, strict=True):
         overflow |= bool(pred.get("overflow", False))
         converged &= bool(pred.get("ccl_converged", True))
         boxes, classes, scores = _check_prediction(pred)
@@ -397,29 +429,227 @@ def network_detections(
         centre = (boxes[:, 0] + boxes[:, 2]) / 2
         keep = (centre >= keep_from) & (centre < keep_to)
         out.append((boxes[keep], classes[keep], scores[keep]))
+    (h, w), (page_h, page_w) = layout.scaled_shape, layout.page_shape
     # Per-axis factors: rounding the page size makes them differ slightly from `scale`.
-    factors = np.float32([h / page.shape[0], w / page.shape[1]] * 2)
-    limits = np.float32(list(page.shape) * 2)
+    factors = np.float32([h / page_h, w / page_w] * 2)
+    limits = np.float32([page_h, page_w] * 2)
     boxes = np.clip(np.concatenate([o[0] for o in out]) / factors, 0, limits)
-    for note in notes:
+    for note in layout.notes:
         _log.info(note)
-    page_space = space
+    page_space = layout.staff_space
     if page_space is None:  # A fixed scale: the post-processing still needs the page's own.
         try:
             page_space = estimate_staff_space(page)
         except PageError:
-            page_space = d.staff_space / scale  # No staff lines: the nominal spacing.
+            page_space = config.detect.staff_space / layout.scale  # No staff lines: nominal.
     info = {
-        "staff_space": space,
+        "staff_space": layout.staff_space,
         "page_staff_space": page_space,
-        "scale": scale,
-        "bands": len(bands),
+        "scale": layout.scale,
+        "bands": len(layout.bands),
         "overflow": overflow,
         "ccl_converged": converged,
-        "notes": notes,
+        "notes": layout.notes,
     }
     classes = np.concatenate([o[1] for o in out])
     return boxes.astype(np.float32), classes, np.concatenate([o[2] for o in out]), info
+
+
+# --- Batches of pages on the device -------------------------------------------------------------
+
+
+class Predictor(Protocol):
+    """The model as the page path sees it: bands in, predictions out, in batches.
+
+    `submit(bands u8[batch_size, h, w])` starts the model on a batch of equally shaped bands
+    (padded white) and returns at once a function that waits for the results: one prediction
+    per band, as `{"boxes", "classes", "scores"[, "overflow", "ccl_converged"]}` (see the
+    module docstring). Returning before the results are ready lets the host prepare the next
+    pages and refine the last ones while the device works (`inference.Detector`).
+    """
+
+    batch_size: int
+
+    def submit(self, bands: np.ndarray) -> Callable[[], Sequence[Mapping[str, np.ndarray]]]: ...
+
+
+class _PerBand:
+    """A `PredictFn` (one band per call, synchronous) as a `Predictor` of batch size 1."""
+
+    batch_size = 1
+
+    def __init__(self, predict_fn: PredictFn):
+        self._predict_fn = predict_fn
+
+    def submit(self, bands: np.ndarray) -> Callable[[], list[Mapping[str, np.ndarray]]]:
+        results = [self._predict_fn(band) for band in bands]
+        return lambda: results
+
+
+def as_predictor(model: Predictor | PredictFn) -> Predictor:
+    """`model` itself if it has `submit`, else the one-band function wrapped as a Predictor."""
+    return model if hasattr(model, "submit") else _PerBand(model)
+
+
+class Done(NamedTuple):
+    """One input of `detect_stream`, finished: its `payload` from the loader, the page, and
+    `network_detections`' output, or the error that stopped it (page and detections None)."""
+
+    index: int
+    payload: Any
+    page: np.ndarray | None
+    detections: tuple[np.ndarray, np.ndarray, np.ndarray, dict] | None
+    error: Exception | None
+
+
+Loader = Callable[[], tuple[np.ndarray, Any]]
+
+
+def detect_stream(
+    loaders: Sequence[Loader],
+    model: Predictor | PredictFn,
+    *,
+    config: ml_collections.ConfigDict,
+    prefetch: int = 4,
+) -> Iterator[Done]:
+    """The network's detections of many pages, batched on the device, in input order.
+
+    A worker thread loads and prepares the next `prefetch` pages (`prepare_page`) while the
+    device runs; bands of one padded shape are batched `model.batch_size` at a time (the last
+    or a long-waiting batch is filled with white bands), and up to two batches are in flight.
+    A page whose loading, preparation or batch fails is yielded with its error; the rest go on.
+
+    Args:
+      loaders: one per page: `loader() -> (u8[H, W] page, payload)`; the payload (e.g. the
+        page's ground truth or file) is handed back with the detections.
+      model: a `Predictor` (e.g. `inference.Detector`) or a one-band `PredictFn`.
+      config: uses detect.*, data.pad_multiple.
+      prefetch: pages loaded and prepared ahead.
+
+    Yields:
+      `Done` per loader, in the loaders' order.
+    """
+    predictor = as_predictor(model)
+    size = predictor.batch_size
+    # A page waits in a partial batch until its shape fills one; past this many waiting pages
+    # the oldest shape's batch goes padded, so memory stays bounded on a folder of odd sizes.
+    max_waiting = max(4 * size, prefetch)
+
+    def prepare(loader: Loader):
+        page, payload = loader()
+        return page, payload, *prepare_page(page, config=config)
+
+    waiting: dict[int, list] = {}  # index -> [page, payload, layout, predictions by band]
+    queues: dict[tuple[int, ...], list[tuple[int, int, np.ndarray]]] = {}
+    in_flight: collections.deque = collections.deque()
+    finished: dict[int, Done] = {}
+
+    def fail(index: int, error: Exception) -> None:
+        payload = waiting.pop(index)[1] if index in waiting else None
+        finished[index] = Done(index, payload, None, None, error)
+
+    def dispatch(shape: tuple[int, ...]) -> None:
+        entries = queues.pop(shape)
+        bands = np.stack([band for _, _, band in entries])
+        if len(entries) < size:
+            blank = np.full((size - len(entries), *shape), 255, np.uint8)
+            bands = np.concatenate([bands, blank])
+        try:
+            in_flight.append((entries, predictor.submit(bands)))
+        except Exception as e:  # The batch's pages fail; the others go on.
+            for index in {i for i, _, _ in entries}:
+                fail(index, e)
+        if len(in_flight) > 2:
+            complete()
+
+    def complete() -> None:
+        entries, result = in_flight.popleft()
+        try:
+            predictions = list(result())
+        except Exception as e:
+            for index in {i for i, _, _ in entries}:
+                if index in waiting:
+                    fail(index, e)
+            return
+        for (index, band, _), pred in zip(entries, predictions, strict=False):
+            if index not in waiting:  # Failed in another batch.
+                continue
+            state = waiting[index]
+            state[3][band] = pred
+            if all(p is not None for p in state[3]):
+                page, payload, layout, preds = waiting.pop(index)
+                try:
+                    found = assemble(page, layout, preds, config=config)
+                    finished[index] = Done(index, payload, page, found, None)
+                except Exception as e:
+                    finished[index] = Done(index, payload, None, None, e)
+
+    def oldest_queue() -> tuple[int, ...]:
+        return min(queues, key=lambda shape: queues[shape][0][0])
+
+    next_out = 0
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        ahead = collections.deque(
+            pool.submit(prepare, loader) for loader in loaders[:prefetch]
+        )
+        for index in range(len(loaders)):
+            future = ahead.popleft()
+            if index + prefetch < len(loaders):
+                ahead.append(pool.submit(prepare, loaders[index + prefetch]))
+            try:
+                page, payload, bands, layout = future.result()
+            except Exception as e:
+                finished[index] = Done(index, None, None, None, e)
+            else:
+                waiting[index] = [page, payload, layout, [None] * len(bands)]
+                for band, image in enumerate(bands):
+                    queues.setdefault(image.shape, []).append((index, band, image))
+                    if len(queues[image.shape]) == size:
+                        dispatch(image.shape)
+                while queues and len(waiting) > max_waiting:
+                    dispatch(oldest_queue())
+                while in_flight and len(waiting) > max_waiting:
+                    complete()
+            while next_out in finished:
+                yield finished.pop(next_out)
+                next_out += 1
+        while queues:
+            dispatch(oldest_queue())
+        while in_flight:
+            complete()
+    while next_out in finished:
+        yield finished.pop(next_out)
+        next_out += 1
+
+
+def network_detections(
+    page: np.ndarray, model: Predictor | PredictFn, *, config: ml_collections.ConfigDict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The network's detections of one page (no re-measure on the ink), in the page's pixels.
+
+    `prepare_page`, the model on each band, then `assemble`; `detect_stream` does the same
+    for many pages at once.
+
+    Args:
+      page: u8[H, W] grey page (e.g. from `load_page`).
+      model: a `Predictor` or a one-band `PredictFn` (see the module docstring).
+      config: uses detect.* and data.pad_multiple.
+
+    Returns:
+      (boxes f32[N, 4] [y0, x0, y1, x1] in page pixels, classes i32[N] model classes,
+      scores f32[N], info) where info records staff_space (measured for the rescale, page
+      pixels, or None where the scale was fixed), page_staff_space (the page's own, measured
+      when it has staff lines, else the nominal one; what post-processing uses), scale,
+      bands, overflow (a band had more foreground or detections than the decoder's budget),
+      ccl_converged (False if a band's connected components did not converge) and notes.
+
+    Raises:
+      PageError: the page cannot be measured; or whatever the model raised.
+    """
+    (done,) = detect_stream([lambda: (page, None)], model, config=config, prefetch=1)
+    if done.error is not None:
+        raise done.error
+    return done.detections
 
 
 def refine(
@@ -435,20 +665,20 @@ def refine(
 
 
 def detect_page(
-    page: np.ndarray, predict_fn: PredictFn, *, config: ml_collections.ConfigDict
+    page: np.ndarray, model: Predictor | PredictFn, *, config: ml_collections.ConfigDict
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Detect the symbols of one page: `network_detections`, then `refine`.
 
     Args:
       page: u8[H, W] grey page (e.g. from `load_page`).
-      predict_fn: see the module docstring.
+      model: a `Predictor` or a one-band `PredictFn` (see the module docstring).
       config: uses detect.*, decode.* and data.pad_multiple.
 
     Returns:
       (boxes f32[N, 4] [y0, x0, y1, x1] in page pixels, classes i32[N] model classes,
       scores f32[N], info) with info as in `network_detections`.
     """
-    detections = network_detections(page, predict_fn, config=config)
+    detections = network_detections(page, model, config=config)
     return (*refine(page, detections, config=config), detections[3])
 
 
@@ -457,17 +687,17 @@ def detect_page(
 
 def detect_pages(
     paths: Sequence[str | Path],
-    predict_fn: PredictFn,
+    model: Predictor | PredictFn,
     *,
     config: ml_collections.ConfigDict,
-    out_dir: str | Path,
+    out_dir: epath.PathLike,
     image_ids: Sequence[int] | None = None,
 ) -> dict:
     """Detect every page of files and folders and write proposals, COCO results and overlays.
 
     Inputs are expanded by `page_refs` (folders recursively; every page of a PDF, rendered at
     `config.detect.pdf_dpi`, or of a multi-page TIFF). A file or page that fails (missing,
-    unreadable, not an image, no staff lines, a predict_fn error) is reported in the summary
+    unreadable, not an image, no staff lines, a model error) is reported in the summary
     with its error, and the rest are still processed.
 
     Writes to `out_dir`:
@@ -480,9 +710,9 @@ def detect_pages(
 
     Args:
       paths: image or PDF files, or folders of them.
-      predict_fn: see the module docstring.
+      model: a `Predictor` (pages batched on the device) or a one-band `PredictFn`.
       config: uses detect.* and data.pad_multiple.
-      out_dir: output folder (created).
+      out_dir: output folder (created), local or a bucket URI.
       image_ids: ids written as img_id / image_id, one per page (a failed file counts one),
         e.g. DeepScoresV2 image ids; default 1..n.
 
@@ -493,7 +723,7 @@ def detect_pages(
       "skipped": ["<name>: <error>"], "symbols_per_class": {name: count},
       "seconds_per_page": float}.
     """
-    out_dir = Path(out_dir)
+    out_dir = epath.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     refs = page_refs(paths)
     image_ids = list(image_ids) if image_ids is not None else list(range(1, len(refs) + 1))
@@ -501,20 +731,32 @@ def detect_pages(
         raise ValueError(f"{len(refs)} pages but {len(image_ids)} image_ids; pass one per page")
     names = visualize.MODEL_CLASS_NAMES
     proposals, coco, pages, counts = [], [], [], collections.Counter()
-    for ref, img_id in zip(tqdm.tqdm(refs, desc="detect", unit="page"), image_ids, strict=True):
-        report = {"path": str(ref.path), "page": ref.index + 1, "name": ref.name,
-                  "img_id": img_id, "ok": False, "error": ref.error}
-        start = time.perf_counter()
-        try:
+
+    def loader(ref: PageRef) -> Loader:
+        def load():
             if ref.error:
                 raise PageError(ref.error)
-            page = load_page(ref.path, ref.index, dpi=config.detect.pdf_dpi)
-            boxes, classes, scores, info = detect_page(page, predict_fn, config=config)
+            return load_page(ref.path, ref.index, dpi=config.detect.pdf_dpi), None
+
+        return load
+
+    start = last = time.perf_counter()
+    mine = hosts.share(range(len(refs)))  # Each process its share; gathered below.
+    stream = detect_stream([loader(refs[i]) for i in mine], model, config=config)
+    for done in tqdm.tqdm(stream, total=len(mine), desc="detect", unit="page"):
+        ref, img_id = refs[mine[done.index]], image_ids[mine[done.index]]
+        report = {"path": str(ref.path), "page": ref.index + 1, "name": ref.name,
+                  "img_id": img_id, "ok": False, "error": ref.error}
+        try:
+            if done.error is not None:
+                raise done.error
+            boxes, classes, scores = refine(done.page, done.detections, config=config)
             overlay = out_dir / f"{ref.stem}_overlay.png"
-            visualize.draw_boxes(page, boxes, classes, scores).save(overlay)
+            page_overlay = visualize.draw_boxes(done.page, boxes, classes, scores)
+            paths_lib.write_png(page_overlay, overlay)
         except Exception as e:  # One bad page must not stop the others; its error is kept.
             if not isinstance(e, PageError):
-                _log.exception("page %s failed", ref.name)
+                _log.error("page %s failed", ref.name, exc_info=e)
             report["error"] = str(e) if isinstance(e, PageError) else f"{type(e).__name__}: {e}"
             pages.append(report)
             continue
@@ -531,10 +773,20 @@ def detect_pages(
                 }
             )
         counts.update(names[c] if c < len(names) else str(c) for c in classes.tolist())
-        seconds = time.perf_counter() - start
-        report.update(ok=True, num_detections=len(classes), seconds=seconds,
-                      overlay=str(overlay), **info)
+        now = time.perf_counter()
+        report.update(ok=True, num_detections=len(classes), seconds=now - last,
+                      overlay=str(overlay), **done.detections[3])
+        last = now
         pages.append(report)
+    elapsed = time.perf_counter() - start
+    if hosts.is_multiprocess():
+        shares = hosts.gather((pages, proposals, coco, counts, elapsed))
+        pages = hosts.unshare([share[0] for share in shares])
+        position = {img_id: i for i, img_id in enumerate(image_ids)}  # Page order again.
+        proposals = sorted((p for sh in shares for p in sh[1]), key=lambda p: position[p["img_id"]])
+        coco = sorted((c for sh in shares for c in sh[2]), key=lambda c: position[c["image_id"]])
+        counts = sum((share[3] for share in shares), collections.Counter())
+        elapsed = max(share[4] for share in shares)
     done = [p for p in pages if p["ok"]]
     summary = {
         "pages": pages,
@@ -544,13 +796,15 @@ def detect_pages(
         "num_failed": len(pages) - len(done),
         "skipped": [f"{p['name']}: {p['error']}" for p in pages if not p["ok"]],
         "symbols_per_class": dict(counts.most_common()),
-        "seconds_per_page": sum(p["seconds"] for p in done) / max(len(done), 1),
+        "seconds_per_page": elapsed / max(len(done), 1),
     }
     for line in summary["skipped"]:
         _log.warning("skipped %s", line)
-    Path(summary["proposals"]).write_text(
-        json.dumps({"annotation_set": "deepscores", "proposals": proposals})
-    )
-    Path(summary["coco_results"]).write_text(json.dumps(coco))
-    (out_dir / "detect_summary.json").write_text(json.dumps(summary, indent=1))
+    if hosts.is_primary():
+        (out_dir / "proposals.json").write_text(
+            json.dumps({"annotation_set": "deepscores", "proposals": proposals})
+        )
+        (out_dir / "coco_results.json").write_text(json.dumps(coco))
+        (out_dir / "detect_summary.json").write_text(json.dumps(summary, indent=1))
+    hosts.barrier("detections written")
     return summary

@@ -1,8 +1,9 @@
 """The evaluation protocol: every page of a split or a folder goes through one function.
 
-A page is read as a user's page is (`detect.network_detections`: the page's rescale rule,
-the training resampler, bands), scored twice from one forward pass: the shipped pipeline (the
-detections re-measured on the ink, `detect.refine`) and the network alone. Pages whose
+A page is read as a user's page is (`detect.detect_stream`: the page's rescale rule, the
+training resampler, bands, pages batched on the devices), scored twice from one forward
+pass: the shipped pipeline (the detections re-measured on the ink, `detect.refine`) and the
+network alone. Pages whose
 decoder overflowed its budget or whose connected components did not converge are counted and
 named, never silent.
 """
@@ -10,7 +11,7 @@ named, never silent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,7 +20,7 @@ import numpy as np
 import tqdm
 
 from dwd_jax import classes as classes_lib
-from dwd_jax import deepscores_json, detect, evaluate, input_pipeline
+from dwd_jax import deepscores_json, detect, evaluate, hosts, input_pipeline
 
 _log = logging.getLogger(__name__)
 
@@ -41,15 +42,24 @@ def record_name(record: Mapping[str, Any], index: int) -> str:
     return name or f"page_{index}"
 
 
+PageLoader = Callable[[], GroundTruth]
+
+
 def split_pages(
     source: Sequence[Mapping[str, Any]], indices: Iterable[int]
-) -> Iterator[GroundTruth]:
-    """Pages of a `deep_scores` TFDS split, read one at a time."""
-    for i in indices:
-        record = source[i]
-        name = record_name(record, i)
-        page = input_pipeline.parse_page(record, name=name)
-        yield GroundTruth(name, page["image"], page["boxes"], page["classes"])
+) -> list[PageLoader]:
+    """Pages of a `deep_scores` TFDS split, each read when its loader is called."""
+
+    def loader(i: int) -> PageLoader:
+        def load() -> GroundTruth:
+            record = source[i]
+            name = record_name(record, i)
+            page = input_pipeline.parse_page(record, name=name)
+            return GroundTruth(name, page["image"], page["boxes"], page["classes"])
+
+        return load
+
+    return [loader(i) for i in indices]
 
 
 def folder_annotations(folder: str | Path, split: str) -> Iterator[deepscores_json.Page]:
@@ -72,48 +82,85 @@ def folder_annotations(folder: str | Path, split: str) -> Iterator[deepscores_js
 
 def folder_pages(
     folder: str | Path, annotations: Iterable[deepscores_json.Page]
-) -> Iterator[GroundTruth]:
-    """`folder_annotations`' pages with their images from `<folder>/images`, one at a time."""
-    for gt in annotations:
-        image = detect.load_page(Path(folder) / "images" / gt.filename)
-        yield GroundTruth(gt.filename, image, gt.boxes, gt.labels + 1)
+) -> list[PageLoader]:
+    """`folder_annotations`' pages, each image read from `<folder>/images` when its loader
+    is called."""
+
+    def loader(gt: deepscores_json.Page) -> PageLoader:
+        def load() -> GroundTruth:
+            image = detect.load_page(Path(folder) / "images" / gt.filename)
+            return GroundTruth(gt.filename, image, gt.boxes, gt.labels + 1)
+
+        return load
+
+    return [loader(gt) for gt in annotations]
+
+
+class _Scored(NamedTuple):
+    index: int
+    shipped: evaluate.Page
+    network: evaluate.Page
+    overflow: bool
+    converged: bool
 
 
 def evaluate_pages(
-    pages: Iterable[GroundTruth],
-    predict_fn: detect.PredictFn,
+    pages: Sequence[PageLoader],
+    model: detect.Predictor | detect.PredictFn,
     *,
     config: ml_collections.ConfigDict,
-    total: int | None = None,
     desc: str = "eval",
-    on_page: Any = None,
+    on_page: Callable[[int, evaluate.Page], None] | None = None,
 ) -> dict:
     """Detections of every page, scored shipped and network alone.
 
+    Pages are divided among processes (`hosts.share`), batched on each process's devices
+    (`detect.detect_stream`) and gathered once, so every process returns the same results.
+
     Args:
-      pages: the pages with their ground truth.
-      predict_fn: see `detect`'s module docstring (e.g. `inference.Detector.predict`).
+      pages: the pages with their ground truth, as loaders (`split_pages`, `folder_pages`).
+      model: a `detect.Predictor` (e.g. `inference.Detector`) or a one-band predict_fn.
       config: the experiment config (detect.*, decode.*, eval.*).
-      total: the number of pages, for the progress bar.
       desc: the progress bar's label.
-      on_page: optional `f(ground_truth, shipped evaluate.Page)`, e.g. to draw overlays.
+      on_page: optional `f(index, shipped evaluate.Page)`, called for every page in order
+        after gathering, e.g. to draw overlays.
 
     Returns:
       `evaluate.evaluate` results of the shipped pipeline, with "network_alone" (the same for
       the network's own detections), "overflow_pages" and "unconverged_pages" (page names).
     """
-    shipped, network, overflow, unconverged = [], [], [], []
-    for gt in tqdm.tqdm(pages, total=total, desc=desc, unit="page", leave=False):
-        found = detect.network_detections(gt.image, predict_fn, config=config)
+    mine = hosts.share(range(len(pages)))
+
+    def loader(i: int) -> detect.Loader:
+        def load():
+            gt = pages[i]()
+            return gt.image, gt
+
+        return load
+
+    scored = []
+    stream = detect.detect_stream([loader(i) for i in mine], model, config=config)
+    for done in tqdm.tqdm(stream, total=len(mine), desc=desc, unit="page", leave=False):
+        if done.error is not None:
+            raise done.error
+        gt, found = done.payload, done.detections
         refined = detect.refine(gt.image, found, config=config)
-        network.append(evaluate.Page(gt.boxes, gt.classes, *found[:3], name=gt.name))
-        shipped.append(evaluate.Page(gt.boxes, gt.classes, *refined, name=gt.name))
-        if found[3]["overflow"]:
-            overflow.append(gt.name)
-        if not found[3]["ccl_converged"]:
-            unconverged.append(gt.name)
-        if on_page is not None:
-            on_page(gt, shipped[-1])
+        scored.append(
+            _Scored(
+                mine[done.index],
+                evaluate.Page(gt.boxes, gt.classes, *refined, name=gt.name),
+                evaluate.Page(gt.boxes, gt.classes, *found[:3], name=gt.name),
+                found[3]["overflow"],
+                found[3]["ccl_converged"],
+            )
+        )
+    scored = hosts.unshare(hosts.gather(scored))
+    shipped = [s.shipped for s in scored]
+    overflow = [s.shipped.name for s in scored if s.overflow]
+    unconverged = [s.shipped.name for s in scored if not s.converged]
+    if on_page is not None:
+        for s in scored:
+            on_page(s.index, s.shipped)
     e = config.eval
     kwargs = dict(
         min_instances=e.min_instances,
@@ -121,7 +168,7 @@ def evaluate_pages(
         class_names=classes_lib.model_class_names(config),
     )
     results = evaluate.evaluate(shipped, **kwargs)
-    results["network_alone"] = evaluate.evaluate(network, **kwargs)
+    results["network_alone"] = evaluate.evaluate([s.network for s in scored], **kwargs)
     results["overflow_pages"], results["unconverged_pages"] = overflow, unconverged
     if overflow:
         _log.warning(

@@ -3,7 +3,8 @@
 A page goes through `parse_page` (`image.to_grey`, normalised boxes -> pixels,
 labels -> model classes), `scale_page` (`image.resize`, spec section 4) and `crop_page` (a random
 square crop, white padding, boxes clipped and padded to `data.max_objects`). Each process reads
-its own shard (`grain.python.ShardByJaxProcess`) and yields its slice of the global batch:
+its own slice of one global order of records (`GlobalOrderSampler`) and yields its slice of
+the global batch:
 
     {"image": u8[b, S, S, 1], "boxes": f32[b, M, 4], "classes": i32[b, M], "valid": bool[b, M]}
 
@@ -11,9 +12,10 @@ with b = data.batch_size // process_count, S = data.crop_size, M = data.max_obje
 u8 until the train step (4x less host-to-device traffic); targets are made inside the step.
 
 Randomness comes from grain's per-record generator (seeded by `seed` and the record's position
-in the sampler), so every page is cropped the same for any worker count; how pages group into
-batches depends on `data.worker_count` (each grain worker builds whole batches from every
-worker_count-th record), so keep it fixed across a resume. The iterator state
+in the global order), so every page is cropped the same for any worker or process count; with
+`data.worker_count = 0` the global batches are the same for any number of processes too. How
+pages group into batches depends on `data.worker_count` (each grain worker builds whole
+batches from every worker_count-th record), so keep it fixed across a resume. The iterator state
 (`iterator.get_state()`) is a few bytes that the checkpoint stores to resume exactly.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -306,6 +309,42 @@ def open_source(data: ml_collections.ConfigDict, split: str) -> Sequence[Mapping
         ) from error
 
 
+class GlobalOrderSampler:
+    """Endless, shuffled record order shared by all processes; each reads its slice of every
+    global batch.
+
+    The global order is one shuffle per epoch of every record (grain's `MapDataset.shuffle`);
+    global batch k is positions [k B, (k + 1) B), of which process p reads the b = B / P
+    positions from k B + p b. Grain's `DataLoader` asks process p for its i-th record as
+    `sampler[i * P + p]`. With one process this is `grain.IndexSampler(shuffle=True)`
+    exactly, record keys and generators alike.
+    """
+
+    def __init__(self, num_records: int, *, seed: int, process_batch: int):
+        self._num_records = num_records
+        self._seed = seed
+        self._batch = process_batch
+        self._shard_options = grain.ShardByJaxProcess(drop_remainder=True)
+        self._keys = grain.MapDataset.range(num_records).shuffle(seed=seed)
+
+    def __len__(self) -> int:
+        return sys.maxsize
+
+    def __repr__(self) -> str:
+        return (
+            f"GlobalOrderSampler(num_records={self._num_records}, seed={self._seed}, "
+            f"process_batch={self._batch}, shard_options={self._shard_options!r})"
+        )
+
+    def __getitem__(self, index: int) -> grain.RecordMetadata:
+        count = self._shard_options.shard_count
+        i, process = divmod(index, count)
+        b = self._batch
+        position = (i // b) * b * count + process * b + i % b
+        rng = np.random.Generator(np.random.Philox(key=self._seed + position))
+        return grain.RecordMetadata(index=index, record_key=self._keys[position], rng=rng)
+
+
 def make_train_loader(
     source: Sequence[Mapping[str, Any]],
     data: ml_collections.ConfigDict,
@@ -331,19 +370,14 @@ def make_train_loader(
         flags.FLAGS.mark_as_parsed()
     if len(source) == 0:
         raise ValueError(f"data.name={data.name!r}, split {data.train_split!r}: no records.")
-    sampler = grain.IndexSampler(
-        num_records=len(source),
-        shard_options=grain.ShardByJaxProcess(drop_remainder=True),
-        shuffle=True,
-        num_epochs=None,
-        seed=seed,
-    )
+    batch = process_batch_size(data.batch_size)
+    sampler = GlobalOrderSampler(len(source), seed=seed, process_batch=batch)
     return grain.DataLoader(
         data_source=_WithIndex(source),
         sampler=sampler,
         operations=[
             _TrainPage(data),
-            grain.Batch(process_batch_size(data.batch_size), drop_remainder=True),
+            grain.Batch(batch, drop_remainder=True),
         ],
         worker_count=data.worker_count,
         # Each worker keeps this many batches ready, so the step never waits on decoding.

@@ -23,7 +23,6 @@ import functools
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import flax
@@ -33,6 +32,7 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
+from etils import epath
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -45,6 +45,7 @@ from dwd_jax import (
     losses,
     metrics_log,
     model,
+    paths,
     targets,
     visualize,
 )
@@ -328,7 +329,9 @@ def _picture_fn(net: model.DWD, config: ml_collections.ConfigDict, mesh: jax.sha
     return jax.jit(maps, out_shardings=NamedSharding(mesh, P()))
 
 
-def _write_picture(path: Path, image: np.ndarray, maps: Mapping[str, jax.Array], levels: int):
+def _write_picture(
+    path: epath.Path, image: np.ndarray, maps: Mapping[str, jax.Array], levels: int
+):
     panel = visualize.training_panel(
         image,
         *(
@@ -337,8 +340,7 @@ def _write_picture(path: Path, image: np.ndarray, maps: Mapping[str, jax.Array],
         ),
         levels=levels,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    panel.save(path)
+    paths.write_png(panel, path)
 
 
 # The headline figures logged as val_<name> ("network_alone_map" as "val_network_map").
@@ -356,9 +358,7 @@ def _validation_fn(config: ml_collections.ConfigDict) -> Callable[[Any], dict[st
     def validate(params) -> dict[str, float]:
         detector.params = params
         pages = evaluation.split_pages(source, range(count))
-        r = evaluation.evaluate_pages(
-            pages, detector.predict, config=config, total=count, desc="val"
-        )
+        r = evaluation.evaluate_pages(pages, detector, config=config, desc="val")
         h = evaluation.headline(r)
         return {f"val_{k.replace('_alone', '')}": h[k] for k in VALIDATION_FIGURES}
 
@@ -374,9 +374,10 @@ def _check_finite(step: int, metrics: Mapping[str, float], manager) -> None:
             else f"no checkpoint was written to {manager.directory}"
         )
         raise FloatingPointError(
-            f"Step {step}: non-finite training metrics {dict(metrics)}. The run stopped before "
-            f"saving; {kept}. Lower config.train.learning_rate or inspect the step's pages, "
-            "then rerun to resume from that checkpoint."
+            f"Step {step}: non-finite training metrics {dict(metrics)} (checked at every log "
+            f"and save, so they turned non-finite after the last of those). The run stopped "
+            f"before saving; {kept}. Lower config.train.learning_rate or inspect the steps' "
+            "pages, then rerun to resume from that checkpoint."
         )
 
 
@@ -396,37 +397,37 @@ class Preempted(SystemExit):
 
 @contextlib.contextmanager
 def _stop_requests():
-    """Yields a function telling whether SIGTERM or SIGINT arrived since entering.
+    """Yields `stop(step) -> signal number or None`: whether to save and stop after `step`.
 
-    The signals only set a flag that the loop reads between steps: killing the process
-    mid-step would lose the steps since the last checkpoint and orphan the input workers.
-    Outside the main thread (where Python cannot install handlers) nothing is caught.
+    One process: SIGTERM or SIGINT only set a flag that the loop reads between steps (killing
+    the process mid-step would lose the steps since the last checkpoint and orphan the input
+    workers); outside the main thread, where Python cannot install handlers, nothing is
+    caught. Several processes must stop at the same step, so JAX's preemption service
+    decides (`multihost_utils.reached_preemption_sync_point`: the scheduler's SIGTERM to any
+    process reaches all of them, with no collective per step).
     """
+    if jax.process_count() > 1:
+        yield lambda step: (
+            signal.SIGTERM if multihost_utils.reached_preemption_sync_point(step) else None
+        )
+        return
     caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield lambda: None
+        yield lambda step: None
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     for sig in previous:
         signal.signal(sig, lambda signum, frame: caught.append(signum))
     try:
-        yield lambda: caught[0] if caught else None
+        yield lambda step: caught[0] if caught else None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _agreed_stop(signum: int | None) -> int | None:
-    """The signal any process caught (every process must stop at the same step to save)."""
-    if jax.process_count() == 1:
-        return signum
-    caught = multihost_utils.process_allgather(np.int32(signum or 0))
-    return int(caught.max()) or None
-
-
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
-    workdir: str | Path,
+    workdir: epath.PathLike,
     *,
     source: Sequence[Mapping[str, Any]] | None = None,
 ) -> TrainState:
@@ -440,7 +441,7 @@ def train_and_evaluate(
 
     Args:
       config: the experiment config (configs/*.py).
-      workdir: the run's folder.
+      workdir: the run's folder, local or a bucket URI (`gs://...`).
       source: training records in the `deep_scores` TFDS format; default
         `input_pipeline.open_source(config.data, config.data.train_split)`.
 
@@ -452,7 +453,7 @@ def train_and_evaluate(
       Preempted: SIGTERM or SIGINT arrived; a checkpoint of the last finished step was saved
         first, so rerunning the same command resumes from there.
     """
-    workdir = Path(workdir)
+    workdir = paths.resolve(workdir)
     if source is None:
         source = input_pipeline.open_source(config.data, config.data.train_split)
     mesh = make_mesh()
@@ -478,24 +479,27 @@ def train_and_evaluate(
             local = next(batches)
             batch = global_batch(local, mesh)
             state, metrics = step_fn(state, batch)
-            # Fetching a few scalars per step costs little and catches a NaN before any save.
-            values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            _check_finite(step, values, manager)
             last = step == config.train.steps
-            if validate is not None and (step % config.train.eval_every == 0 or last):
-                values.update(validate(state.params))
-                logger.write(step, values)
-            elif step % config.train.log_every == 0 or last:
-                logger.write(step, values)
+            signum = stop_signal(step)
+            validating = validate is not None and (step % config.train.eval_every == 0 or last)
+            saving = last or bool(signum) or manager.should_save(step)
+            # The host waits for the device only here: a step's metrics are fetched when they
+            # are logged or a checkpoint follows, so a non-finite state is never saved.
+            logging_now = validating or last or step % config.train.log_every == 0
+            if saving or logging_now:
+                values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                _check_finite(step, values, manager)
+                if validating:
+                    values.update(validate(state.params))
+                if logging_now:
+                    logger.write(step, values)
             if picture_fn is not None and step % config.train.picture_every == 0:
                 maps = picture_fn(state.params, batch)
                 if jax.process_index() == 0:
                     path = workdir / "pictures" / f"step_{step:07d}.png"
                     _write_picture(path, local["image"][0], maps, config.targets.energy_levels)
-            signum = _agreed_stop(stop_signal())
-            checkpoint.save(
-                manager, step, state, batches, force=step == config.train.steps or bool(signum)
-            )
+            if saving:
+                checkpoint.save(manager, step, state, batches, force=True)
             if signum:
                 manager.wait_until_finished()
                 message = (

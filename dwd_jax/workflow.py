@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import ml_collections
-import numpy as np
+from etils import epath
 
 from dwd_jax import (
     detect,
     evaluate,
     evaluation,
+    hosts,
     inference,
     input_pipeline,
+    paths,
     pretrained,
     train,
 )
@@ -29,9 +30,9 @@ _log = logging.getLogger(__name__)
 SYNTHETIC = "deep_scores/synthetic"
 
 
-def engraved_folder(config: ml_collections.ConfigDict) -> Path:
+def engraved_folder(config: ml_collections.ConfigDict) -> epath.Path:
     """Where `generate` writes the engraved corpus: the builder's `synthetic/` manual folder."""
-    return Path(config.data.manual_dir) / "synthetic"
+    return epath.Path(config.data.manual_dir) / "synthetic"
 
 
 def prepare_data(config: ml_collections.ConfigDict) -> None:
@@ -40,11 +41,19 @@ def prepare_data(config: ml_collections.ConfigDict) -> None:
     every engraved page (pages engraved since, e.g. after raising `engrave.num_pages`,
     rebuild it).
 
+    With several processes the primary prepares while the others wait, then all read.
+
     Raises:
       FileNotFoundError (from the builder): a real DeepScoresV2 config without its download,
         naming the files, the URL and the folder.
       ImportError: the embedded corpus is to be engraved but the `engrave` extra is missing.
     """
+    if hosts.is_primary():
+        _prepare_data(config)
+    hosts.barrier("data prepared")
+
+
+def _prepare_data(config: ml_collections.ConfigDict) -> None:
     import tensorflow_datasets as tfds
 
     import dwd_jax  # noqa: F401  (registers `deep_scores`)
@@ -89,33 +98,34 @@ def prepare_data(config: ml_collections.ConfigDict) -> None:
 
 def _evaluate(
     config: ml_collections.ConfigDict,
-    workdir: str | Path,
-    pages: Iterable[evaluation.GroundTruth],
+    workdir: epath.PathLike,
+    pages: Sequence[evaluation.PageLoader],
     *,
-    out: Path,
-    total: int,
+    out: epath.Path,
     desc: str,
-    image_of: Callable[[int], np.ndarray],
 ) -> dict:
-    """`evaluation.evaluate_pages` with the newest checkpoint; writes reports (shipped, and
-    `network_alone/`) and overlays of the worst pages to `out`."""
+    """`evaluation.evaluate_pages` with the newest checkpoint; the primary process writes
+    reports (shipped, and `network_alone/`) and overlays of the worst pages to `out`."""
     detector = inference.Detector.from_workdir(config, workdir)
     scored: list[evaluate.Page] = []
     results = evaluation.evaluate_pages(
-        pages, detector.predict, config=config, total=total, desc=desc,
-        on_page=lambda _, page: scored.append(page),
+        pages, detector, config=config, desc=desc, on_page=lambda _, page: scored.append(page)
     )
     results["model"] = results["network_alone"]["model"] = detector.source
-    evaluate.write_reports(results["network_alone"], out / "network_alone")
-    evaluate.write_reports(results, out)
-    for i in results["worst_pages"]:  # Re-read: holding every page image costs GBs.
-        page = scored[i]
-        evaluate.page_overlay(image_of(i), page).save(out / f"worst_{Path(page.name).stem}.png")
+    if hosts.is_primary():
+        evaluate.write_reports(results["network_alone"], out / "network_alone")
+        evaluate.write_reports(results, out)
+        for i in results["worst_pages"]:  # Re-read: holding every page image costs GBs.
+            page = scored[i]
+            image = pages[i]().image
+            stem = epath.Path(page.name).stem
+            paths.write_png(evaluate.page_overlay(image, page), out / f"worst_{stem}.png")
+    hosts.barrier("reports written")
     return results
 
 
 def evaluate_split(
-    config: ml_collections.ConfigDict, workdir: str | Path, *, split: str | None = None
+    config: ml_collections.ConfigDict, workdir: epath.PathLike, *, split: str | None = None
 ) -> dict:
     """Evaluates the newest checkpoint on a TFDS split (default `config.data.eval_split`, the
     validation split); writes `<workdir>/eval_<split>/`: eval.json, eval.md, pr50.png,
@@ -129,15 +139,14 @@ def evaluate_split(
     count = len(source) if not config.eval.max_pages else min(len(source), config.eval.max_pages)
     return _evaluate(
         config, workdir, evaluation.split_pages(source, range(count)),
-        out=Path(workdir) / f"eval_{split}", total=count, desc=f"eval {split}",
-        image_of=lambda i: next(evaluation.split_pages(source, [i])).image,
+        out=paths.resolve(workdir) / f"eval_{split}", desc=f"eval {split}",
     )
 
 
 def evaluate_folder(
     config: ml_collections.ConfigDict,
-    workdir: str | Path,
-    folder: str | Path,
+    workdir: epath.PathLike,
+    folder: epath.PathLike,
     *,
     split: str = "test",
 ) -> dict:
@@ -147,31 +156,30 @@ def evaluate_folder(
 
     Writes `<workdir>/eval_<folder name>_<split>/` (as `evaluate_split`).
     """
-    folder = Path(folder)
-    pages = list(evaluation.folder_annotations(folder, split))  # Read once; images lazily.
+    folder = epath.Path(folder)
+    annotations = evaluation.folder_annotations(folder, split)  # Read once; images lazily.
     return _evaluate(
-        config, workdir, evaluation.folder_pages(folder, pages),
-        out=Path(workdir) / f"eval_{folder.name}_{split}", total=len(pages),
+        config, workdir, evaluation.folder_pages(folder, annotations),
+        out=paths.resolve(workdir) / f"eval_{folder.name}_{split}",
         desc=f"eval {folder.name}/{split}",
-        image_of=lambda i: detect.load_page(folder / "images" / pages[i].filename),
     )
 
 
 def detect_files(
-    config: ml_collections.ConfigDict, workdir: str | Path, paths: Sequence[str | Path]
+    config: ml_collections.ConfigDict, workdir: epath.PathLike, files: Sequence[epath.PathLike]
 ) -> dict:
     """`run.py detect`: detections of the newest checkpoint on image files, written to
     `<workdir>/detect/` (proposals.json, coco_results.json, overlays, detect_summary.json)."""
     detector = inference.Detector.from_workdir(config, workdir)
-    out = Path(workdir) / "detect"
-    return detect.detect_pages(paths, detector.predict, config=config, out_dir=out)
+    out = paths.resolve(workdir) / "detect"
+    return detect.detect_pages(files, detector, config=config, out_dir=out)
 
 
-def run_all(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+def run_all(config: ml_collections.ConfigDict, workdir: epath.PathLike) -> dict:
     """`python run.py`: data (engraved if absent), training (resumed if interrupted),
     evaluation on the validation split (what choices are tuned on) and on the test split
     (read only to report), pictures; returns and writes `<workdir>/summary.json`."""
-    workdir = Path(workdir)
+    workdir = paths.resolve(workdir)
     prepare_data(config)
     train.train_and_evaluate(config, workdir)
     summary = {
@@ -187,12 +195,13 @@ def run_all(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
             "eval_report": str(split_dir / "eval.md"),
             "overlays": sorted(str(p) for p in split_dir.glob("worst_*.png")),
         }
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if hosts.is_primary():
+        (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
 def export_model(
-    config: ml_collections.ConfigDict, workdir: str | Path, out: str | Path | None = None
+    config: ml_collections.ConfigDict, workdir: epath.PathLike, out: epath.PathLike | None = None
 ) -> dict:
     """`dwd-jax export`: the newest checkpoint of `workdir`, its config and the figures of its
     evaluation reports (every `eval_*/eval.json` there) as a shipped model (`pretrained`).
@@ -200,7 +209,7 @@ def export_model(
     Returns:
       The model card written as model.json.
     """
-    workdir = Path(workdir)
+    workdir = paths.resolve(workdir)
     params, step = inference.restore_params(config, workdir)
     figures = {}
     for report in sorted(workdir.glob("eval_*/eval.json")):
@@ -225,5 +234,5 @@ def export_model(
         "figures_note": "COCO mAP@.5 and mAP@[.5:.95] over all classes with ground truth; "
         "shipped pipeline and network alone",
     }
-    pretrained.export(config, params, card, Path(out) if out else pretrained.DEFAULT)
+    pretrained.export(config, params, card, epath.Path(out) if out else pretrained.DEFAULT)
     return card

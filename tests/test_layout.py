@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dwd_jax"
 # Stage of every module (a package's modules share its stage); a module may import only
 # modules of its own stage or an earlier one.
 STAGES = (
-    ("classes", "boxes", "image", "paths"),  # Shared: class lists, boxes, pixels, paths.
+    ("classes", "boxes", "image", "paths", "hosts"),  # Shared by every stage.
     ("deepscores_json", "engrave", "input_pipeline"),  # Data.
     ("targets", "model", "losses", "checkpoint"),  # The network and what trains it.
     ("ccl", "decode"),  # Outputs -> padded detections.

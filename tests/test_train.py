@@ -177,25 +177,27 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_sigterm_saves_the_step_reached_and_exits_as_killed(tmp_path, monkeypatch):
-    # A scheduler's SIGTERM arrives during step 2 (here: from inside its checkpoint call).
-    save = checkpoint.save
+    # A scheduler's SIGTERM arrives while step 2's batch is being placed on the devices.
+    place = train.global_batch
+    calls = []
 
-    def save_then_signal(manager, step, *args, **kwargs):
-        started = save(manager, step, *args, **kwargs)
-        if step == 2:
+    def place_then_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGTERM)
-        return started
+        return place(*args, **kwargs)
 
-    monkeypatch.setattr(checkpoint, "save", save_then_signal)
+    monkeypatch.setattr(train, "global_batch", place_then_signal)
     before = signal.getsignal(signal.SIGTERM)
     config = _tiny(steps=6, checkpoint_every=100)
-    with pytest.raises(train.Preempted, match="SIGTERM after step 3.*Rerun") as stopped:
+    with pytest.raises(train.Preempted, match="SIGTERM after step 2.*Rerun") as stopped:
         train.train_and_evaluate(config, tmp_path, source=synthetic_records(2))
     assert stopped.value.code == 128 + signal.SIGTERM  # The status of a process it killed.
     assert signal.getsignal(signal.SIGTERM) is before  # The handler is put back.
-    # Step 3 finished and was saved although the interval (100) would not have saved it
+    # Step 2 finished and was saved although the interval (100) would not have saved it
     # (orbax saves a run's first step too); no later step ran.
-    assert checkpoint.make_manager(tmp_path, config.train).all_steps() == [1, 3]
+    assert checkpoint.make_manager(tmp_path, config.train).all_steps() == [1, 2]
+    assert len(calls) == 2
 
 
 def test_wrong_config_field_is_named():
