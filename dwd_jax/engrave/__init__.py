@@ -4,7 +4,9 @@ Modules: `corpus` (which pieces, split), `style` (per-piece font/page/staff size
 `glyphs` (SMuFL metrics and glyph -> class table), `dynamics` (ligature dynamics -> letters),
 `svg_geometry` (SVG transforms and path data), `svg_symbols` (page SVG -> boxed symbols),
 `raster` (SVG -> grey page), `piece` (one piece, run in a worker), `pool` (crash-isolated
-workers), `dsv2` (the annotation JSON), `generate` (the resumable driver).
+workers), `dsv2` (the annotation JSON), `generate` (the resumable driver). `lilypond` is a
+second engraver (LilyPond's SVG -> the same pages and annotations; needs the `lilypond`
+wheel), not used by `generate` yet.
 
 Its libraries are the optional `engrave` extra; only engraving imports this package, so
 training, evaluation and detection on DeepScoresV2 run without them.

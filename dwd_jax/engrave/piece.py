@@ -83,17 +83,36 @@ def engrave_piece(task: PieceTask) -> dict:
         symbols, view_box = svg_symbols.parse_page(svg, task.style.font)
         image = raster.rasterize(svg, width, height)
         annotations = page_annotations(symbols, view_box, image, tk, onsets)
-        if not annotations:
-            continue
-        filename = image_filename(task.key, task.style.font, number)
-        buf = io.BytesIO()
-        # zlib level 1: about 1.5x quicker to write than the default 6, for ~30 % more disk.
-        Image.fromarray(image).save(buf, format="PNG", compress_level=1)
-        dsv2.write_atomic(os.path.join(task.images_dir, filename), buf.getvalue())
-        pages.append({"filename": filename, "width": width, "height": height,
-                      "annotations": annotations})
+        if annotations:
+            pages.append(save_page(task, number, image, annotations))
     if not pages:
         raise EngraveError(f"verovio engraved no annotated page from {task.path}")
+    return save_shard(task, pages)
+
+
+def save_page(task: PieceTask, number: int, image: np.ndarray, annotations: list[dict]) -> dict:
+    """Writes one page image (atomically) and returns its shard record.
+
+    Args:
+      task: the piece (names the file, gives the images folder and the font).
+      number: the page's number in the piece, from 1.
+      image: u8[H, W] the page.
+      annotations: its records (`symbol_records`).
+
+    Returns:
+      {"filename", "width", "height", "annotations"}.
+    """
+    filename = image_filename(task.key, task.style.font, number)
+    buf = io.BytesIO()
+    # zlib level 1: about 1.5x quicker to write than the default 6, for ~30 % more disk.
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    dsv2.write_atomic(os.path.join(task.images_dir, filename), buf.getvalue())
+    height, width = image.shape
+    return {"filename": filename, "width": width, "height": height, "annotations": annotations}
+
+
+def save_shard(task: PieceTask, pages: list[dict]) -> dict:
+    """Writes the piece's shard (after its images, so a shard on disk means they are)."""
     shard = {"key": task.key, "pages": pages}
     dsv2.write_atomic(task.shard_path, dsv2.dumps(shard))
     return shard
@@ -111,6 +130,23 @@ def page_annotations(symbols: list[svg_symbols.Symbol], view_box, image: np.ndar
       onsets: MEI note id -> onset in quarter notes from the piece's start.
 
     Returns:
+      records as `symbol_records`.
+    """
+    return symbol_records(symbols, view_box, image,
+                          [_notehead_comments(sym, tk, onsets) for sym in symbols])
+
+
+def symbol_records(symbols: list[svg_symbols.Symbol], view_box, image: np.ndarray,
+                   comments: list[str]) -> list[dict]:
+    """DeepScoresV2 annotation records of boxed symbols, whichever engraver drew them.
+
+    Args:
+      symbols: class names and boxes in the page SVG's viewBox units.
+      view_box: (x, y, w, h) of the page SVG.
+      image: u8[H, W] rendered page (255 = paper).
+      comments: one DeepScores `comments` string per symbol ("" for most).
+
+    Returns:
       records {"a_bbox", "o_bbox", "cat_id", "area", "comments"}; boxes in pixels, clipped to
       the page; symbols wholly outside it are dropped.
     """
@@ -120,7 +156,7 @@ def page_annotations(symbols: list[svg_symbols.Symbol], view_box, image: np.ndar
     # in its box (neighbours overlap a box's corners only, except staff lines under glyphs).
     ink = image < INK_THRESHOLD
     out = []
-    for sym in symbols:
+    for sym, comment in zip(symbols, comments, strict=True):
         x0, y0, x1, y1 = (sym.box[0] * scale + dx, sym.box[1] * scale + dy,
                           sym.box[2] * scale + dx, sym.box[3] * scale + dy)
         x0, y0, x1, y1 = max(x0, 0.0), max(y0, 0.0), min(x1, width), min(y1, height)
@@ -137,7 +173,7 @@ def page_annotations(symbols: list[svg_symbols.Symbol], view_box, image: np.ndar
             "o_bbox": [box[2], box[3], box[2], box[1], box[0], box[1], box[0], box[3]],
             "cat_id": str(label_of(sym.name) + 1),
             "area": area,
-            "comments": _notehead_comments(sym, tk, onsets),
+            "comments": comment,
         })
     return out
 

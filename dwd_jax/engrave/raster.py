@@ -1,14 +1,20 @@
-"""verovio page SVG -> grey 8-bit page (white paper, black ink), drawn with cairo directly.
+"""Engraved page SVG -> grey 8-bit page (white paper, black ink), drawn with cairo directly.
 
-verovio's SVG is a small dialect: glyph `<use>`s of outlines in `<defs>`, paths, polygons,
-polylines, rects, ellipses and text, with translate/scale transforms and a style sheet that
-strokes shapes in the current colour and hides placeholders. We draw exactly that with
-cairocffi into an 8-bit alpha surface (ink coverage): each glyph outline is parsed once per
-page and re-filled under each `<use>` transform. That is several times faster than cairosvg's
-generic renderer or resvg-py (which also returns PNG bytes to decode, and left verovio's
-nested-tspan lyrics blank); benchmarks/bench_engrave.py measures all three. Text uses the
-system serif font (verovio asks for Times); text is not a DeepScoresV2 class, so only its look
-matters.
+Two dialects, one painter. verovio's SVG is a small dialect: glyph `<use>`s of outlines in
+`<defs>`, paths, polygons, polylines, rects, ellipses and text, with translate/scale
+transforms and a style sheet that strokes shapes in the current colour and hides
+placeholders. We draw exactly that with cairocffi into an 8-bit alpha surface (ink
+coverage): each glyph outline is parsed once per page and re-filled under each `<use>`
+transform. That is several times faster than cairosvg's generic renderer or resvg-py (which
+also returns PNG bytes to decode, and left verovio's nested-tspan lyrics blank);
+benchmarks/bench_engrave.py measures all three. Text uses the system serif font (verovio asks
+for Times); text is not a DeepScoresV2 class, so only its look matters.
+
+LilyPond's SVG (`lilypond`) is plain SVG: one `<svg viewBox>` in staff spaces, glyphs as
+filled paths, staff and ledger lines as `<line>`s and rounded `<rect>`s, links `<a>` around
+grobs, and presentation attributes with SVG's defaults (nothing is stroked unless it says so).
+Its text is drawn unhinted at the font's own widths, so `text_box` measures exactly what is
+drawn (tuplet numbers and clef octave marks are text there).
 """
 
 from __future__ import annotations
@@ -61,10 +67,13 @@ def _matrix(text: str) -> cairo.Matrix:
 
 
 class _Painter:
-    def __init__(self, ctx: cairo.Context, defs: dict[str, ET.Element]):
+    def __init__(self, ctx: cairo.Context, defs: dict[str, ET.Element], *, verovio_css: bool):
         self.ctx = ctx
         self.defs = defs
         self.glyph_paths: dict[str, cairo.Path] = {}
+        # verovio's style sheet strokes every shape (1 unit wide unless it says otherwise) and
+        # its text was laid out with Times' widths; plain SVG strokes only what asks for it.
+        self.verovio_css = verovio_css
 
     def glyph(self, ref: str):
         """A `<defs>` glyph outline as a cairo path (parsed once per page)."""
@@ -93,7 +102,7 @@ class _Painter:
         if transform:
             ctx.save()
             ctx.transform(_matrix(transform))
-        if tag in ("g", "svg"):
+        if tag in ("g", "svg", "a"):
             own = (el.get("class") or "").split()
             if "placeholder" not in own:  # verovio's CSS hides placeholders
                 inner = classes | frozenset(own)
@@ -123,9 +132,12 @@ class _Painter:
                 (ctx.line_to if k else ctx.move_to)(nums[k], nums[k + 1])
             if tag == "polygon":
                 ctx.close_path()
+        elif tag == "line":
+            ctx.move_to(float(el.get("x1", 0)), float(el.get("y1", 0)))
+            ctx.line_to(float(el.get("x2", 0)), float(el.get("y2", 0)))
         elif tag == "rect":
-            ctx.rectangle(float(el.get("x", 0)), float(el.get("y", 0)),
-                          float(el.get("width", 0)), float(el.get("height", 0)))
+            _rect(ctx, *(float(el.get(k, 0)) for k in ("x", "y", "width", "height")),
+                  float(el.get("rx", el.get("ry", 0))), float(el.get("ry", el.get("rx", 0))))
         elif tag in ("ellipse", "circle"):
             rx = float(el.get("rx", el.get("r", 0)))
             ry = float(el.get("ry", el.get("r", 0)))
@@ -138,11 +150,13 @@ class _Painter:
             ctx.restore()
         else:
             return
-        if el.get("fill") != "none" and tag != "polyline":
+        if el.get("fill") != "none" and tag not in ("polyline", "line"):
             ctx.fill_preserve()
         # verovio's CSS strokes path/polygon/polyline/rect/ellipse in the current colour.
         width = float(el.get("stroke-width", 1))
-        if el.get("stroke") != "none" and width > 0:
+        stroked = el.get("stroke") != "none" if self.verovio_css else \
+            el.get("stroke") not in (None, "none")
+        if stroked and width > 0:
             ctx.set_line_width(width)
             ctx.set_line_cap({"round": cairo.LINE_CAP_ROUND, "square": cairo.LINE_CAP_SQUARE}
                              .get(el.get("stroke-linecap"), cairo.LINE_CAP_BUTT))
@@ -161,7 +175,8 @@ class _Painter:
             size = _font_size(node.get("font-size"), size)
             italic = italic or node.get("font-style") == "italic"
             bold = bold or node.get("font-weight") == "bold"
-            if node.get("font-family") and "serif" not in node.get("font-family", "").lower():
+            family = node.get("font-family")
+            if self.verovio_css and family and "serif" not in family.lower():
                 return  # music-font text (e.g. metronome marks): not a DeepScoresV2 class
             x = float(node.get("x")) if node.tag == _SVG + "tspan" and node.get("x") else None
             y = float(node.get("y")) if node.tag == _SVG + "tspan" and node.get("y") else None
@@ -173,21 +188,26 @@ class _Painter:
                 if child.tail and child.tail.strip():
                     runs.append((child.tail, size, italic, bold, None, None))
 
-        collect(el, 0.0, bool(classes & _ITALIC), bool(classes & _BOLD))
+        css = self.verovio_css
+        collect(el, 0.0, css and bool(classes & _ITALIC), css and bool(classes & _BOLD))
         runs = [r for r in runs if r[1] > 0]
         if not runs:
             return
         ctx = self.ctx
 
         def select(size, italic, bold):
-            ctx.select_font_face(_SERIF, cairo.FONT_SLANT_ITALIC if italic else
-                                 cairo.FONT_SLANT_NORMAL,
-                                 cairo.FONT_WEIGHT_BOLD if bold else cairo.FONT_WEIGHT_NORMAL)
-            ctx.set_font_size(size)
+            _select_font(ctx, size, italic, bold)
 
         # verovio placed the text with Times' advance widths; squeezing or stretching each run
-        # to that width keeps lyrics from colliding in our wider fallback font.
-        widths = [_times_width(s, size, italic, bold) for s, size, italic, bold, _, _ in runs]
+        # to that width keeps lyrics from colliding in our wider fallback font. Plain SVG text
+        # keeps our font's own widths (what `text_box` measures).
+        if css:
+            widths = [_times_width(s, size, italic, bold) for s, size, italic, bold, _, _ in runs]
+        else:
+            widths = []
+            for s, size, italic, bold, _, _ in runs:
+                select(size, italic, bold)
+                widths.append(ctx.text_extents(s)[4])
         x, y = float(el.get("x", 0)), float(el.get("y", 0))
         anchor = el.get("text-anchor", "start")
         if anchor in ("middle", "end"):
@@ -206,6 +226,66 @@ class _Painter:
             ctx.new_path()
             ctx.restore()
             x += width
+
+
+def _rect(ctx: cairo.Context, x: float, y: float, w: float, h: float, rx: float, ry: float
+          ) -> None:
+    """A rectangle, its corners rounded by (rx, ry) as SVG's `<rect>` (LilyPond's blots)."""
+    rx, ry = min(max(rx, 0.0), w / 2), min(max(ry, 0.0), h / 2)
+    if rx <= 0 or ry <= 0:
+        ctx.rectangle(x, y, w, h)
+        return
+    for cx, cy, start in ((x + w - rx, y + ry, -math.pi / 2), (x + w - rx, y + h - ry, 0.0),
+                          (x + rx, y + h - ry, math.pi / 2), (x + rx, y + ry, math.pi)):
+        ctx.save()
+        ctx.translate(cx, cy)
+        ctx.scale(rx, ry)
+        ctx.arc(0, 0, 1, start, start + math.pi / 2)
+        ctx.restore()
+    ctx.close_path()
+
+
+def _select_font(ctx: cairo.Context, size: float, italic: bool, bold: bool) -> None:
+    ctx.select_font_face(_SERIF, cairo.FONT_SLANT_ITALIC if italic else cairo.FONT_SLANT_NORMAL,
+                         cairo.FONT_WEIGHT_BOLD if bold else cairo.FONT_WEIGHT_NORMAL)
+    ctx.set_font_size(size)
+
+
+def _unhinted() -> cairo.FontOptions:
+    """Outlines and advances that scale exactly with the size (no grid fitting)."""
+    options = cairo.FontOptions()
+    options.set_hint_style(cairo.HINT_STYLE_NONE)
+    options.set_hint_metrics(cairo.HINT_METRICS_OFF)
+    return options
+
+
+_MEASURE_SIZE = 100.0  # text_box measures at this size and scales the result
+
+
+@functools.cache
+def _measuring_context() -> cairo.Context:
+    ctx = cairo.Context(cairo.ImageSurface(cairo.FORMAT_A8, 1, 1))
+    ctx.set_font_options(_unhinted())
+    return ctx
+
+
+def text_box(text: str, size: float, *, italic: bool = False, bold: bool = False
+             ) -> tuple[float, float, float, float]:
+    """Ink box of plain-SVG text as `rasterize` draws it, relative to its start point.
+
+    Args:
+      text: one run of text.
+      size: font size in SVG user units.
+      italic, bold: its style.
+
+    Returns:
+      (x0, y0, x1, y1) in user units, y down, origin at the text's anchor (baseline start).
+    """
+    ctx = _measuring_context()
+    _select_font(ctx, _MEASURE_SIZE, italic, bold)
+    xb, yb, w, h = ctx.text_extents(text)[:4]
+    k = size / _MEASURE_SIZE
+    return (xb * k, yb * k, (xb + w) * k, (yb + h) * k)
 
 
 @functools.cache
@@ -232,29 +312,45 @@ def _font_size(text: str | None, inherited: float) -> float:
     return float(text.removesuffix("px"))
 
 
+def view_box_of(root: ET.Element) -> tuple[ET.Element, bool]:
+    """The viewBox'd `<svg>` of a page and whether it is verovio's dialect.
+
+    verovio nests a viewBox'd `<svg class="definition-scale">` in the page's `<svg>`; plain
+    SVG (LilyPond's) puts the viewBox on the root.
+    """
+    inner = root.find(_SVG + "svg")
+    if inner is not None and inner.get("viewBox"):
+        return inner, True
+    if root.get("viewBox"):
+        return root, False
+    raise ValueError("not a page SVG: neither the root <svg> nor an inner <svg> (verovio's "
+                     "definition-scale) has a viewBox")
+
+
 def rasterize(svg: str, width: int, height: int) -> np.ndarray:
-    """Renders a verovio page SVG at an exact pixel size.
+    """Renders a verovio or LilyPond page SVG at an exact pixel size.
 
     Args:
-      svg: page SVG (outer `<svg>` with glyph `<defs>` and an inner viewBox'd `<svg>`).
+      svg: verovio's page SVG (outer `<svg>` with glyph `<defs>` and an inner viewBox'd
+        `<svg>`) or a plain one with a viewBox on the root (LilyPond's).
       width, height: output size in pixels; the viewBox is fitted as `page_transform` says.
 
     Returns:
       u8[height, width], 255 = paper, 0 = ink.
     """
     root = ET.fromstring(svg)
-    inner = root.find(_SVG + "svg")
-    if inner is None or not inner.get("viewBox"):
-        raise ValueError("not a verovio page SVG: no inner <svg viewBox=...> (definition-scale)")
+    inner, verovio_css = view_box_of(root)
     defs = {g.get("id"): g for d in root.iter(_SVG + "defs") for g in d if g.get("id")}
     surface = cairo.ImageSurface(cairo.FORMAT_A8, width, height)
     ctx = cairo.Context(surface)
     ctx.set_source_rgba(0, 0, 0, 1)
+    if not verovio_css:
+        ctx.set_font_options(_unhinted())
     scale, dx, dy = page_transform(tuple(float(v) for v in inner.get("viewBox").split()),
                                    width, height)
     ctx.translate(dx, dy)
     ctx.scale(scale, scale)
-    painter = _Painter(ctx, defs)
+    painter = _Painter(ctx, defs, verovio_css=verovio_css)
     for child in inner:
         painter.draw(child, frozenset())
     surface.flush()

@@ -89,7 +89,7 @@ def _union(a: tuple[float, ...] | None, b: tuple[float, ...]) -> tuple[float, fl
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
-def _path_points(d: str) -> list[tuple[float, float]]:
+def path_points(d: str) -> list[tuple[float, float]]:
     """Points on an SVG path, curves sampled densely (their tight box within a hair)."""
     pts: list[tuple[float, float]] = []
     for c in svg_geometry.path_commands(d):
@@ -120,7 +120,7 @@ def _shape_points(el: ET.Element, m: tuple[float, ...]) -> list[tuple[float, flo
     open_stroke = False
     if tag == "path":
         d = el.get("d", "")
-        pts = _path_points(d)
+        pts = path_points(d)
         open_stroke = "Z" not in d.upper()
     elif tag in ("polygon", "polyline"):
         nums = svg_geometry.parse_numbers(el.get("points"))

@@ -1,0 +1,192 @@
+"""Tests of the LilyPond engraver (dwd_jax.engrave.lilypond).
+
+One short fixed piece is engraved once per module (about a second of LilyPond); its classes,
+counts, notehead comments and boxes are checked against what the input says. The engraver
+tests skip only when the `lilypond` wheel is not installed; the plain-SVG rasteriser tests
+need no LilyPond.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import pytest
+
+from dwd_jax.classes import DEEPSCORES_CLASSES
+from dwd_jax.engrave import dsv2, raster
+from dwd_jax.engrave.piece import PieceTask
+
+# Five bars of 3/4 in G major: quarter, eighth, half and dotted-half notes, a beam pair with a
+# slur, a tie, a rest, a flat, staccato and accent, a dynamic and a diminuendo hairpin.
+PIECE = r"""
+\version "2.24.0"
+\score {
+  \new Staff {
+    \clef treble \key g \major \time 3/4
+    c'4\p d'8[( e'8]) g'4~ | g'2 r4 | bes'8[ a'8] g'4-. c''4-> | b'2.\> | a'2.\! |
+  }
+}
+"""
+# The input's notes: (duration as MEI @dur, staff position from the middle line, up).
+NOTES = [(4, -6), (8, -5), (8, -4), (4, -2), (2, -2), (8, 0), (8, -1), (4, -2), (4, 1),
+         (2, 0), (2, -1)]
+EXPECTED = {
+    "clefG": 1, "keySharp": 1, "timeSig3": 1, "timeSig4": 1, "staff": 1,
+    "noteheadBlack": 8, "noteheadHalf": 3, "stem": 11, "beam": 2, "ledgerLine": 1,
+    "restQuarter": 1, "accidentalFlat": 1, "augmentationDot": 2, "tie": 1, "slur": 1,
+    "dynamicP": 1, "dynamicDiminuendoHairpin": 1, "articStaccato": 1, "articAccent": 1,
+}
+WIDTH, STAFF_SPACE = 1200, 15.0
+
+
+def _family(name: str) -> str:
+    """Class name without the position and placement suffixes the input does not fix."""
+    for suffix in ("OnLine", "InSpace", "Above", "Below"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+@pytest.fixture(scope="module")
+def lilypond():
+    pytest.importorskip("lilypond", reason="the `lilypond` wheel is not installed "
+                        "(pip install lilypond, or the `engrave` extra)")
+    from dwd_jax.engrave import lilypond
+
+    return lilypond
+
+
+@pytest.fixture(scope="module")
+def page(lilypond):
+    pages = lilypond.engrave_lilypond(PIECE, lilypond.default_style(WIDTH, STAFF_SPACE))
+    assert len(pages) == 1
+    return pages[0]
+
+
+def _names(page) -> list[str]:
+    return [DEEPSCORES_CLASSES[int(a["cat_id"]) - 1] for a in page.annotations]
+
+
+def test_expected_classes_and_counts(page):
+    counts = collections.Counter(_family(n) for n in _names(page))
+    assert {k: counts[k] for k in EXPECTED} == EXPECTED
+    unexpected = set(counts) - set(EXPECTED)
+    assert not unexpected, f"classes the input does not contain: {unexpected}"
+
+
+def test_noteheads_match_the_input_notes(page):
+    """One notehead per input note, with its duration and staff position; OnLine/InSpace
+    agrees with the position; onsets run in quarter notes from 0."""
+    heads = [(a, n) for a, n in zip(page.annotations, _names(page), strict=True)
+             if n.startswith("notehead")]
+    heads.sort(key=lambda h: h[0]["a_bbox"][0])
+    assert len(heads) == len(NOTES)
+    onsets = []
+    for (ann, name), (dur, pos) in zip(heads, NOTES, strict=True):
+        fields = dict(f.split(":") for f in ann["comments"].rstrip(";").split(";"))
+        assert (int(fields["duration"]), int(fields["rel_position"])) == (dur, pos), name
+        assert name.startswith("noteheadBlack" if dur >= 4 else "noteheadHalf")
+        assert name.endswith("OnLine" if pos % 2 == 0 else "InSpace")
+        onsets.append(float(fields["onset"]))
+    assert onsets[:4] == [0, 1, 1.5, 2] and onsets == sorted(onsets)
+
+
+def test_boxes_lie_in_the_page_and_on_ink(page):
+    """Every box is inside the page and holds ink; noteheads are mostly ink, and ink touches
+    each edge of their box (tight, not just overlapping)."""
+    ink = page.image < 128
+    touched = page.image < 255
+    h, w = ink.shape
+    assert (w, h) == (WIDTH, round(WIDTH * 297 / 210))
+    for ann, name in zip(page.annotations, _names(page), strict=True):
+        x0, y0, x1, y1 = ann["a_bbox"]
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h, (name, ann["a_bbox"])
+        crop = ink[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))]
+        assert crop.any(), f"no ink in the {name} box {ann['a_bbox']}"
+        assert ann["area"] == int(crop.sum())
+        if name.startswith("noteheadBlack"):
+            assert crop.mean() > 0.5, f"{name} box {ann['a_bbox']} is loose"
+            edge = touched[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))]
+            assert edge[:, 0].any() and edge[:, -1].any() and edge[0].any() and edge[-1].any()
+
+
+def test_pages_assemble_into_deepscores_json(page):
+    """The records are what `dsv2.assemble` takes (the verovio path's format)."""
+    doc = json.loads(dsv2.dumps(dsv2.assemble([{
+        "image_id": 1, "first_ann_id": 1, "filename": "p.png", "width": WIDTH,
+        "height": page.image.shape[0], "annotations": page.annotations}])))
+    assert len(doc["annotations"]) == len(page.annotations)
+    for ann in doc["annotations"].values():
+        x0, y0, x1, y1 = ann["a_bbox"]
+        assert ann["o_bbox"] == [x1, y1, x1, y0, x0, y0, x0, y1]
+        assert doc["categories"][ann["cat_id"][0]]["name"] in DEEPSCORES_CLASSES
+
+
+def test_music21_score_and_piece_files(lilypond, tmp_path):
+    """A music21 score goes through music21's LilyPond writer (with the dynamics, slurs and
+    articulations it leaves out added back); `engrave_piece` writes the page and the shard
+    as the verovio path's worker does."""
+    music21 = pytest.importorskip("music21")
+    part = music21.stream.Part()
+    part.append(music21.meter.TimeSignature("2/4"))
+    notes = [music21.note.Note(p, quarterLength=q)
+             for p, q in (("C5", 1), ("D5", 0.5), ("E5", 0.5), ("F#5", 2))]
+    notes[0].articulations.append(music21.articulations.Staccato())
+    part.insert(0, music21.dynamics.Dynamic("mf"))
+    for n in notes:
+        part.append(n)
+    part.insert(0, music21.spanner.Slur(notes[1], notes[3]))
+    score = music21.stream.Score([part])
+    path = tmp_path / "tiny.musicxml"
+    score.write("musicxml", fp=str(path))
+    style = lilypond.default_style(WIDTH, STAFF_SPACE)
+    images = tmp_path / "images"
+    images.mkdir()
+    task = PieceTask(str(path), "tiny", style, 1, str(images), str(tmp_path / "tiny.json"))
+    shard = lilypond.engrave_piece(task)
+    assert json.loads((tmp_path / "tiny.json").read_text()) == shard
+    (page,) = shard["pages"]
+    assert page["filename"] == "m21-tiny-emmentaler--page-1.png"
+    assert (images / page["filename"]).is_file()
+    counts = collections.Counter(_family(DEEPSCORES_CLASSES[int(a["cat_id"]) - 1])
+                                 for a in page["annotations"])
+    assert counts["noteheadBlack"] + counts["noteheadHalf"] == 4
+    assert counts["dynamicM"] == counts["dynamicF"] == counts["slur"] == 1
+    assert counts["articStaccato"] == counts["accidentalSharp"] == counts["beam"] == 1
+
+
+def test_rasterize_plain_svg():
+    """LilyPond's dialect: viewBox on the root, `<line>`s and `<a>` links drawn, rounded rects,
+    and nothing stroked that does not ask to be (verovio's CSS strokes everything)."""
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        'viewBox="0 0 100 200">'
+        '<rect x="10" y="20" width="30" height="10" fill="currentColor"/>'
+        '<a xlink:href="textedit:///x.ly:1:2:3"><g transform="translate(0, 100)">'
+        '<line stroke-width="2" stroke="currentColor" stroke-linecap="butt" x1="10" y1="0" '
+        'x2="90" y2="0"/></g></a>'
+        '<rect x="50" y="150" width="40" height="40" rx="20" ry="20" fill="currentColor"/>'
+        '</svg>'
+    )
+    page = raster.rasterize(svg, 100, 200)
+    ink = page < 128
+    expected = np.zeros_like(ink)
+    expected[20:30, 10:40] = True  # the rect, exactly, with no 1-unit stroke around it
+    expected[99:101, 10:90] = True  # the line inside the link
+    assert (ink[:140] == expected[:140]).all()
+    disc = ink[150:190, 50:90]  # a circle: corners empty, middle full
+    assert disc[20, :].all() and disc[:, 20].all() and not disc[0, 0] and not disc[-1, -1]
+
+
+def test_text_box_matches_the_drawn_text():
+    """`text_box` is the ink of plain-SVG text as `rasterize` draws it."""
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
+           '<g transform="translate(20, 60)"><text font-family="serif" font-style="italic" '
+           'font-size="30"><tspan>37</tspan></text></g></svg>')
+    ink = np.argwhere(raster.rasterize(svg, 100, 100) < 128)
+    x0, y0, x1, y1 = raster.text_box("37", 30, italic=True)
+    assert ink[:, 1].min() == pytest.approx(20 + x0, abs=1)
+    assert ink[:, 1].max() + 1 == pytest.approx(20 + x1, abs=1)
+    assert ink[:, 0].min() == pytest.approx(60 + y0, abs=1)
+    assert ink[:, 0].max() + 1 == pytest.approx(60 + y1, abs=1)
