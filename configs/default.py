@@ -44,6 +44,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.engrave = ml_collections.ConfigDict()
     c.engrave.num_pages = 300  # Pages to engrave from music21's corpus.
     c.engrave.workers = 2  # Worker processes (verovio crashes are isolated per worker).
+    # Each piece's engraver is drawn (seeded) from these: ("verovio", "lilypond") mixes LilyPond
+    # pages in (about half the pieces; LilyPond takes ~18x verovio's time per page). A corpus
+    # engraved with other engravers is refused, as for any other setting here.
+    c.engrave.engravers = ("verovio",)
     # Shares of works (not files or pages: every file of one mass, opus or numbered work lies
     # in one split, `engrave.corpus.work_of`) in the test and validation splits.
     c.engrave.test_fraction = 0.2

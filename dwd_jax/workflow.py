@@ -77,6 +77,7 @@ def _prepare_data(config: ml_collections.ConfigDict) -> None:
             width_range=tuple(e.width_range),
             staff_space_ratio=tuple(e.staff_space_ratio),
             piece_timeout_s=e.piece_timeout_s,
+            engravers=tuple(e.engravers),
         )
         _log.info(
             "engraved corpus in %s: %d pages (%d new), %d pieces skipped",

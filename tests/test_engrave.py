@@ -16,6 +16,7 @@ from PIL import Image
 
 from dwd_jax.classes import DEEPSCORES_CLASSES
 from dwd_jax.engrave import corpus, dynamics, generate, glyphs, pool, raster, svg_symbols
+from dwd_jax.engrave.generate import engraver_of
 
 PIECES = ["bach/bwv104.6.mxl", "ryansMammoth/DaysOfLangSyneJig.abc", "palestrina/Kyrie_II_01.krn"]
 SETTINGS = dict(
@@ -180,6 +181,26 @@ def test_unloadable_piece_is_skipped_and_counted(tmp_path):
     stats = generate(str(tmp_path / "out"), pieces=[str(bad), good], **{**SETTINGS, "num_pages": 2})
     assert stats["pages"] == 1 and stats["pieces"] == 1 and not stats["crashed"]
     assert len(stats["failed"]) == 1 and stats["failed"][0].startswith("broken.xml: ")
+
+
+def test_unknown_engraver_is_refused_naming_the_config_field(tmp_path):
+    out = tmp_path / "out"
+    for engravers in (("verovio", "musescore"), ()):
+        with pytest.raises(ValueError, match=r"config\.engrave\.engravers.*'verovio', 'lilypond'"):
+            generate(str(out), pieces=_pieces(), engravers=engravers, **SETTINGS)
+    assert not out.exists()
+
+
+def test_engraver_draw_is_seeded_per_piece():
+    """Each piece's engraver is a function of (key, seed, the set of names): both are drawn
+    over a corpus, and the names' order and repeats change nothing."""
+    keys = [corpus.piece_key(p) for p in corpus.corpus_pieces()[:40]]
+    both = [engraver_of(k, seed=0, engravers=("verovio", "lilypond")) for k in keys]
+    assert set(both) == {"verovio", "lilypond"}
+    assert both == [engraver_of(k, seed=0, engravers=("lilypond", "verovio", "lilypond"))
+                    for k in keys]
+    assert both != [engraver_of(k, seed=1, engravers=("verovio", "lilypond")) for k in keys]
+    assert {engraver_of(k, seed=0, engravers=("lilypond",)) for k in keys} == {"lilypond"}
 
 
 def _abort_on_two(task: int) -> int:

@@ -1,21 +1,24 @@
 """Tests of the LilyPond engraver (dwd_jax.engrave.lilypond).
 
 One short fixed piece is engraved once per module (about a second of LilyPond); its classes,
-counts, notehead comments and boxes are checked against what the input says. The engraver
-tests skip only when the `lilypond` wheel is not installed; the plain-SVG rasteriser tests
-need no LilyPond.
+counts, notehead comments and boxes are checked against what the input says. A two-piece corpus
+mixes LilyPond and verovio pages. The engraver tests skip only when the `lilypond` wheel is not
+installed; the plain-SVG rasteriser tests need no LilyPond.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import pathlib
 
 import numpy as np
 import pytest
 
+from dwd_jax import deepscores_json
 from dwd_jax.classes import DEEPSCORES_CLASSES
-from dwd_jax.engrave import dsv2, raster
+from dwd_jax.engrave import corpus, dsv2, raster
+from dwd_jax.engrave.generate import engraver_of, generate
 from dwd_jax.engrave.piece import PieceTask
 
 # Five bars of 3/4 in G major: quarter, eighth, half and dotted-half notes, a beam pair with a
@@ -154,6 +157,59 @@ def test_music21_score_and_piece_files(lilypond, tmp_path):
     assert counts["noteheadBlack"] + counts["noteheadHalf"] == 4
     assert counts["dynamicM"] == counts["dynamicF"] == counts["slur"] == 1
     assert counts["articStaccato"] == counts["accidentalSharp"] == counts["beam"] == 1
+
+
+# Two short pieces; seed 2 draws LilyPond for the chorale and verovio for the jig.
+MIXED_PIECES = ["bach/bwv104.6.mxl", "ryansMammoth/DaysOfLangSyneJig.abc"]
+MIXED = dict(num_pages=2, seed=2, workers=2, test_fraction=0.5, progress=False,
+             pages_per_piece=1, width_range=(1200, 1400))
+BOTH = ("verovio", "lilypond")
+
+
+def _splits_by_key(out: pathlib.Path) -> dict[str, tuple[str, str]]:
+    """piece key -> (split, page file name) of a corpus with one page a piece."""
+    found = {}
+    for split, (path,) in deepscores_json.annotation_files(out).items():
+        for page in deepscores_json.load_pages(path):
+            assert (out / "images" / page.filename).is_file()
+            assert len(page.labels) > 0, page.filename
+            key = page.filename.removeprefix("m21-").split("--page-")[0].rsplit("-", 1)[0]
+            found[key] = (split, page.filename)
+    return found
+
+
+def test_corpus_mixes_engravers_per_piece(lilypond, tmp_path):
+    """`generate(engravers=("verovio", "lilypond"))` engraves each piece with its drawn engraver
+    (LilyPond's pages say emmentaler); the pages load, a rerun redoes nothing, the verovio
+    pieces are the pages verovio alone makes, and every work keeps its split."""
+    paths = corpus.corpus_pieces()
+    pieces = [next(p for p in paths if p.endswith(name)) for name in MIXED_PIECES]
+    drawn = {corpus.piece_key(p): engraver_of(corpus.piece_key(p), seed=MIXED["seed"],
+                                               engravers=BOTH) for p in pieces}
+    assert sorted(drawn.values()) == sorted(BOTH), "the pieces must draw both engravers"
+    mixed, alone = tmp_path / "mixed", tmp_path / "verovio"
+    stats = generate(str(mixed), pieces=pieces, engravers=BOTH, **MIXED)
+    assert stats["pages"] == 2 and not stats["failed"] and not stats["crashed"]
+    pages = _splits_by_key(mixed)
+    assert pages.keys() == drawn.keys()
+    for key, (_, filename) in pages.items():
+        assert ("-emmentaler--" in filename) == (drawn[key] == "lilypond"), filename
+    settings = json.loads((mixed / "engrave_settings.json").read_text())
+    assert settings["lilypond"] == lilypond.version() and "verovio" in settings
+
+    before = {p: p.stat().st_mtime_ns for p in mixed.rglob("*") if p.is_file()}
+    stats = generate(str(mixed), pieces=pieces, engravers=BOTH, **MIXED)
+    assert stats["new_pages"] == 0 and stats["resumed_pages"] == 2
+    assert {p: p.stat().st_mtime_ns for p in mixed.rglob("*") if p.is_file()} == before
+    with pytest.raises(ValueError, match=f"other settings.*delete {mixed}"):
+        generate(str(mixed), pieces=pieces, **MIXED)  # verovio alone: another corpus
+
+    generate(str(alone), pieces=pieces, **MIXED)
+    by_verovio = _splits_by_key(alone)
+    assert {k: s for k, (s, _) in pages.items()} == {k: s for k, (s, _) in by_verovio.items()}
+    (jig,) = [k for k, e in drawn.items() if e == "verovio"]
+    name = pages[jig][1]
+    assert (mixed / "images" / name).read_bytes() == (alone / "images" / name).read_bytes()
 
 
 def test_rasterize_plain_svg():

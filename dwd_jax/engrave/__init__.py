@@ -6,7 +6,7 @@ Modules: `corpus` (which pieces, split), `style` (per-piece font/page/staff size
 `raster` (SVG -> grey page), `piece` (one piece, run in a worker), `pool` (crash-isolated
 workers), `dsv2` (the annotation JSON), `generate` (the resumable driver). `lilypond` is a
 second engraver (LilyPond's SVG -> the same pages and annotations; needs the `lilypond`
-wheel), not used by `generate` yet.
+wheel), drawn per piece by `generate` when `config.engrave.engravers` names it.
 
 Its libraries are the optional `engrave` extra; only engraving imports this package, so
 training, evaluation and detection on DeepScoresV2 run without them.

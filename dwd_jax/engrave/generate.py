@@ -1,5 +1,8 @@
 """`generate`: the engraved DeepScoresV2-format corpus, parallel, crash-isolated, resumable.
 
+Each piece is engraved by one engraver, verovio (`piece`) or LilyPond (`lilypond`), drawn per
+piece (`engraver_of`); their pages are told apart by name (LilyPond's say `emmentaler`).
+
 Layout written (the DeepScoresV2 release's, so one reader serves both):
   out_dir/images/<name>.png          grey 8-bit pages
   out_dir/deepscores_{train,validation,test}.json   DeepScoresV2 schema (see `dsv2`); a work
@@ -13,17 +16,26 @@ from __future__ import annotations
 import json
 import os
 import time
+import zlib
 
+import numpy as np
 import verovio
 from tqdm import tqdm
 
-from dwd_jax.engrave import corpus, dsv2, pool
-from dwd_jax.engrave.piece import PieceTask, engrave_piece
+from dwd_jax.engrave import corpus, dsv2, lilypond, piece, pool
+from dwd_jax.engrave.piece import PieceTask
 from dwd_jax.engrave.style import sample_style
 
 # Raised whenever the annotation rules change, so a corpus annotated by older rules is refused
 # (by `_check_settings`) instead of mixed with new pages. 2: beam segments joined into lines.
 ANNOTATION_RULES = 2
+
+# Engraver name -> its worker function (`piece.engrave_piece`'s contract).
+_ENGRAVE_PIECE = {"verovio": piece.engrave_piece, "lilypond": lilypond.engrave_piece}
+ENGRAVERS = tuple(_ENGRAVE_PIECE)
+# Third entry of the per-piece seed: the engraver draw is a stream apart from the style's, so
+# adding an engraver leaves every piece's style as it was.
+_ENGRAVER_STREAM = 1
 
 
 def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
@@ -31,13 +43,15 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
              progress: bool = True, pages_per_piece: int = 2,
              width_range: tuple[int, int] = (1960, 2700),
              staff_space_ratio: tuple[float, float] = (0.0075, 0.0100),
-             piece_timeout_s: float = 300.0, pieces: list[str] | None = None) -> dict:
+             piece_timeout_s: float = 300.0, pieces: list[str] | None = None,
+             engravers: tuple[str, ...] = ("verovio",)) -> dict:
     """Engraves `num_pages` pages of music21's corpus into a DeepScoresV2-format folder.
 
-    Pieces are taken in a seeded order, each engraved in its own seeded style (font, page
-    size, staff size, spacing), up to `pages_per_piece` pages from its start. Pieces verovio
-    cannot load, and pieces whose worker process dies (verovio aborts on a few files), are
-    skipped and counted. Re-running on the same folder redoes nothing already written.
+    Pieces are taken in a seeded order, each engraved by a seeded choice of engraver in its
+    own seeded style (font, page size, staff size, spacing), up to `pages_per_piece` pages
+    from its start. Pieces the engraver cannot load, and pieces whose worker process dies
+    (verovio aborts on a few files), are skipped and counted. Re-running on the same folder
+    redoes nothing already written.
 
     Args:
       out_dir: the folder to write (created if needed).
@@ -52,6 +66,7 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
       staff_space_ratio: (min, max) staff space / page width (DeepScoresV2: about 0.0087).
       piece_timeout_s: a piece taking longer is abandoned and counted as crashed.
       pieces: score files to draw from instead of the whole music21 corpus.
+      engravers: names from `ENGRAVERS`; each piece's is drawn from them (`engraver_of`).
 
     Returns:
       stats: {"pages", "train_pages", "validation_pages", "test_pages", "pieces", "failed",
@@ -59,9 +74,11 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
       skipped pieces' keys with the reason.
 
     Raises:
-      ValueError: out_dir holds a corpus made with other settings, or two score files
-        have the same piece key.
+      ValueError: an unknown engraver, out_dir holds a corpus made with other settings, or two
+        score files have the same piece key.
+      ImportError: LilyPond is asked for but the `lilypond` wheel is not installed.
     """
+    check_engravers(engravers)
     start = time.monotonic()
     images_dir = os.path.join(out_dir, "images")
     shards_dir = os.path.join(out_dir, "shards")
@@ -69,8 +86,8 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
     os.makedirs(shards_dir, exist_ok=True)
     _check_settings(out_dir, {
         "seed": seed, "pages_per_piece": pages_per_piece, "width_range": list(width_range),
-        "staff_space_ratio": list(staff_space_ratio),
-        "verovio": verovio.toolkit(False).getVersion(), "annotation_rules": ANNOTATION_RULES,
+        "staff_space_ratio": list(staff_space_ratio), **_engraver_versions(engravers),
+        "annotation_rules": ANNOTATION_RULES,
     })
 
     order = corpus.engraving_order(pieces if pieces is not None else corpus.corpus_pieces(), seed)
@@ -104,12 +121,14 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
         state["in_flight"] += 1
         style = sample_style(key, seed=seed, width_range=width_range,
                              staff_space_ratio=staff_space_ratio)
-        return PieceTask(path, key, style, pages_per_piece, images_dir, shard_path[key])
+        engraver = engraver_of(key, seed=seed, engravers=engravers)
+        return PieceTask(path, key, style, pages_per_piece, images_dir, shard_path[key],
+                         engraver)
 
     bar = tqdm(total=num_pages, initial=min(resumed, num_pages), unit="page",
                desc="engraving", disable=not progress)
     new_pages = 0
-    for task, result in pool.map_isolated(engrave_piece, next_task, workers=workers,
+    for task, result in pool.map_isolated(engrave_task, next_task, workers=workers,
                                           timeout_s=piece_timeout_s):
         state["in_flight"] -= 1
         if isinstance(result, pool.WorkerDied | pool.TaskFailed):
@@ -133,6 +152,58 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
         resumed_pages=resumed, new_pages=new_pages, seconds=time.monotonic() - start,
     )
     return stats
+
+
+def check_engravers(engravers: tuple[str, ...]) -> None:
+    """Raises ValueError unless `engravers` is a non-empty tuple of names from `ENGRAVERS`."""
+    names = () if isinstance(engravers, str) else tuple(engravers)
+    unknown = [e for e in names if e not in ENGRAVERS]
+    if not names or unknown:
+        raise ValueError(
+            f"config.engrave.engravers = {engravers!r} is invalid"
+            + (f" (unknown: {', '.join(map(repr, unknown))})" if unknown else "")
+            + f": expected a tuple of one or more of {ENGRAVERS}, e.g. "
+            "--config.engrave.engravers='(\"verovio\", \"lilypond\")'.")
+
+
+def engraver_of(piece_key: str, *, seed: int, engravers: tuple[str, ...]) -> str:
+    """The engraver of one piece, a pure function of (piece_key, seed, the set of engravers).
+
+    Drawn uniformly from the distinct names, taken in `ENGRAVERS` order (so their order and
+    repeats in `engravers` change nothing), from a seed of its own beside the piece's style.
+
+    Args:
+      piece_key: stable name of the piece (`corpus.piece_key`).
+      seed: corpus seed.
+      engravers: names from `ENGRAVERS`.
+
+    Returns:
+      one of `engravers`.
+    """
+    names = [e for e in ENGRAVERS if e in engravers]
+    rng = np.random.default_rng([seed, zlib.crc32(piece_key.encode()), _ENGRAVER_STREAM])
+    return names[int(rng.integers(len(names)))]
+
+
+def engrave_task(task: PieceTask) -> dict:
+    """The workers' function: the piece's own engraver engraves it (`piece.engrave_piece`'s
+    contract)."""
+    return _ENGRAVE_PIECE[task.engraver](task)
+
+
+def _engraver_versions(engravers: tuple[str, ...]) -> dict[str, str]:
+    """{name: version} of the engravers in use, for the settings check.
+
+    Keyed by name, so a verovio-only corpus has the settings it had before LilyPond could be
+    chosen (and is still resumed); asking LilyPond's binary stops a run without the wheel here,
+    with the message naming it, instead of failing every LilyPond piece.
+    """
+    versions = {}
+    if "verovio" in engravers:
+        versions["verovio"] = verovio.toolkit(False).getVersion()
+    if "lilypond" in engravers:
+        versions["lilypond"] = lilypond.version()
+    return versions
 
 
 def _check_unique_keys(paths: list[str], keys: list[str]) -> None:

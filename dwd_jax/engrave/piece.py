@@ -28,6 +28,8 @@ class PieceTask:
       style: how to engrave it.
       max_pages: pages engraved from the start of the piece, at most.
       images_dir, shard_path: where the PNGs and the piece's annotation shard go.
+      engraver: which engraver's `engrave_piece` the workers hand it to ("verovio" or
+        "lilypond", `generate.ENGRAVERS`).
     """
 
     path: str
@@ -36,6 +38,7 @@ class PieceTask:
     max_pages: int
     images_dir: str
     shard_path: str
+    engraver: str = "verovio"
 
 
 class EngraveError(RuntimeError):
