@@ -323,3 +323,54 @@ def test_detect_pages_reads_folders_pdfs_and_multi_page_tiffs(tmp_path):
     assert done == {"score.pdf", "two.tif#1", "two.tif#2"}
     assert (tmp_path / "o" / "two_p2_overlay.png").exists()
     assert summary["seconds_per_page"] > 0 and isinstance(summary["symbols_per_class"], dict)
+
+
+# --- detect_stream: batches -----------------------------------------------------------------
+
+
+class BatchedBlobs:
+    """A fake `detect.Predictor` of batch size 3 that records each batch's band shapes and
+    whether its last bands are white padding; `fail_on` makes that call raise."""
+
+    batch_size = 3
+
+    def __init__(self, fail_on=None):
+        self.calls, self.fail_on = [], fail_on
+
+    def submit(self, bands):
+        self.calls.append((bands.shape, [bool((b == 255).all()) for b in bands]))
+        if len(self.calls) == self.fail_on:
+            raise RuntimeError("device lost")
+        results = [blobs(b) for b in bands]
+        return lambda: results
+
+
+def test_detect_stream_batches_bands_of_one_shape_and_keeps_the_input_order():
+    c = config(scale=1.0)
+    c.data.pad_multiple = 40
+    small, _ = scattered_page()
+    large = np.full((700, 260), 255, np.uint8)
+    large[:600, :200] = small
+    pages = [small, large, small, small, large]  # Shapes 600x200 -> 600x200, 700x260 -> 720x280.
+    loaders = [lambda p=p, i=i: (p, i) for i, p in enumerate(pages)]
+    model = BatchedBlobs()
+    done = list(detect.detect_stream(loaders, model, config=c))
+    assert [d.index for d in done] == [d.payload for d in done] == [0, 1, 2, 3, 4]
+    # The three small pages fill one batch; the two large ones go in a batch padded with white.
+    shapes = sorted((shape, blank) for shape, blank in model.calls)
+    assert shapes == [((3, 600, 200), [False] * 3), ((3, 720, 280), [False, False, True])]
+    for d, page in zip(done, pages, strict=True):
+        alone = detect.network_detections(page, blobs, config=c)
+        np.testing.assert_array_equal(sort_boxes(d.detections[0]), sort_boxes(alone[0]))
+
+
+def test_detect_stream_fails_only_the_pages_of_a_failed_batch():
+    c = config(scale=1.0)
+    c.data.pad_multiple = 40
+    small, _ = scattered_page()
+    pages = [small] * 4 + [np.zeros((0, 0), np.uint8)]  # The last cannot be prepared.
+    loaders = [lambda p=p: (p, None) for p in pages]
+    done = list(detect.detect_stream(loaders, BatchedBlobs(fail_on=1), config=c))
+    assert [type(d.error).__name__ for d in done[:3]] == ["RuntimeError"] * 3
+    assert done[3].error is None and len(done[3].detections[0]) == 14
+    assert done[4].error is not None and done[4].detections is None
