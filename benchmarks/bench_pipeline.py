@@ -5,7 +5,8 @@
 The source serves copies of the real DeepScoresV2 sample page (2707x3828, 547 objects) as the
 `deep_scores` TFDS data source does: a grey PNG decoded with OpenCV on access, boxes normalised.
 The pipeline (decode, scale, crop, pad, batch) runs in-process and with `data.worker_count`
-grain workers. The reference, measured in the same run, is the jitted train step of the same
+grain workers, and in-process with every page degraded (`data.degrade.rate=1`, the config's
+family probabilities). The reference, measured in the same run, is the jitted train step of the same
 config on batches of the same shape. Prints a Markdown table.
 """
 
@@ -106,6 +107,10 @@ def main() -> None:
     data = config.data.copy_and_resolve_references()
     data.worker_count = 0
     rows.append(("pipeline, in-process", pipeline_pages_per_s(source, data, batches)))
+    degraded = data.copy_and_resolve_references()
+    degraded.degrade.rate = 1.0
+    rate = pipeline_pages_per_s(source, degraded, batches)
+    rows.append(("pipeline, in-process, every page degraded (data.degrade.rate=1)", rate))
     if workers:
         data.worker_count = workers
         rate = pipeline_pages_per_s(source, data, batches)

@@ -39,6 +39,41 @@ def get_config() -> ml_collections.ConfigDict:
     # costs 2-2.5x batch 1 (spec section 11), so it buys nothing; raise it on accelerators.
     c.data.batch_size = 1
     c.data.worker_count = 2  # Background grain workers decoding and cropping pages.
+    # Degradations of scans and photographs (dwd_jax.degrade), applied to a training page after
+    # data.scale and before cropping, in dwd_jax.degrade.FAMILIES' order. Parameters are in
+    # pixels and grey levels of the scaled page; (a, b) are ranges a value is drawn from.
+    c.data.degrade = ml_collections.ConfigDict()
+    # Share of training pages degraded at all; 0 leaves pages and crops exactly as before.
+    c.data.degrade.rate = 0.0
+    # Each family's `prob` is its chance on a degraded page.
+    # The verso mirrored, blurred by `sigma` px and darkening the paper by up to `alpha`.
+    c.data.degrade.bleed_through = ml_collections.ConfigDict(
+        {"prob": 0.15, "alpha": (0.05, 0.25), "sigma": (1.0, 3.0)}
+    )
+    # White -> a `paper` grey level, black -> an `ink` level (linear map).
+    c.data.degrade.grey_paper = ml_collections.ConfigDict(
+        {"prob": 0.4, "paper": (200, 245), "ink": (0, 60)}
+    )
+    # Low-frequency noise: one value per `cell` px, std `strength` grey levels.
+    c.data.degrade.paper_texture = ml_collections.ConfigDict(
+        {"prob": 0.25, "strength": (4.0, 16.0), "cell": (8, 32)}
+    )
+    # Skew about the page centre, boxes re-boxed around their rotated corners.
+    c.data.degrade.rotation = ml_collections.ConfigDict({"prob": 0.3, "max_rotation_deg": 2.0})
+    # A smooth light field times the page; its darkest point is drawn from `darkest`.
+    c.data.degrade.uneven_light = ml_collections.ConfigDict({"prob": 0.3, "darkest": (0.6, 0.9)})
+    # Gaussian blur of `sigma` px (defocus, scanner optics).
+    c.data.degrade.blur = ml_collections.ConfigDict({"prob": 0.3, "sigma": (0.3, 1.2)})
+    # Shrunk by `factor` and enlarged back: a lower-resolution capture.
+    c.data.degrade.resolution = ml_collections.ConfigDict({"prob": 0.2, "factor": (0.4, 0.8)})
+    # Gaussian sensor noise, std `sigma` grey levels.
+    c.data.degrade.noise = ml_collections.ConfigDict({"prob": 0.3, "sigma": (2.0, 12.0)})
+    # Bilevel scan: Otsu's threshold with `otsu_prob`, otherwise a fixed `level`.
+    c.data.degrade.threshold = ml_collections.ConfigDict(
+        {"prob": 0.1, "otsu_prob": 0.5, "level": (100, 180)}
+    )
+    # JPEG re-encoding at a `quality` drawn from the range.
+    c.data.degrade.jpeg = ml_collections.ConfigDict({"prob": 0.3, "quality": (30, 90)})
 
     # --- Engraved corpus (dwd_jax.engrave, `run.py generate`) ---------------------------------
     c.engrave = ml_collections.ConfigDict()

@@ -1,10 +1,11 @@
 """Training input pipeline: `tfds.data_source` -> grain -> padded, fixed-shape batches.
 
 A page goes through `parse_page` (`image.to_grey`, normalised boxes -> pixels,
-labels -> model classes), `scale_page` (`image.resize`, spec section 4) and `crop_page` (a random
-square crop, white padding, boxes clipped and padded to `data.max_objects`). Each process reads
-its own slice of one global order of records (`GlobalOrderSampler`) and yields its slice of
-the global batch:
+labels -> model classes), `scale_page` (`image.resize`, spec section 4), on a share
+`data.degrade.rate` of pages (0 by default) `degrade.degrade` (scan and photograph
+degradations), and `crop_page` (a random square crop, white padding, boxes clipped and padded
+to `data.max_objects`). Each process reads its own slice of one global order of records
+(`GlobalOrderSampler`) and yields its slice of the global batch:
 
     {"image": u8[b, S, S, 1], "boxes": f32[b, M, 4], "classes": i32[b, M], "valid": bool[b, M]}
 
@@ -35,6 +36,7 @@ import ml_collections
 import numpy as np
 from absl import flags
 
+from dwd_jax import degrade as degrade_lib
 from dwd_jax import image as image_lib
 
 WHITE = 255
@@ -205,7 +207,9 @@ def _leave_ctrl_c_to_the_trainer() -> None:
 
 
 class _TrainPage(grain.RandomMapTransform):
-    """parse -> scale -> random crop, for one record; `rng` is grain's per-record generator."""
+    """parse -> scale -> degrade (`data.degrade.rate` of pages) -> random crop, for one record;
+    `rng` is grain's per-record generator, so a page is degraded and cropped the same for any
+    worker count and after a resume."""
 
     def __init__(self, data: ml_collections.ConfigDict):
         self._scale = data.scale
@@ -213,11 +217,16 @@ class _TrainPage(grain.RandomMapTransform):
         self._top_left_prob = data.crop_top_left_prob
         self._object_prob = data.crop_object_prob
         self._max_objects = data.max_objects
+        self._degrade = data.degrade
 
     def random_map(self, element: Mapping[str, Any], rng: np.random.Generator):
         _leave_ctrl_c_to_the_trainer()
         name = f"record {element.get('index', '?')}"
         page = scale_page(parse_page(element, name=name), self._scale)
+        # Drawn only when enabled, so rate = 0 keeps the generator's sequence (the crops) as is.
+        if self._degrade.rate > 0 and rng.random() < self._degrade.rate:
+            image, boxes = degrade_lib.degrade(page["image"], page["boxes"], rng, self._degrade)
+            page = {**page, "image": image, "boxes": boxes}
         return crop_page(
             page,
             rng,
@@ -269,6 +278,11 @@ def validate_data_config(data: ml_collections.ConfigDict) -> None:
             raise ValueError(f"data.{field}={data[field]} is not in [0, 1].")
     if data.scale <= 0:
         raise ValueError(f"data.scale={data.scale} must be positive.")
+    shares = {"rate": data.degrade.rate}
+    shares |= {f"{name}.prob": data.degrade[name].prob for name in degrade_lib.FAMILIES}
+    for field, value in shares.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"data.degrade.{field}={value} is not in [0, 1].")
 
 
 def open_source(data: ml_collections.ConfigDict, split: str) -> Sequence[Mapping[str, Any]]:

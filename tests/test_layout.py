@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dwd_jax"
 # modules of its own stage or an earlier one.
 STAGES = (
     ("classes", "boxes", "image", "paths", "hosts"),  # Shared by every stage.
-    ("deepscores_json", "engrave", "input_pipeline"),  # Data.
+    ("deepscores_json", "engrave", "degrade", "input_pipeline"),  # Data.
     ("targets", "model", "losses", "checkpoint"),  # The network and what trains it.
     ("ccl", "decode"),  # Outputs -> padded detections.
     ("omr",),  # Post-processing on the ink.
