@@ -59,10 +59,11 @@ def save(
     *,
     force: bool = False,
 ) -> bool:
-    """Saves `state` and the iterator position at `step` if the save interval says so.
+    """Saves `state` and the iterator position at `step` if the save interval says so, or
+    whatever it says with `force`.
 
-    The caller guarantees `state` is finite (train.py checks every step's loss and gradients
-    before it gets here), so a checkpoint on disk is always a good one.
+    The caller guarantees `state` is finite (train.py checks the metrics of every step it
+    saves before it gets here), so a checkpoint on disk is always a good one.
 
     Returns:
       Whether a checkpoint was started.

@@ -15,6 +15,19 @@ from dwd_jax import model as model_lib
 SIZE = 160  # One pad multiple: the smallest page the model sees.
 
 
+
+def random_heads(tree):
+    """`tree` with random head kernels: the zero init makes outputs the priors whatever the
+    page, and stops gradients before the backbone."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: (
+            jax.random.normal(jax.random.key(len(path)), x.shape) * 0.1
+            if "_head" in jax.tree_util.keystr(path) and x.ndim > 1
+            else x
+        ),
+        tree,
+    )
+
 def _config(**model):
     c = default.get_config()
     c.model.depth = 18
@@ -43,14 +56,7 @@ def grouped():
     variables = jax.jit(model.init)(jax.random.key(0), pages)
     # Heads start with zero kernels (outputs = priors, whatever the page); random ones make
     # the outputs depend on the features, which these tests compare.
-    variables = jax.tree_util.tree_map_with_path(
-        lambda path, x: (
-            jax.random.normal(jax.random.key(len(path)), x.shape) * 0.1
-            if "_head" in jax.tree_util.keystr(path) and x.ndim > 1
-            else x
-        ),
-        variables,
-    )
+    variables = random_heads(variables)
     apply = jax.jit(model.apply)
     return c, variables, pages, apply
 
@@ -144,14 +150,7 @@ def test_remat_keeps_the_parameter_tree_loss_and_gradients():
     assert jax.tree.leaves(shapes[False]) == jax.tree.leaves(shapes[True])
     params = init(nets[False])
     # Random head kernels (not the zero init), so that gradients reach the backbone.
-    params = jax.tree_util.tree_map_with_path(
-        lambda path, x: (
-            jax.random.normal(jax.random.key(len(path)), x.shape) * 0.1
-            if "_head" in jax.tree_util.keystr(path) and x.ndim > 1
-            else x
-        ),
-        params,
-    )
+    params = random_heads(params)
     normaliser = losses.init_normaliser(config.loss.normaliser_window)
     step = jnp.int32(3)  # The "combined" stage: every head's loss contributes.
     results = {}
