@@ -59,7 +59,11 @@ def get_config() -> ml_collections.ConfigDict:
         {"prob": 0.25, "strength": (4.0, 16.0), "cell": (8, 32)}
     )
     # Skew about the page centre, boxes re-boxed around their rotated corners.
-    c.data.degrade.rotation = ml_collections.ConfigDict({"prob": 0.3, "max_rotation_deg": 2.0})
+    c.data.degrade.rotation = ml_collections.ConfigDict({"prob": 0.3, "degrees": (-2.0, 2.0)})
+    # A camera not square to the page: corners moved by up to `shift` of the page's size.
+    c.data.degrade.perspective = ml_collections.ConfigDict({"prob": 0.2, "shift": (0.0, 0.015)})
+    # A page not lying flat: a smooth displacement field whose largest shift is `amplitude` px.
+    c.data.degrade.warp = ml_collections.ConfigDict({"prob": 0.2, "amplitude": (0.5, 2.0)})
     # A smooth light field times the page; its darkest point is drawn from `darkest`.
     c.data.degrade.uneven_light = ml_collections.ConfigDict({"prob": 0.3, "darkest": (0.6, 0.9)})
     # Gaussian blur of `sigma` px (defocus, scanner optics).

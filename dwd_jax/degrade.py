@@ -1,18 +1,20 @@
 """Degradations of scans and photographs, for training pages (`config.data.degrade`).
 
 Engraved pages are perfectly clean; real ones are scanned or photographed: grey or textured
-paper, the verso showing through, a slight skew, uneven light, blur, a lower resolution, sensor
-noise, bilevel scans and JPEG artefacts. Each family below is a pure function
+paper, the verso showing through, a slight skew, a camera's perspective, a page that does not
+lie flat, uneven light, blur, a lower resolution, sensor noise, bilevel scans and JPEG
+artefacts. Each family below is a pure function
 
     family(page: u8[H, W], boxes: f32[M, 4], rng, **params) -> (u8[H, W], f32[M, 4])
 
 on a grey page (0 = ink, 255 = paper) and its boxes [y0, x0, y1, x1] in page pixels (pixel
-(i, j) covers [i, i + 1) x [j, j + 1)). Only `rotation` moves the boxes; the others return them
-as they are. Every random draw comes from `rng`, so a seed fixes the result. `degrade` applies
-each family with its own probability, in the fixed order of `FAMILIES`: first what happens to
-the paper (verso, paper tone, texture), then to its capture (skew, light, optics, sampling,
-sensor), then to the file (binarisation, compression). Parameters are in pixels of the page
-as it is handed over (the training pipeline degrades pages after `data.scale`).
+(i, j) covers [i, i + 1) x [j, j + 1)). Only `rotation`, `perspective` and `warp` move the
+boxes; the others return them as they are. Every random draw comes from `rng`, so a seed fixes
+the result. `degrade` applies each family with its own probability, in the fixed order of
+`FAMILIES`: first what happens to the paper (verso, paper tone, texture), then to its capture
+(skew, perspective, warp, light, optics, sampling, sensor), then to the file (binarisation,
+compression). Parameters are in pixels of the page as it is handed over (the training
+pipeline degrades pages after `data.scale`).
 """
 
 from __future__ import annotations
@@ -102,26 +104,96 @@ def bleed_through(page, boxes, rng, *, alpha=(0.05, 0.25), sigma=(1.0, 3.0)):
     return _u8(page * shade), boxes
 
 
-def rotation(page, boxes, rng, *, max_rotation_deg=2.0):
-    """A skew of up to `max_rotation_deg` degrees either way about the page centre, on white.
+def _rebox(boxes: np.ndarray, move, points_per_edge: int = 2) -> np.ndarray:
+    """f32[M, 4]: the axis-aligned boxes of points on `boxes`' edges after `move`, a map of
+    OpenCV point coordinates (x[M, P], y[M, P]) -> (x', y') (pixel centres at integers).
+
+    With 2 points per edge these are the corners, exact for affine and perspective maps; a
+    curved map needs more points along each edge.
+    """
+    t = np.linspace(0.0, 1.0, points_per_edge, dtype=np.float32)
+    y0, x0, y1, x1 = (boxes[:, i : i + 1] for i in range(4))
+    along_x, along_y = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
+    ones = np.ones_like(t)
+    edge_x = np.concatenate([along_x, along_x, x0 * ones, x1 * ones], 1)
+    edge_y = np.concatenate([y0 * ones, y1 * ones, along_y, along_y], 1)
+    new_x, new_y = move(edge_x - 0.5, edge_y - 0.5)  # Box edges -> centre coordinates.
+    new_x, new_y = new_x + 0.5, new_y + 0.5
+    moved = np.stack([new_y.min(1), new_x.min(1), new_y.max(1), new_x.max(1)], 1)
+    return moved.astype(np.float32).reshape(boxes.shape)
+
+
+def rotation(page, boxes, rng, *, degrees=(-2.0, 2.0)):
+    """A skew by an angle drawn from `degrees` (counter-clockwise positive) about the page
+    centre, on white.
 
     The page keeps its size (corners leaving it are lost, those entering are white). Each box
     becomes the axis-aligned box of its four rotated corners, so it still holds its ink.
     """
-    angle = rng.uniform(-max_rotation_deg, max_rotation_deg)
+    angle = rng.uniform(*degrees)
     height, width = page.shape
     # OpenCV's coordinates are pixel centres: the page centre is ((W - 1) / 2, (H - 1) / 2).
     matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
     rotated = cv2.warpAffine(
         page, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=WHITE
     )
-    y0, x0, y1, x1 = (boxes[:, i] for i in range(4))
-    corners_x = np.stack([x0, x1, x0, x1], 1) - 0.5  # Box edges -> centre coordinates.
-    corners_y = np.stack([y0, y0, y1, y1], 1) - 0.5
-    new_x = matrix[0, 0] * corners_x + matrix[0, 1] * corners_y + matrix[0, 2] + 0.5
-    new_y = matrix[1, 0] * corners_x + matrix[1, 1] * corners_y + matrix[1, 2] + 0.5
-    moved = np.stack([new_y.min(1), new_x.min(1), new_y.max(1), new_x.max(1)], 1)
-    return rotated, moved.astype(np.float32).reshape(boxes.shape)
+
+    def move(x, y):
+        return (
+            matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2],
+            matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2],
+        )
+
+    return rotated, _rebox(boxes, move)
+
+
+def perspective(page, boxes, rng, *, shift=(0.0, 0.015)):
+    """A camera not square to the page: each page corner moved by up to a share of the page's
+    size drawn from `shift`, in a random direction per axis, and the page warped so that its
+    corners land there (on white). Boxes are re-boxed around their moved corners."""
+    height, width = page.shape
+    amount = rng.uniform(*shift)
+    src = np.float32([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]])
+    dst = src + rng.uniform(-1.0, 1.0, (4, 2)).astype(np.float32) * np.float32(
+        [width, height]
+    ) * np.float32(amount)
+    matrix = cv2.getPerspectiveTransform(src, dst)
+    warped = cv2.warpPerspective(
+        page, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=WHITE
+    )
+
+    def move(x, y):
+        points = np.stack([x, y], -1).reshape(-1, 1, 2).astype(np.float64)
+        out = cv2.perspectiveTransform(points, matrix).reshape(*x.shape, 2)
+        return out[..., 0], out[..., 1]
+
+    return warped, _rebox(boxes, move)
+
+
+def warp(page, boxes, rng, *, amplitude=(0.5, 2.0)):
+    """A page that does not lie flat: a smooth displacement field (a random 3x3 grid per axis,
+    bicubically upsampled) whose largest shift, in pixels, is drawn from `amplitude`. Boxes
+    are re-boxed around points along their edges, each moved with the field."""
+    height, width = page.shape
+    size = rng.uniform(*amplitude)
+    fields = []
+    for _ in range(2):
+        field = _smooth_field(page.shape, (3, 3), rng)
+        fields.append(field * np.float32(size / max(float(np.abs(field).max()), 1e-6)))
+    dy, dx = fields
+    grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
+    # remap samples the source at (x + dx, y + dy): ink at s appears near s - d(s).
+    warped = cv2.remap(
+        page, grid_x + dx, grid_y + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+        borderValue=WHITE,
+    )
+
+    def move(x, y):
+        i = np.clip(np.rint(y).astype(int), 0, height - 1)
+        j = np.clip(np.rint(x).astype(int), 0, width - 1)
+        return x - dx[i, j], y - dy[i, j]
+
+    return warped, _rebox(boxes, move, points_per_edge=9)
 
 
 def resolution(page, boxes, rng, *, factor=(0.4, 0.8)):
@@ -144,6 +216,8 @@ FAMILIES: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "grey_paper": grey_paper,
     "paper_texture": paper_texture,
     "rotation": rotation,
+    "perspective": perspective,
+    "warp": warp,
     "uneven_light": uneven_light,
     "blur": blur,
     "resolution": resolution,

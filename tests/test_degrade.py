@@ -42,7 +42,7 @@ def test_every_family_has_a_config_section_and_keeps_shape_dtype_and_seed():
         again, again_boxes = _run(name, **_defaults(name))
         np.testing.assert_array_equal(out, again)
         np.testing.assert_array_equal(out_boxes, again_boxes)
-        if name != "rotation":
+        if name not in ("rotation", "perspective", "warp"):
             np.testing.assert_array_equal(out_boxes, boxes)
 
 
@@ -76,26 +76,34 @@ def test_photometric_families_change_the_page_as_expected():
     assert np.abs(compressed.astype(int) - page).max() > 10
 
 
-def test_rotation_keeps_each_box_around_its_ink():
+@pytest.mark.parametrize(
+    "name, params, slack",
+    [
+        ("rotation", {"degrees": (-15.0, 15.0)}, 0.0),
+        ("perspective", {"shift": (0.06, 0.06)}, 0.0),
+        # The warp's boxes follow points along their edges: within half a pixel of the ink.
+        ("warp", {"amplitude": (4.0, 4.0)}, 0.5),
+    ],
+)
+def test_geometric_families_keep_each_box_around_its_ink(name, params, slack):
     page, boxes = _page()
+    family = degrade.FAMILIES[name]
     for seed in range(4):
-        rotated, moved = _run("rotation", seed, max_rotation_deg=15.0)
-        assert rotated[0, 0] == 255  # White border where the page turned away.
+        moved_page, moved = family(page, boxes, np.random.default_rng(seed), **params)
+        assert moved_page[0, 0] == 255 or name == "warp"  # White where the page turned away.
         for original, box in zip(boxes, moved, strict=True):
-            # Ink of this box alone: rotate a page holding only it.
+            # Ink of this box alone: move a page holding only it with the same draws.
             alone = np.full_like(page, 255)
             y0, x0, y1, x1 = original.astype(int)
             alone[y0:y1, x0:x1] = 0
-            turned, _ = degrade.rotation(
-                alone, boxes, np.random.default_rng(seed), max_rotation_deg=15.0
-            )
+            turned, _ = family(alone, boxes, np.random.default_rng(seed), **params)
             ys, xs = np.nonzero(turned < 128)
             # Pixel (i, j) covers [i, i + 1): its centre lies inside the box.
-            assert ys.min() + 0.5 >= box[0] and ys.max() + 0.5 <= box[2]
-            assert xs.min() + 0.5 >= box[1] and xs.max() + 0.5 <= box[3]
+            assert ys.min() + 0.5 >= box[0] - slack and ys.max() + 0.5 <= box[2] + slack
+            assert xs.min() + 0.5 >= box[1] - slack and xs.max() + 0.5 <= box[3] + slack
             # And tightly: the box is no more than a pixel beyond the ink.
-            assert box[0] > ys.min() - 1 and box[2] < ys.max() + 2
-            assert box[1] > xs.min() - 1 and box[3] < xs.max() + 2
+            assert box[0] > ys.min() - 1 - slack and box[2] < ys.max() + 2 + slack
+            assert box[1] > xs.min() - 1 - slack and box[3] < xs.max() + 2 + slack
         assert not np.allclose(moved, boxes)
 
 
