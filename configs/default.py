@@ -315,6 +315,50 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval.during_training_pages = 8  # Validation pages scored every train.eval_every steps.
     c.eval.num_worst_pages = 8  # Lowest-F1 pages listed in the report and drawn as overlays.
 
+    # --- Robustness development set (dwd_jax.robustness, `run.py robustness`) ----------------
+    # The eval split's pages (or a folder's) under fixed degradations unlike training's draws:
+    # fixed values, several beyond data.degrade's ranges, families combined as in a real scan
+    # or photograph. Each condition names dwd_jax.degrade families with their parameters (all
+    # applied, ranges of one value) and optionally `scale` (captured at another resolution).
+    # Pixels are the stored page's (a staff space of about 20 px), not training's scaled ones.
+    c.robustness = ml_collections.ConfigDict()
+    c.robustness.seed = 1234  # Page i of condition k draws from (seed, k, i).
+    c.robustness.conditions = ml_collections.ConfigDict(
+        {
+            # A flat-bed scan: grey, slightly textured paper, optics blur, sensor noise.
+            "scan": {
+                "grey_paper": {"paper": (228.0, 228.0), "ink": (40.0, 40.0)},
+                "paper_texture": {"strength": (8.0, 8.0), "cell": (40, 40)},
+                "blur": {"sigma": (1.2, 1.2)},
+                "noise": {"sigma": (10.0, 10.0)},
+            },
+            # A phone photograph: light falling off, a tilted camera, a page not lying flat.
+            "photo": {
+                "perspective": {"shift": (0.02, 0.02)},
+                "warp": {"amplitude": (4.0, 4.0)},
+                "uneven_light": {"darkest": (0.55, 0.55)},
+                "blur": {"sigma": (1.5, 1.5)},
+                "noise": {"sigma": (7.0, 7.0)},
+                "jpeg": {"quality": (70, 70)},
+            },
+            "rotated": {"rotation": {"degrees": (1.0, 1.0)}},  # A page fed in skewed.
+            # A bilevel (fax-like) scan: Otsu's threshold of a slightly blurred page.
+            "bilevel": {
+                "blur": {"sigma": (1.0, 1.0)},
+                "threshold": {"otsu_prob": 1.0, "level": (128.0, 128.0)},
+            },
+            "jpeg": {"jpeg": {"quality": (20, 20)}},  # Heavy compression.
+            "low_resolution": {"resolution": {"factor": (0.35, 0.35)}},  # A coarse capture.
+            # Thin paper: the verso showing through on cream paper.
+            "bleed_through": {
+                "grey_paper": {"paper": (235.0, 235.0), "ink": (20.0, 20.0)},
+                "bleed_through": {"alpha": (0.35, 0.35), "sigma": (2.0, 2.0)},
+            },
+            "smaller": {"scale": 0.6},  # Another resolution: staff space x 0.6...
+            "larger": {"scale": 1.4},  # ...and x 1.4.
+        }
+    )
+
     # --- Detection on new pages (dwd_jax.detect, `run.py detect`) -----------------------------
     c.detect = ml_collections.ConfigDict()
     # Staff spacing (px) every page is rescaled to before the model sees it (split, folder or

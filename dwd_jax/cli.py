@@ -9,6 +9,8 @@ Commands:
   eval            evaluate the newest checkpoint on config.data.eval_split (or --split)
   eval-folder F   evaluate on one annotation file of a DeepScoresV2-layout folder F
                   (deepscores_<--split>.json, default test), by the same protocol as eval
+  robustness [F]  evaluate on the eval split (or folder F's --split file set, default test)
+                  clean and under each fixed degradation of config.robustness
   detect PATHS    detect symbols on images, PDFs and folders of them: overlays, proposals,
                   COCO results and a summary
   export          the newest checkpoint, its config and its evaluation figures as the
@@ -49,7 +51,7 @@ _SPLIT = flags.DEFINE_string(
 )
 _MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first.")
 
-COMMANDS = ("all", "generate", "train", "eval", "eval-folder", "detect", "export")
+COMMANDS = ("all", "generate", "train", "eval", "eval-folder", "robustness", "detect", "export")
 
 
 def main(argv: list[str]) -> None:
@@ -81,6 +83,12 @@ def main(argv: list[str]) -> None:
     elif command == "eval-folder":
         split = _SPLIT.value or "test"
         result = {a: workflow.evaluate_folder(config, workdir, a, split=split) for a in args}
+    elif command == "robustness":
+        if len(args) > 1:
+            raise app.UsageError("`dwd-jax robustness` takes at most one folder")
+        result = workflow.evaluate_robustness(
+            config, workdir, args[0] if args else None, split=_SPLIT.value
+        )
     elif command == "export":
         result = workflow.export_model(config, workdir)
     else:
@@ -93,7 +101,8 @@ HEADLINE = (
     "num_pages", "map50", "map", "network_alone_map50", "network_alone_map", "overflow_pages",
     "unconverged_pages", "num_failed", "eval_report", "overlays", "learning_curves", "metrics",
     "checkpoints", "proposals", "coco_results", "validation", "test", "skipped",
-    "seconds_per_page", "symbols_per_class", "step", "figures",
+    "seconds_per_page", "symbols_per_class", "step", "figures", "map50_vs_clean",
+    "network_alone_map50_vs_clean",
 )
 
 

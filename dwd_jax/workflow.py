@@ -22,6 +22,7 @@ from dwd_jax import (
     input_pipeline,
     paths,
     pretrained,
+    robustness,
     train,
 )
 
@@ -125,6 +126,13 @@ def _evaluate(
     return results
 
 
+def _split_pages(config: ml_collections.ConfigDict, split: str) -> list:
+    """The first `config.eval.max_pages` pages (0 = all) of a TFDS split, as loaders."""
+    source = input_pipeline.open_source(config.data, split)
+    count = len(source) if not config.eval.max_pages else min(len(source), config.eval.max_pages)
+    return evaluation.split_pages(source, range(count))
+
+
 def evaluate_split(
     config: ml_collections.ConfigDict, workdir: epath.PathLike, *, split: str | None = None
 ) -> dict:
@@ -136,10 +144,8 @@ def evaluate_split(
       The `evaluation.evaluate_pages` results.
     """
     split = split or config.data.eval_split
-    source = input_pipeline.open_source(config.data, split)
-    count = len(source) if not config.eval.max_pages else min(len(source), config.eval.max_pages)
     return _evaluate(
-        config, workdir, evaluation.split_pages(source, range(count)),
+        config, workdir, _split_pages(config, split),
         out=paths.resolve(workdir) / f"eval_{split}", desc=f"eval {split}",
     )
 
@@ -164,6 +170,45 @@ def evaluate_folder(
         out=paths.resolve(workdir) / f"eval_{folder.name}_{split}",
         desc=f"eval {folder.name}/{split}",
     )
+
+
+def evaluate_robustness(
+    config: ml_collections.ConfigDict,
+    workdir: epath.PathLike,
+    folder: epath.PathLike | None = None,
+    *,
+    split: str | None = None,
+) -> dict:
+    """`run.py robustness`: the newest checkpoint on clean pages and under each condition of
+    `config.robustness` (`dwd_jax.robustness`), on a TFDS split (default
+    `config.data.eval_split`) or a DeepScoresV2-layout folder's file set (default `test`).
+
+    Writes `<workdir>/robustness_<split or folder_split>/` robustness.json and robustness.md
+    (the primary process).
+
+    Returns:
+      `robustness.summary` figures per condition.
+    """
+    if folder is None:
+        split = split or config.data.eval_split
+        pages, name = _split_pages(config, split), split
+    else:
+        folder, split = epath.Path(folder), split or "test"
+        annotations = evaluation.folder_annotations(folder, split)
+        pages, name = evaluation.folder_pages(folder, annotations), f"{folder.name}_{split}"
+    detector = inference.Detector.from_workdir(config, workdir)
+    results = robustness.evaluate_conditions(pages, detector, config=config, desc=name)
+    figures = robustness.summary(results)
+    out = paths.resolve(workdir) / f"robustness_{name}"
+    if hosts.is_primary():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "robustness.json").write_text(
+            json.dumps({"model": detector.source, "conditions": figures}, indent=2)
+        )
+        title = f"Robustness: {name}, {detector.source}"
+        (out / "robustness.md").write_text(robustness.markdown(figures, title))
+    hosts.barrier("robustness written")
+    return figures
 
 
 def detect_files(

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
@@ -180,3 +181,25 @@ def test_eval_and_eval_folder_give_the_same_figures_on_the_same_pages(run):
     for key in ("map", "map50", "voc_map50", "per_class", "pages"):
         assert folder[key] == split[key], key
         assert folder["network_alone"][key] == split["network_alone"][key], key
+
+
+def test_robustness_scores_clean_and_each_condition_from_one_protocol(run):
+    tmp, _ = run
+    config = _config(tmp)
+    with config.unlocked():
+        config.robustness.conditions = ml_collections.ConfigDict(
+            {
+                "unchanged": {"noise": {"sigma": (0.0, 0.0)}},  # Adds zeros: the clean page.
+                "rotated": {"rotation": {"degrees": (4.0, 4.0)}},
+            }
+        )
+    figures = workflow.evaluate_robustness(config, tmp / "work", split="validation")
+    assert list(figures) == ["clean", "rotated", "unchanged"]
+    clean = workflow.evaluate_split(config, tmp / "work", split="validation")
+    assert figures["clean"]["map50"] == figures["unchanged"]["map50"] == clean["map50"]
+    assert figures["unchanged"]["network_alone_map"] == clean["network_alone"]["map"]
+    assert figures["rotated"]["map"] != clean["map"]
+    out = tmp / "work" / "robustness_validation"
+    saved = json.loads((out / "robustness.json").read_text())
+    assert saved["conditions"] == json.loads(json.dumps(figures))
+    assert "| rotated |" in (out / "robustness.md").read_text()
