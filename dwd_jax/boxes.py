@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -23,3 +24,49 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])
     union = area(a) + area(b) - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def remap(boxes: np.ndarray, move, points_per_edge: int = 2) -> np.ndarray:
+    """The axis-aligned boxes of points on `boxes`' edges after a map of the plane.
+
+    Args:
+      boxes: f[M, 4] [y0, x0, y1, x1] pixels (pixel (i, j) covers [i, i + 1) x [j, j + 1)).
+      move: a map of OpenCV point coordinates (pixel centres at integers), called as
+        `move(x f32[M, P], y f32[M, P]) -> (x', y')`.
+      points_per_edge: 2 takes the corners, exact for affine and perspective maps; a curved
+        map needs more points along each edge.
+
+    Returns:
+      f32[M, 4].
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    t = np.linspace(0.0, 1.0, points_per_edge, dtype=np.float32)
+    y0, x0, y1, x1 = (boxes[:, i : i + 1] for i in range(4))
+    along_x, along_y = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
+    ones = np.ones_like(t)
+    edge_x = np.concatenate([along_x, along_x, x0 * ones, x1 * ones], 1)
+    edge_y = np.concatenate([y0 * ones, y1 * ones, along_y, along_y], 1)
+    new_x, new_y = move(edge_x - 0.5, edge_y - 0.5)  # Box edges -> centre coordinates.
+    new_x, new_y = new_x + 0.5, new_y + 0.5
+    return np.stack([new_y.min(1), new_x.min(1), new_y.max(1), new_x.max(1)], 1).astype(
+        np.float32
+    )
+
+
+def rotation_matrix(shape: tuple[int, int], degrees: float) -> np.ndarray:
+    """f64[2, 3]: OpenCV's affine map turning a page of `shape` (H, W) by `degrees`
+    counter-clockwise about its centre ((W - 1) / 2, (H - 1) / 2 in pixel-centre
+    coordinates)."""
+    height, width = shape
+    return cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), degrees, 1.0)
+
+
+def rotate(boxes: np.ndarray, shape: tuple[int, int], degrees: float) -> np.ndarray:
+    """f32[M, 4]: the axis-aligned boxes of f[M, 4] `boxes`' corners on a page of `shape`
+    turned by `degrees` (`rotation_matrix`)."""
+    m = rotation_matrix(shape, degrees)
+
+    def move(x, y):
+        return m[0, 0] * x + m[0, 1] * y + m[0, 2], m[1, 0] * x + m[1, 1] * y + m[1, 2]
+
+    return remap(boxes, move)

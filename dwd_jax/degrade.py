@@ -25,6 +25,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dwd_jax import boxes as boxes_lib
+from dwd_jax import image as image_lib
+
 WHITE = 255
 
 
@@ -104,25 +107,6 @@ def bleed_through(page, boxes, rng, *, alpha=(0.05, 0.25), sigma=(1.0, 3.0)):
     return _u8(page * shade), boxes
 
 
-def _rebox(boxes: np.ndarray, move, points_per_edge: int = 2) -> np.ndarray:
-    """f32[M, 4]: the axis-aligned boxes of points on `boxes`' edges after `move`, a map of
-    OpenCV point coordinates (x[M, P], y[M, P]) -> (x', y') (pixel centres at integers).
-
-    With 2 points per edge these are the corners, exact for affine and perspective maps; a
-    curved map needs more points along each edge.
-    """
-    t = np.linspace(0.0, 1.0, points_per_edge, dtype=np.float32)
-    y0, x0, y1, x1 = (boxes[:, i : i + 1] for i in range(4))
-    along_x, along_y = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
-    ones = np.ones_like(t)
-    edge_x = np.concatenate([along_x, along_x, x0 * ones, x1 * ones], 1)
-    edge_y = np.concatenate([y0 * ones, y1 * ones, along_y, along_y], 1)
-    new_x, new_y = move(edge_x - 0.5, edge_y - 0.5)  # Box edges -> centre coordinates.
-    new_x, new_y = new_x + 0.5, new_y + 0.5
-    moved = np.stack([new_y.min(1), new_x.min(1), new_y.max(1), new_x.max(1)], 1)
-    return moved.astype(np.float32).reshape(boxes.shape)
-
-
 def rotation(page, boxes, rng, *, degrees=(-2.0, 2.0)):
     """A skew by an angle drawn from `degrees` (counter-clockwise positive) about the page
     centre, on white.
@@ -131,20 +115,7 @@ def rotation(page, boxes, rng, *, degrees=(-2.0, 2.0)):
     becomes the axis-aligned box of its four rotated corners, so it still holds its ink.
     """
     angle = rng.uniform(*degrees)
-    height, width = page.shape
-    # OpenCV's coordinates are pixel centres: the page centre is ((W - 1) / 2, (H - 1) / 2).
-    matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
-    rotated = cv2.warpAffine(
-        page, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=WHITE
-    )
-
-    def move(x, y):
-        return (
-            matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2],
-            matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2],
-        )
-
-    return rotated, _rebox(boxes, move)
+    return image_lib.rotate(page, angle), boxes_lib.rotate(boxes, page.shape, angle)
 
 
 def perspective(page, boxes, rng, *, shift=(0.0, 0.015)):
@@ -167,7 +138,7 @@ def perspective(page, boxes, rng, *, shift=(0.0, 0.015)):
         out = cv2.perspectiveTransform(points, matrix).reshape(*x.shape, 2)
         return out[..., 0], out[..., 1]
 
-    return warped, _rebox(boxes, move)
+    return warped, boxes_lib.remap(boxes, move)
 
 
 def warp(page, boxes, rng, *, amplitude=(0.5, 2.0)):
@@ -193,7 +164,7 @@ def warp(page, boxes, rng, *, amplitude=(0.5, 2.0)):
         j = np.clip(np.rint(x).astype(int), 0, width - 1)
         return x - dx[i, j], y - dy[i, j]
 
-    return warped, _rebox(boxes, move, points_per_edge=9)
+    return warped, boxes_lib.remap(boxes, move, points_per_edge=9)
 
 
 def resolution(page, boxes, rng, *, factor=(0.4, 0.8)):

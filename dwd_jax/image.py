@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from dwd_jax import boxes as boxes_lib
+
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # Channels -> PIL mode.
 
 
@@ -100,3 +102,11 @@ def resize(image: np.ndarray, scale: float) -> np.ndarray:
         return image
     method = cv2.INTER_AREA if h <= image.shape[0] and w <= image.shape[1] else cv2.INTER_LINEAR
     return cv2.resize(np.ascontiguousarray(image, np.uint8), (w, h), interpolation=method)
+
+
+def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
+    """u8[H, W]: a grey page turned by `degrees` counter-clockwise about its centre
+    (`boxes.rotation_matrix`), keeping its size; corners entering it are paper (255)."""
+    matrix = boxes_lib.rotation_matrix(image.shape, degrees)
+    height, width = image.shape
+    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=255)
