@@ -305,6 +305,14 @@ def get_config() -> ml_collections.ConfigDict:
     # how far the strokes at each side reach); the network confuses flats and naturals.
     # False = the network's.
     c.omr.accidentals_by_shape = True
+    # The rules read the page divided by its paper's level (dwd_jax.omr.capture.flatten), so
+    # grey or unevenly lit paper is white; an engraved page is unchanged. False = as it is.
+    c.omr.flatten = True
+    # The rules run on the page turned upright (dwd_jax.omr.capture.skew) when its lines
+    # climb at least min_skew_drift staff spaces across the page (0.12 degrees on a printed
+    # page): they assume level staves. False = as it lies.
+    c.omr.deskew = True
+    c.omr.min_skew_drift = 0.25
 
     # --- Evaluation (dwd_jax.evaluate) --------------------------------------------------------
     c.eval = ml_collections.ConfigDict()

@@ -38,9 +38,11 @@ from scipy import ndimage
 
 from dwd_jax import boxes as boxes_lib
 from dwd_jax import classes as classes_lib
-from dwd_jax.omr import accidentals, ledgers
+from dwd_jax import image as image_lib
+from dwd_jax.omr import accidentals, capture, ledgers
 from dwd_jax.omr import dots as dots_lib
 from dwd_jax.omr import staves as staves_lib
+from dwd_jax.omr.capture import INK_BELOW
 
 # A line pixel must be dark along at least this share of the line's decoded length to count:
 # the quantile 1 - share of each cross-position's darkness is its profile value. 0.75 keeps
@@ -51,9 +53,6 @@ _STRONG = 0.5  # The line's core: profile at least this dark.
 _FAINT = 0.05  # The line's extent: profile above this (anti-aliased edges).
 _MARGIN = 3  # Search this many pixels beyond the decoded thickness on each side.
 _OPENING = 0.35  # Strokes thinner than this many staff spaces are not solid.
-# Grey levels below this are ink (here and in `detect`'s staff-space estimate). Engraved pages
-# and binarised scans are near 0/255, so the mid-point is safe without an adaptive threshold.
-INK_BELOW = 128
 # A component is taken for a solid box only if their boxes overlap this much (IoU), a guard
 # against a box that only grazes some solid. Low, because a decoded beam box can sit far off
 # its beam's ink and still be the only detection of it.
@@ -84,6 +83,8 @@ OFF = {
     "dots_from_ink": False,
     "staves_from_ink": False,
     "ledger_lines_from_heads": False,
+    "flatten": False,
+    "deskew": False,
 }
 
 
@@ -94,13 +95,14 @@ def refine(
     *,
     staff_space: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A page's detections re-measured on its ink (nothing, if `config.enabled` is off), in
-    this order: `snap_lines` for `config.line_classes`, `snap_solids` for
-    `config.solid_classes`, `snap_symbols` for `config.symbol_classes`; then each rule that
-    is on:
-    `accidentals_by_shape` (`name_accidentals`), `dots_from_ink` (`use_dots`),
-    `staves_from_ink` (`use_staves`), and `ledger_lines_from_heads` (the ledger lines of
-    `ledgers.from_heads` in place of the network's).
+    """A page's detections re-measured on its ink (nothing, if `config.enabled` is off).
+
+    With `config.flatten`, the page is first flattened to white paper (`capture.flatten`; an
+    engraved page is left as it is). With `config.deskew`, a page whose lines are turned
+    (`capture.skew`) so far that they climb at least `config.min_skew_drift` staff spaces
+    across its width is turned upright, with its boxes, for the rules
+    (`refine_upright`), and their boxes are turned back; a detection the rules left alone keeps
+    its own box.
 
     Args:
       page: u8[H, W] grey page, 0 = ink, at the boxes' resolution.
@@ -110,15 +112,61 @@ def refine(
       staff_space: the page's staff spacing in its pixels.
 
     Returns:
-      (boxes f32[M, 4], classes i32[M], scores f32[M]): fragments and what the ink replaces
-      dropped, what the ink found (dots, staves, ledger lines) added last.
+      (boxes f32[M, 4], classes i32[M], scores f32[M]), as `refine_upright`.
+    """
+    if not config.enabled:
+        return detections
+    if config.flatten:
+        page = capture.flatten(page, staff_space)
+    angle = capture.skew(page < INK_BELOW) if config.deskew else 0.0
+    drift = page.shape[1] * abs(np.tan(np.deg2rad(angle))) / staff_space
+    if drift < config.min_skew_drift:
+        return refine_upright(page, detections, config, staff_space=staff_space)
+    boxes, classes, scores = detections
+    turned = boxes_lib.rotate(boxes, page.shape, -angle)
+    upright = image_lib.rotate(page, -angle)
+    out, out_classes, out_scores = refine_upright(
+        upright, (turned, classes, scores), config, staff_space=staff_space
+    )
+    back = boxes_lib.rotate(out, page.shape, angle)
+    # A box turned there and back only grows: one the rules did not touch keeps its own.
+    untouched = {tuple(b): i for i, b in enumerate(turned.tolist())}
+    for j, b in enumerate(out.tolist()):
+        i = untouched.get(tuple(b))
+        if i is not None:
+            back[j] = boxes[i]
+    return back, out_classes, out_scores
+
+
+def refine_upright(
+    page: np.ndarray,
+    detections: tuple[np.ndarray, np.ndarray, np.ndarray],
+    config: ml_collections.ConfigDict,
+    *,
+    staff_space: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rules on an upright page with white paper, in this order: `snap_lines` for
+    `config.line_classes`, `snap_solids` for `config.solid_classes`, `snap_symbols` for
+    `config.symbol_classes`; then each rule that is on: `accidentals_by_shape`
+    (`name_accidentals`), `dots_from_ink` (`use_dots`), `staves_from_ink` (`use_staves`), and
+    `ledger_lines_from_heads` (the ledger lines of `ledgers.from_heads` in place of the
+    network's). Where the ink shows no staff, the network's staffs and ledger lines stand;
+    where it shows no dot, the network's dots do.
+
+    Args and returns as `refine`; what the ink found (dots, staves, ledger lines) comes last,
+    fragments and what the ink replaces are dropped.
     """
     boxes, classes, scores = detections
-    if not config.enabled:
-        return boxes, classes, scores
     d = config
     (ledger,) = classes_lib.model_labels(("ledgerLine",))
-    if d.ledger_lines_from_heads:  # Replaced at the end: not worth re-measuring.
+    needs_staves = d.staves_from_ink or d.ledger_lines_from_heads
+    without_lines = bool(len(d.symbol_classes)) or d.accidentals_by_shape or d.dots_from_ink
+    if needs_staves or without_lines:
+        ink_mask = np.asarray(page) < INK_BELOW
+        found = staves_lib.find(ink_mask, staff_space)
+    # Ledger lines from the heads only on a page whose staves the ink shows.
+    from_heads = d.ledger_lines_from_heads and len(found.boxes) > 0
+    if from_heads:  # Replaced at the end: not worth re-measuring.
         keep = classes != ledger
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if len(d.line_classes):
@@ -128,11 +176,8 @@ def refine(
             page, boxes, classes, scores, classes_lib.model_labels(d.solid_classes), staff_space
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
-    without_lines = bool(len(d.symbol_classes)) or d.accidentals_by_shape or d.dots_from_ink
-    if not (without_lines or d.staves_from_ink or d.ledger_lines_from_heads):
+    if not (without_lines or needs_staves):
         return boxes, classes, scores
-    ink_mask = np.asarray(page) < INK_BELOW
-    found = staves_lib.find(ink_mask, staff_space)
     if without_lines:
         symbols = staves_lib.erase_lines(ink_mask, found)
     if len(d.symbol_classes):
@@ -146,9 +191,9 @@ def refine(
         boxes, classes, scores = use_dots(
             symbols, ink_mask, found, boxes, classes, scores, staff_space
         )
-    if d.staves_from_ink:
+    if d.staves_from_ink and len(found.boxes):
         boxes, classes, scores = use_staves(found, boxes, classes, scores)
-    if d.ledger_lines_from_heads:
+    if from_heads:
         heads = np.isin(classes, classes_lib.model_labels(ledgers.HEAD_CLASSES))
         lines, line_scores = ledgers.from_heads(
             ink_mask, found, boxes[heads], scores[heads], staff_space
@@ -210,7 +255,8 @@ def use_dots(
     0.3), or, unseen by the network, 0.3 times the score of what named it, ranking below the
     seen; its class is its place's, else (unnamed) the network's. Unnamed and unseen, it is
     dropped, as is every network dot detection on no found dot: such detections are mostly
-    false (a dot touching its note head, the one true case, is lost).
+    false (a dot touching its note head, the one true case, is lost). On a page where the
+    ink shows no dot at all, the detections are returned as they are.
 
     Args:
       symbols_mask: bool[H, W] the ink with its staff lines erased (`staves.erase_lines`).
@@ -225,6 +271,8 @@ def use_dots(
     is_dot = np.isin(classes, classes_lib.model_labels(dots_lib.DOT_CLASSES))
     rest = ~is_dot
     found_dots = dots_lib.find(symbols_mask, staff_space)
+    if not len(found_dots):  # The ink shows no dot (a noisy page): the network's stand.
+        return boxes, classes, scores
     named, context = dots_lib.name(
         found_dots, ink_mask, found, boxes[rest], classes[rest], scores[rest], staff_space
     )
