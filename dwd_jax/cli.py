@@ -99,7 +99,8 @@ def main(argv: list[str]) -> None:
 # What `run.py` prints at the end: headline figures and the files to open; reports hold the rest.
 HEADLINE = (
     "num_pages", "map50", "map", "network_alone_map50", "network_alone_map", "overflow_pages",
-    "unconverged_pages", "num_failed", "eval_report", "overlays", "learning_curves", "metrics",
+    "unconverged_pages", "failed_pages", "num_failed", "eval_report", "overlays",
+    "learning_curves", "metrics",
     "checkpoints", "proposals", "coco_results", "validation", "test", "skipped",
     "seconds_per_page", "symbols_per_class", "step", "figures", "map50_vs_clean",
     "network_alone_map50_vs_clean",

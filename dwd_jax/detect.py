@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+import cv2
 import ml_collections
 import numpy as np
 import tqdm
@@ -41,6 +42,7 @@ from PIL import Image, UnidentifiedImageError
 from dwd_jax import hosts, omr, visualize
 from dwd_jax import image as image_lib
 from dwd_jax import paths as paths_lib
+from dwd_jax.omr import capture
 
 PredictFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -245,20 +247,31 @@ def estimate_staff_space(page: np.ndarray) -> float:
     Raises:
       PageError: the page has no ink, or no run pattern that looks like staff lines.
     """
-    ink_mask = np.asarray(page) < omr.INK_BELOW
-    black, white = _vertical_runs(ink_mask), _vertical_runs(~ink_mask)
-    if black.size == 0 or white.size == 0:
+    flat = capture.flatten(page)
+    # Faint lines (a blurred or low-resolution capture) can be lighter than the ink level:
+    # then Otsu's level of the flattened page, which only such a page needs.
+    found = None
+    for otsu in (False, True):
+        if otsu:  # OpenCV puts greys up to Otsu's level in the dark class.
+            level, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+            ink_mask = flat <= level
+        else:
+            ink_mask = flat < capture.INK_BELOW
+        black, white = _vertical_runs(ink_mask), _vertical_runs(~ink_mask)
+        if black.size and white.size:
+            found = thickness, gap = _refined_mode(black), _refined_mode(white)
+            if thickness < gap < ink_mask.shape[0] / 8:
+                return thickness + gap
+    if found is None:
         raise PageError(
-            f"no staff lines found on a page of shape {ink_mask.shape} (it is blank or all ink); "
-            "set config.detect.scale to rescale it by a fixed factor"
+            f"no staff lines found on a page of shape {ink_mask.shape} (it is blank or all "
+            "ink); set config.detect.scale to rescale it by a fixed factor"
         )
-    thickness, gap = _refined_mode(black), _refined_mode(white)
-    if not thickness < gap < ink_mask.shape[0] / 8:
-        raise PageError(
-            f"no staff-line pattern found (most common ink run {thickness:.1f} px, most common "
-            f"gap {gap:.1f} px, page height {ink_mask.shape[0]}); set config.detect.scale instead"
-        )
-    return thickness + gap
+    raise PageError(
+        f"no staff-line pattern found (most common ink run {found[0]:.1f} px, most common "
+        f"gap {found[1]:.1f} px, page height {ink_mask.shape[0]}); set config.detect.scale "
+        "instead"
+    )
 
 
 def page_scale(page: np.ndarray, config: ml_collections.ConfigDict) -> tuple[float, float | None]:

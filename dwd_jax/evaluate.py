@@ -436,7 +436,11 @@ def markdown_report(results: dict) -> str:
     lines += [
         f"| {n}, {filt} | {both(f[k], alone and alone['filtered'][k])} |" for k, n in names[:2]
     ]
-    for key, what in (("overflow_pages", "overflowed"), ("unconverged_pages", "did not converge")):
+    for key, what in (
+        ("overflow_pages", "overflowed"),
+        ("unconverged_pages", "did not converge"),
+        ("failed_pages", "could not be measured and score no detections"),
+    ):
         if r.get(key):
             lines += ["", f"**{len(r[key])} pages {what}**: {', '.join(r[key])}."]
     net_ap = {c["class"]: c["ap50"] for c in alone["per_class"]} if alone else {}

@@ -128,6 +128,7 @@ def summary(results: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
             ],
             "overflow_pages": len(r["overflow_pages"]),
             "unconverged_pages": len(r["unconverged_pages"]),
+            "failed_pages": len(r["failed_pages"]),
         }
     return out
 

@@ -115,6 +115,33 @@ def test_staff_space_of_the_real_sample_page(sample_json, sample_page_path):
     assert 22.5 < space < 23.2
 
 
+@pytest.mark.parametrize("space", [14.0, 21.0])
+def test_staff_space_of_faint_grey_staves_on_grey_paper(space):
+    # Lines lighter than the fixed ink level (a blurred, low-resolution capture) on grey
+    # paper: the flattened page's Otsu level finds them.
+    page = np.where(staff_page(space) < 128, 170, 230).astype(np.uint8)
+    assert (page >= 128).all()
+    assert detect.estimate_staff_space(page) == pytest.approx(space, abs=0.1)
+
+
+def test_evaluation_scores_a_page_without_staves_as_all_missed():
+    from dwd_jax import evaluation
+
+    good = staff_page(14.0)
+    truth = np.float32([[40, 10, 42, 290]])
+    pages = [
+        lambda: evaluation.GroundTruth("staves", good, truth, np.int32([42])),
+        lambda: evaluation.GroundTruth("blank", np.full((400, 300), 255, np.uint8), truth, np.int32([42])),
+    ]
+    c = config()
+    c.omr.enabled = False
+    r = evaluation.evaluate_pages(pages, blobs, config=c)
+    assert r["failed_pages"] == ["blank"] and r["num_pages"] == 2
+    (line,) = [x for x in r["per_class"] if x["n_gt"]]
+    assert line["n_gt"] == 2  # The blank page's object counts, missed.
+    assert evaluation.headline(r)["failed_pages"] == 1
+
+
 def test_blank_page_asks_for_a_fixed_scale():
     with pytest.raises(detect.PageError, match="config.detect.scale"):
         detect.estimate_staff_space(np.full((50, 50), 255, np.uint8))

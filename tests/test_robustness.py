@@ -86,6 +86,7 @@ def _results(shipped: dict[str, float], alone: dict[str, float], n_gt: dict[str,
         "network_alone": {**means(alone), "per_class": per_class(alone)},
         "overflow_pages": [],
         "unconverged_pages": ["x"],
+        "failed_pages": [],
     }
 
 
