@@ -89,11 +89,12 @@ def main() -> None:
         if key not in detections:  # The model and decoder run again (compiles per page size).
             detector = inference.Detector(config, params)
             detections[key] = [
-                detect.network_detections(gt.image, detector.predict, config=config)
-                for gt in tqdm.tqdm(pages, desc="network", unit="page", leave=False)
+                detect.network_detections(load().image, detector, config=config)
+                for load in tqdm.tqdm(pages, desc="network", unit="page", leave=False)
             ]
         shipped, network = [], []
-        for gt, found in zip(pages, detections[key], strict=True):
+        for load, found in zip(pages, detections[key], strict=True):
+            gt = load()
             refined = detect.refine(gt.image, found, config=config)
             network.append(evaluate.Page(gt.boxes, gt.classes, *found[:3], name=gt.name))
             shipped.append(evaluate.Page(gt.boxes, gt.classes, *refined, name=gt.name))
