@@ -79,6 +79,7 @@ def _prepare_data(config: ml_collections.ConfigDict) -> None:
             staff_space_ratio=tuple(e.staff_space_ratio),
             piece_timeout_s=e.piece_timeout_s,
             engravers=tuple(e.engravers),
+            generated_share=e.generated_share,
         )
         _log.info(
             "engraved corpus in %s: %d pages (%d new), %d pieces skipped",

@@ -6,7 +6,8 @@ Modules: `corpus` (which pieces, split), `style` (per-piece font/page/staff size
 `raster` (SVG -> grey page), `piece` (one piece, run in a worker), `pool` (crash-isolated
 workers), `dsv2` (the annotation JSON), `generate` (the resumable driver). `lilypond` is a
 second engraver (LilyPond's SVG -> the same pages and annotations; needs the `lilypond`
-wheel), drawn per piece by `generate` when `config.engrave.engravers` names it.
+wheel), drawn per piece by `generate` when `config.engrave.engravers` names it. `compose`
+writes generated music for what the corpus lacks (`config.engrave.generated_share`).
 
 Its libraries are the optional `engrave` extra; only engraving imports this package, so
 training, evaluation and detection on DeepScoresV2 run without them.

@@ -22,7 +22,7 @@ import numpy as np
 import verovio
 from tqdm import tqdm
 
-from dwd_jax.engrave import corpus, dsv2, lilypond, piece, pool
+from dwd_jax.engrave import compose, corpus, dsv2, lilypond, piece, pool
 from dwd_jax.engrave.piece import PieceTask
 from dwd_jax.engrave.style import sample_style
 
@@ -44,7 +44,7 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
              width_range: tuple[int, int] = (1960, 2700),
              staff_space_ratio: tuple[float, float] = (0.0075, 0.0100),
              piece_timeout_s: float = 300.0, pieces: list[str] | None = None,
-             engravers: tuple[str, ...] = ("verovio",)) -> dict:
+             engravers: tuple[str, ...] = ("verovio",), generated_share: float = 0.0) -> dict:
     """Engraves `num_pages` pages of music21's corpus into a DeepScoresV2-format folder.
 
     Pieces are taken in a seeded order, each engraved by a seeded choice of engraver in its
@@ -67,6 +67,9 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
       piece_timeout_s: a piece taking longer is abandoned and counted as crashed.
       pieces: score files to draw from instead of the whole music21 corpus.
       engravers: names from `ENGRAVERS`; each piece's is drawn from them (`engraver_of`).
+      generated_share: share of the pieces, in engraving order, that are generated music
+        (`compose`, written to `<out_dir>/generated/` by the worker that engraves it) rather
+        than corpus files; 0 engraves the corpus alone, as before.
 
     Returns:
       stats: {"pages", "train_pages", "validation_pages", "test_pages", "pieces", "failed",
@@ -84,13 +87,19 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
     shards_dir = os.path.join(out_dir, "shards")
     os.makedirs(images_dir, exist_ok=True)
     os.makedirs(shards_dir, exist_ok=True)
+    if not 0.0 <= generated_share < 1.0:
+        raise ValueError(f"generated_share={generated_share} is not in [0, 1).")
+    # Only a corpus with generated music records its share: older corpora still resume.
+    share = {"generated_share": generated_share} if generated_share else {}
     _check_settings(out_dir, {
         "seed": seed, "pages_per_piece": pages_per_piece, "width_range": list(width_range),
         "staff_space_ratio": list(staff_space_ratio), **_engraver_versions(engravers),
-        "annotation_rules": ANNOTATION_RULES,
+        "annotation_rules": ANNOTATION_RULES, **share,
     })
 
     order = corpus.engraving_order(pieces if pieces is not None else corpus.corpus_pieces(), seed)
+    if generated_share:
+        order = _with_generated(order, os.path.join(out_dir, "generated"), seed, generated_share)
     keys = [corpus.piece_key(p) for p in order]
     _check_unique_keys(order, keys)
     shard_path = {k: os.path.join(shards_dir, f"{k}.json") for k in keys}
@@ -187,8 +196,34 @@ def engraver_of(piece_key: str, *, seed: int, engravers: tuple[str, ...]) -> str
 
 def engrave_task(task: PieceTask) -> dict:
     """The workers' function: the piece's own engraver engraves it (`piece.engrave_piece`'s
-    contract)."""
+    contract), a generated piece composed first if its file is not there yet."""
+    if task.key.startswith(GENERATED) and not os.path.exists(task.path):
+        os.makedirs(os.path.dirname(task.path), exist_ok=True)
+        corpus_seed, index = task.key.removeprefix(GENERATED).split(".")[0].split("-")
+        compose.write(int(corpus_seed) * 100_000 + int(index), task.path + ".tmp.musicxml")
+        os.replace(task.path + ".tmp.musicxml", task.path)
     return _ENGRAVE_PIECE[task.engraver](task)
+
+
+GENERATED = "generated-"  # Key prefix of generated pieces.
+
+
+def _with_generated(order: list[str], folder: str, seed: int, share: float) -> list[str]:
+    """`order` with a generated piece at every position where the running count of
+    `share` x position reaches a new integer (so a prefix of any length holds about that
+    share). Piece i of corpus seed s is `<folder>/generated-<s>-<i>.musicxml`, composed with
+    seed s * 100000 + i."""
+    out, made, corpus_pieces = [], 0, iter(order)
+    for position in range(int(len(order) / (1.0 - share)) + 1):
+        if int((position + 1) * share) > made:
+            out.append(os.path.join(folder, f"{GENERATED}{seed:d}-{made:05d}.musicxml"))
+            made += 1
+        else:
+            piece = next(corpus_pieces, None)
+            if piece is None:
+                break
+            out.append(piece)
+    return out
 
 
 def _engraver_versions(engravers: tuple[str, ...]) -> dict[str, str]:

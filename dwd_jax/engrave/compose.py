@@ -1,0 +1,217 @@
+"""Generated music for what the music21 corpus lacks: seeded, varied, plausible scores.
+
+The corpus is mostly chorales, string quartets and masses: few accents or tenuto marks, few
+dynamics and hairpins, few tuplets, time signatures of a handful of digits, no tenor or octave
+clefs, no grace notes, few piano systems with braces. `compose(seed)` writes a score that has
+them, in the proportions a real score might: a piano piece (two staves joined by a brace), a
+solo line, or a small ensemble, with a time signature drawn from a list holding every digit,
+a key of up to seven sharps or flats, and measures filled with notes, chords, rests and
+tuplets whose pitches walk stepwise within the clef's range, marked with articulations,
+ornaments, dynamics, hairpins, slurs, ties and grace notes. The same seed gives the same
+score; `write(seed, path)` saves it as MusicXML, which both engravers read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from music21 import (
+    articulations,
+    bar,
+    clef,
+    dynamics,
+    expressions,
+    key,
+    layout,
+    meter,
+    note,
+    spanner,
+    stream,
+    tie,
+)
+from music21 import chord as chord_lib
+from music21 import duration as duration_lib
+from music21 import pitch as pitch_lib
+
+# Every digit 0-9 occurs; "c" and "cut" are common and alla breve time.
+TIME_SIGNATURES = (
+    "2/4", "3/4", "4/4", "c", "cut", "2/2", "3/8", "6/8", "9/8", "12/8", "5/4", "7/8",
+    "5/8", "3/2", "6/4", "10/8", "4/8",
+)
+# (clef, lowest MIDI pitch, highest) for a staff's line.
+CLEFS = {
+    "treble": (clef.TrebleClef, 60, 84),
+    "bass": (clef.BassClef, 40, 64),
+    "alto": (clef.AltoClef, 50, 74),
+    "tenor": (clef.TenorClef, 47, 71),
+    "treble8vb": (clef.Treble8vbClef, 48, 72),
+    "bass8vb": (clef.Bass8vbClef, 28, 52),
+}
+ARTICULATIONS = (
+    articulations.Accent, articulations.Tenuto, articulations.Staccato,
+    articulations.StrongAccent, articulations.Staccatissimo,
+)
+ORNAMENTS = (expressions.Trill, expressions.Mordent, expressions.Turn, expressions.Fermata)
+DYNAMICS = ("ppp", "pp", "p", "mp", "mf", "f", "ff", "fff", "sf", "sfz", "fp", "rfz", "sfp")
+# Note values in quarter lengths, with their weights.
+VALUES = (4.0, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.25, 0.125)
+WEIGHTS = (0.03, 0.03, 0.1, 0.07, 0.3, 0.05, 0.27, 0.12, 0.03)
+_MAJOR = (0, 2, 4, 5, 7, 9, 11)
+
+
+def compose(seed: int, *, measures: tuple[int, int] = (16, 28)) -> stream.Score:
+    """A generated score (see the module docstring); `measures` is the range of its length."""
+    rng = np.random.default_rng(seed)
+    layout_kind = rng.choice(["piano", "solo", "ensemble"], p=[0.45, 0.3, 0.25])
+    if layout_kind == "piano":
+        clefs = [("treble", "bass"), ("treble", "treble"), ("bass", "bass")][rng.integers(3)]
+    elif layout_kind == "solo":
+        clefs = (rng.choice(list(CLEFS)),)
+    else:
+        clefs = tuple(rng.choice(list(CLEFS), size=int(rng.integers(2, 4))))
+    time = str(rng.choice(TIME_SIGNATURES))
+    sharps = int(rng.integers(-7, 8))
+    count = int(rng.integers(*measures))
+    score = stream.Score()
+    parts = []
+    for i, clef_name in enumerate(clefs):
+        part = stream.PartStaff() if layout_kind == "piano" else stream.Part()
+        part.id = f"P{i + 1}"
+        parts.append(part)
+        _fill(part, rng, clef_name, time, sharps, count)
+        score.insert(0, part)
+    if layout_kind == "piano":
+        score.insert(0, layout.StaffGroup(parts, symbol="brace", barTogether=True))
+    elif len(parts) > 1:
+        score.insert(0, layout.StaffGroup(parts, symbol="bracket", barTogether=True))
+    return score
+
+
+def write(seed: int, path: str) -> str:
+    """`compose(seed)` written to `path` as MusicXML; returns `path`."""
+    compose(seed).write("musicxml", fp=path)
+    return path
+
+
+def _fill(part, rng, clef_name: str, time: str, sharps: int, count: int) -> None:
+    clef_class, low, high = CLEFS[clef_name]
+    signature = meter.TimeSignature(time)
+    bar_length = signature.barDuration.quarterLength
+    pitch = int(rng.integers(low + 4, high - 4))
+    tonic = (sharps * 7) % 12
+    scale = {(tonic + s) % 12 for s in _MAJOR}
+    notes = []
+    for number in range(1, count + 1):
+        measure = stream.Measure(number=number)
+        if number == 1:
+            measure.append([clef_class(), key.KeySignature(sharps), signature])
+        elif rng.random() < 0.03:  # A clef change.
+            measure.append(clef.TenorClef() if clef_name != "tenor" else clef.AltoClef())
+        filled = 0.0
+        while filled < bar_length - 1e-9:
+            left = bar_length - filled
+            if rng.random() < 0.1 and left >= 1.0:  # A tuplet over one beat.
+                group = _tuplet(rng, pitch, scale, low, high, sharps)
+                measure.append(group)
+                notes.extend(n for n in group if not n.isRest)
+                filled += 1.0
+                continue
+            value = _value(rng, left)
+            if rng.random() < 0.12:
+                item = note.Rest(quarterLength=value)
+            else:
+                pitch = _step(rng, pitch, scale, low, high)
+                item = _note(rng, pitch, value, sharps)
+                notes.append(item)
+            measure.append(item)
+            filled += value
+        if number == count:
+            measure.rightBarline = bar.Barline("final")
+        elif rng.random() < 0.05:
+            measure.rightBarline = bar.Barline("double")
+        part.append(measure)
+    _mark(part, notes, rng)
+
+
+def _value(rng, left: float) -> float:
+    fits = [(v, w) for v, w in zip(VALUES, WEIGHTS, strict=True) if v <= left + 1e-9]
+    values, weights = zip(*fits, strict=True)
+    weights = np.asarray(weights) / sum(weights)
+    return float(rng.choice(values, p=weights))
+
+
+def _step(rng, pitch: int, scale: set[int], low: int, high: int) -> int:
+    """A step or small leap from `pitch`, kept in range, landing on the scale mostly."""
+    move = int(rng.choice([-4, -3, -2, -1, 1, 2, 3, 4, 0, 7, -7]))
+    pitch = int(np.clip(pitch + move, low, high))
+    if pitch % 12 not in scale and rng.random() < 0.85:
+        pitch = pitch + 1 if (pitch + 1) % 12 in scale and pitch + 1 <= high else pitch - 1
+    return pitch
+
+
+def _spelled(midi: int, sharps: int) -> pitch_lib.Pitch:
+    """The pitch of a MIDI number spelled with flats in a flat key, sharps otherwise."""
+    spelled = pitch_lib.Pitch(midi)
+    if sharps < 0 and spelled.accidental is not None and spelled.accidental.name == "sharp":
+        spelled = spelled.getEnharmonic()
+    return spelled
+
+
+def _note(rng, pitch: int, value: float, sharps: int):
+    """A note, or a chord of two to four notes above `pitch`, spelled in the key (music21
+    shows the accidentals the key does not give when it writes the score)."""
+    if rng.random() < 0.18:
+        size = int(rng.integers(2, 5))
+        above = sorted(int(d) for d in rng.choice([3, 4, 5, 7, 8, 9, 12], size - 1, False))
+        midis = [pitch, *(pitch + d for d in above)]
+        return chord_lib.Chord([_spelled(m, sharps) for m in midis], quarterLength=value)
+    return note.Note(_spelled(pitch, sharps), quarterLength=value)
+
+
+def _tuplet(rng, pitch: int, scale: set[int], low: int, high: int, sharps: int) -> list:
+    """Three, five, six or seven notes in one beat, as a tuplet."""
+    actual = int(rng.choice([3, 3, 3, 5, 6, 7]))
+    normal = {3: 2, 5: 4, 6: 4, 7: 4}[actual]
+    base = 0.5 if normal == 2 else 0.25
+    group = []
+    for _ in range(actual):
+        pitch = _step(rng, pitch, scale, low, high)
+        n = note.Note(_spelled(pitch, sharps))
+        n.duration = duration_lib.Duration(base)
+        n.duration.appendTuplet(duration_lib.Tuplet(actual, normal, base))
+        group.append(n)
+    group[0].duration.tuplets[0].type = "start"
+    group[-1].duration.tuplets[0].type = "stop"
+    return group
+
+
+def _mark(part, notes: list, rng) -> None:
+    """Articulations, ornaments, dynamics, hairpins, slurs, ties and grace notes."""
+    for i, n in enumerate(notes):
+        if rng.random() < 0.15:
+            n.articulations.append(ARTICULATIONS[int(rng.integers(len(ARTICULATIONS)))]())
+        if rng.random() < 0.03:
+            n.expressions.append(ORNAMENTS[int(rng.integers(len(ORNAMENTS)))]())
+        if rng.random() < 0.06:
+            measure = n.getContextByClass(stream.Measure)
+            if measure is not None:
+                measure.insert(n.offset, dynamics.Dynamic(str(rng.choice(DYNAMICS))))
+        if rng.random() < 0.05 and i + 2 < len(notes):
+            span = notes[i : i + int(rng.integers(2, min(7, len(notes) - i) + 1))]
+            wedge = dynamics.Crescendo if rng.random() < 0.5 else dynamics.Diminuendo
+            part.insert(0, wedge(span))
+        if rng.random() < 0.07 and i + 2 < len(notes):
+            span = notes[i : i + int(rng.integers(2, min(7, len(notes) - i) + 1))]
+            part.insert(0, spanner.Slur(span))
+        if (
+            rng.random() < 0.05
+            and i + 1 < len(notes)
+            and isinstance(n, note.Note)
+            and isinstance(notes[i + 1], note.Note)
+            and notes[i + 1].pitch.midi == n.pitch.midi
+        ):
+            n.tie = tie.Tie("start")
+        if rng.random() < 0.04 and isinstance(n, note.Note):
+            measure = n.getContextByClass(stream.Measure)
+            if measure is not None:
+                grace = note.Note(n.pitch.midi + int(rng.choice([-2, -1, 1, 2])), type="eighth")
+                measure.insert(n.offset, grace.getGrace())
