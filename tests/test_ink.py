@@ -146,6 +146,22 @@ def test_a_chords_touching_note_heads_keep_their_own_boxes():
     np.testing.assert_array_equal(out, boxes)
 
 
+def test_a_head_the_network_boxed_alone_keeps_its_box_beside_a_touching_second():
+    heads = [(40.0, 30.0, 5.0, 7.0), (35.0, 42.0, 5.0, 7.0)]  # A second: they touch.
+    page = _page((80, 80), [(20.0 + 10 * k, 0.0, 21.5 + 10 * k, 80.0) for k in range(5)], heads)
+    k = classes_lib.label_of("noteheadBlackInSpace") + 1
+    # Only the first head detected: the component holding both is 1.7x its width.
+    box = np.float32([[35.5, 23.5, 45.0, 37.0]])
+    out, keep = ink.snap_solids(page, box, np.int32([k]), np.float32([0.9]), [k], 20.0)
+    np.testing.assert_array_equal(out, box)
+    # A head alone on its component takes the component's box, even 1.2x its decoded size.
+    alone = _page((80, 80), [], heads[:1])
+    out, _ = ink.snap_solids(alone, np.float32([[36.0, 24.5, 44.0, 35.5]]), np.int32([k]),
+                             np.float32([0.9]), [k], 20.0)
+    rows, cols = np.nonzero(ink.open_square(alone < 128, 7))  # 0.35 staff spaces.
+    np.testing.assert_array_equal(out[0], [rows.min(), cols.min(), rows.max() + 1, cols.max() + 1])
+
+
 def test_a_beams_end_to_end_halves_are_one_beam():
     """Decoded side by side (IoU 0.02, so not by overlap), but on one long component: the
     better half takes the whole beam and the other is dropped."""

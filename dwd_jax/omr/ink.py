@@ -65,6 +65,10 @@ _FRAGMENT_IOU = 0.1
 # detection on it is a fragment, even beside the first rather than over it (a beam often
 # comes as two end-to-end halves). Two touching note heads are at most about 2.5 : 1.
 _STROKE_ASPECT = 3.0
+# A compact component this many times taller or wider than a detection's box holds more than
+# its object (a chord's second touching the note head the network boxed alone): the
+# detection keeps its own box rather than take both heads'.
+_MAX_GROWTH = 1.3
 # A network dot detection is of a dot found on the ink if their boxes overlap this much: the
 # decoded box of a 7-px dot is a few pixels off at stride 2, so IoU 0.5 would miss some.
 _SEEN_IOU = 0.3
@@ -329,7 +333,8 @@ def snap_solids(
 
     Ink (grey < 128) is opened with a square of 0.35 staff spaces, which removes thinner
     strokes, and cut into 8-connected components. A box takes the box of the component with
-    the most pixels inside it, if their IoU is at least 0.1; else it is kept. A later (lower
+    the most pixels inside it, if their IoU is at least 0.1 and, unless the component is one
+    stroke, it is at most 1.3 times the box's height and width; else it is kept. A later (lower
     scoring) detection of the same class on the same component is a fragment, and dropped, if
     its decoded box overlaps the first's (IoU >= 0.1) or the component is at least 3 times
     longer than wide (one stroke); if not, the two are touching objects and both keep their
@@ -350,7 +355,7 @@ def snap_solids(
         return np.array(boxes, np.float32, copy=True), np.ones(len(boxes), bool)
     size = max(int(round(_OPENING * staff_space)), 2)
     solid = open_square(page < INK_BELOW, size)
-    return _snap_to_components(solid, boxes, classes, scores, chosen)
+    return _snap_to_components(solid, boxes, classes, scores, chosen, max_growth=_MAX_GROWTH)
 
 
 def open_square(mask: np.ndarray, size: int) -> np.ndarray:
@@ -403,9 +408,12 @@ def _snap_to_components(
     classes: np.ndarray,
     scores: np.ndarray,
     chosen: np.ndarray,
+    *,
+    max_growth: float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`snap_solids`' matching of detections `chosen` (i64[K]) to the 8-connected components
-    of `mask` (bool[H, W]); returns (f32[N, 4] boxes, bool[N] keep)."""
+    of `mask` (bool[H, W]); a compact component more than `max_growth` times a box's height or
+    width leaves the box as it is. Returns (f32[N, 4] boxes, bool[N] keep)."""
     out = np.array(boxes, np.float32, copy=True)
     keep = np.ones(len(boxes), bool)
     components, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
@@ -427,12 +435,18 @@ def _snap_to_components(
         long_side, short_side = sorted((rows.stop - rows.start, cols.stop - cols.start))[::-1]
         if boxes_lib.box_iou(box[None], boxes[i : i + 1])[0, 0] < _MIN_IOU:
             continue  # It only grazes that component: kept, and no claim on it.
+        stroke = long_side >= _STROKE_ASPECT * short_side
+        if not stroke and (
+            rows.stop - rows.start > max_growth * (y1 - y0)
+            or cols.stop - cols.start > max_growth * (x1 - x0)
+        ):
+            continue  # The component holds more than this object: kept, and no claim on it.
         key = (int(classes[i]), label)
         if key not in taken:
             taken[key] = i
             out[i] = box
         elif (
-            long_side >= _STROKE_ASPECT * short_side
+            stroke
             or boxes_lib.box_iou(boxes[i : i + 1], boxes[taken[key]][None])[0, 0] >= _FRAGMENT_IOU
         ):
             keep[i] = False  # A fragment of the better detection's object.
