@@ -1,6 +1,6 @@
 """The package's dependencies point one way: data -> model -> decode -> omr -> inference ->
-evaluation -> training -> workflow; nothing imports a later stage, and the engraver is
-reached only from data generation."""
+evaluation (with the robustness set) -> training -> workflow; nothing imports a later stage,
+and the engraver is reached only from data generation."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ STAGES = (
     ("ccl", "decode"),  # Outputs -> padded detections.
     ("omr",),  # Post-processing on the ink.
     ("pretrained", "detect", "inference", "visualize"),  # Pages -> final detections; pictures.
-    ("evaluate", "evaluation"),  # Metrics and the evaluation protocol.
+    ("evaluate", "evaluation", "robustness"),  # Metrics, the evaluation protocol, robustness set.
     ("metrics_log", "train"),  # The training loop (scores validation pages as it goes).
     ("workflow", "cli"),  # The commands of `dwd-jax` and run.py.
 )
