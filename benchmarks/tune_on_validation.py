@@ -7,7 +7,8 @@ raw outputs would take about 0.4 GB a page); post-processing rows re-apply `dete
 the default's detections, by the evaluation protocol (`evaluation.evaluate_pages`). The test
 split is never read. Prints a Markdown table.
 
-Run: `python benchmarks/tune_on_validation.py --workdir=workdir/default [--pages 24]`.
+Run: `python benchmarks/tune_on_validation.py --workdir=workdir/default [--pages 24]
+[--only TEXT] [--data_dir DIR]`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ ROWS = (
     ("decode.saddle_depth 2", {"decode.saddle_depth": 2.0}),
     ("decode.saddle_depth 4", {"decode.saddle_depth": 4.0}),
     *((f"without omr.{k}", {f"omr.{k}": v}) for k, v in omr.OFF.items()),
+    ("omr.symbol_max_change inf", {"omr.symbol_max_change": float("inf")}),
     ("rescale: fixed data.scale (0.5), no staff-space estimate", {"detect.scale": 0.5}),
     # Training pages' staff spaces at scale 0.5 span 7.3-13.5 px; 8.5 is DeepScoresV2's.
     *(
@@ -68,8 +70,10 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=0, help="First validation pages; 0 = all.")
     parser.add_argument("--split", default="validation")
     parser.add_argument("--only", default="", help="Rows whose name contains this.")
+    parser.add_argument("--data_dir", default="", help="TFDS data dir (default: the config's).")
     args = parser.parse_args()
     base = default.get_config()
+    base.data.data_dir = args.data_dir or base.data.data_dir
     params, step = inference.restore_params(base, args.workdir)
     source = input_pipeline.open_source(base.data, args.split)
     count = len(source) if not args.pages else min(args.pages, len(source))

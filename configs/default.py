@@ -291,6 +291,10 @@ def get_config() -> ml_collections.ConfigDict:
         "dynamicF",
         "tuplet3",
     )
+    # A symbol takes its component's box only if the component's height and width are within
+    # this factor of the decoded box's (on a blurred scan a symbol merges with its neighbour or
+    # falls apart); inf = always.
+    c.omr.symbol_max_change = 2.0
     # The `staff` class from the staves found on the ink (dwd_jax.omr.staves) instead of the
     # network, which never sees a whole staff in a 320-px crop; ledger lines inside a found
     # staff are dropped. False = the network's (the original).

@@ -162,6 +162,26 @@ def test_a_head_the_network_boxed_alone_keeps_its_box_beside_a_touching_second()
     np.testing.assert_array_equal(out[0], [rows.min(), cols.min(), rows.max() + 1, cols.max() + 1])
 
 
+def test_a_symbol_keeps_its_box_when_its_component_is_not_its_size():
+    k = classes_lib.label_of("restQuarter") + 1
+    mask = np.zeros((60, 120), bool)
+    mask[10:40, 10:20] = True  # The rest...
+    mask[20:30, 20:70] = True  # ...merged with a long neighbour on a blurred scan.
+    mask[45:50, 90:95] = True  # A fragment of a symbol that fell apart.
+    boxes = np.float32([[9, 9, 41, 21], [40, 85, 56, 100]])
+
+    def snap(change):
+        return ink.snap_symbols(mask, boxes, np.int32([k, k]), np.float32([0.9, 0.8]), [k], change)
+
+    out, keep = snap(2.0)
+    np.testing.assert_array_equal(out, boxes)  # 6x too wide, 3x too small: kept as decoded.
+    assert keep.all()
+    out, _ = snap(np.inf)
+    np.testing.assert_array_equal(out, [[10, 10, 40, 70], [45, 90, 50, 95]])
+    out, _ = snap(8.0)  # Within the factor: the component's box.
+    np.testing.assert_array_equal(out, [[10, 10, 40, 70], [45, 90, 50, 95]])
+
+
 def test_a_beams_end_to_end_halves_are_one_beam():
     """Decoded side by side (IoU 0.02, so not by overlap), but on one long component: the
     better half takes the whole beam and the other is dropped."""

@@ -186,7 +186,8 @@ def refine_upright(
         symbols = staves_lib.erase_lines(ink_mask, found)
     if len(d.symbol_classes):
         boxes, keep = snap_symbols(
-            symbols, boxes, classes, scores, classes_lib.model_labels(d.symbol_classes)
+            symbols, boxes, classes, scores, classes_lib.model_labels(d.symbol_classes),
+            d.symbol_max_change,
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if d.accidentals_by_shape:
@@ -377,6 +378,7 @@ def snap_symbols(
     classes: np.ndarray,
     scores: np.ndarray,
     symbol_classes: Sequence[int],
+    max_change: float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes of symbol classes replaced by their ink component's once staff lines are erased.
 
@@ -384,7 +386,9 @@ def snap_symbols(
     or a whole note is one connected ink component of its own; the decoded box, read at
     stride 2 of the half-scale input, is matched to it and takes its box, with `snap_solids`'
     rule (the component with most pixels inside the box, IoU >= 0.1; lower-scoring fragments
-    of one object dropped).
+    of one object dropped). A compact component more than `max_change` times taller or wider
+    than the box, or less than 1 / `max_change`, is not the symbol's (on a blurred page a
+    symbol merges with its neighbour or falls apart): the box stays as decoded.
 
     Args:
       symbols_mask: bool[H, W] the page's ink with its staff lines erased
@@ -392,6 +396,7 @@ def snap_symbols(
       boxes: f32[N, 4] `[y0, x0, y1, x1]` page pixels (pixel i covers [i, i + 1)).
       classes: i32[N] model classes; scores: f32[N].
       symbol_classes: model classes to re-measure.
+      max_change: the largest factor between the component's and the box's sizes.
 
     Returns:
       (f32[N, 4] boxes, bool[N] keep): keep is False for a fragment.
@@ -399,7 +404,10 @@ def snap_symbols(
     chosen = np.flatnonzero(np.isin(classes, np.asarray(symbol_classes)))
     if not len(chosen):
         return np.array(boxes, np.float32, copy=True), np.ones(len(boxes), bool)
-    return _snap_to_components(symbols_mask, boxes, classes, scores, chosen)
+    return _snap_to_components(
+        symbols_mask, boxes, classes, scores, chosen, max_growth=max_change,
+        max_shrink=max_change,
+    )
 
 
 def _snap_to_components(
@@ -410,10 +418,12 @@ def _snap_to_components(
     chosen: np.ndarray,
     *,
     max_growth: float = np.inf,
+    max_shrink: float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`snap_solids`' matching of detections `chosen` (i64[K]) to the 8-connected components
     of `mask` (bool[H, W]); a compact component more than `max_growth` times a box's height or
-    width leaves the box as it is. Returns (f32[N, 4] boxes, bool[N] keep)."""
+    width, or less than 1 / `max_shrink`, leaves the box as it is. Returns (f32[N, 4] boxes,
+    bool[N] keep)."""
     out = np.array(boxes, np.float32, copy=True)
     keep = np.ones(len(boxes), bool)
     components, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
@@ -439,6 +449,8 @@ def _snap_to_components(
         if not stroke and (
             rows.stop - rows.start > max_growth * (y1 - y0)
             or cols.stop - cols.start > max_growth * (x1 - x0)
+            or max_shrink * (rows.stop - rows.start) < y1 - y0
+            or max_shrink * (cols.stop - cols.start) < x1 - x0
         ):
             continue  # The component holds more than this object: kept, and no claim on it.
         key = (int(classes[i]), label)
