@@ -191,7 +191,9 @@ def refine_upright(
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if d.accidentals_by_shape:
-        boxes, classes, scores = name_accidentals(symbols, boxes, classes, scores)
+        boxes, classes, scores = name_accidentals(
+            symbols, boxes, classes, scores, d.symbol_max_change
+        )
     if d.dots_from_ink:
         boxes, classes, scores = use_dots(
             symbols, ink_mask, found, boxes, classes, scores, staff_space
@@ -295,7 +297,11 @@ def use_dots(
 
 
 def name_accidentals(
-    symbols_mask: np.ndarray, boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray
+    symbols_mask: np.ndarray,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    scores: np.ndarray,
+    max_change: float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detections with each flat, natural and sharp (of a key signature, or beside a note)
     named by its shape (`accidentals.shape`), where the shape decides; two detections of one
@@ -307,6 +313,7 @@ def name_accidentals(
         (`snap_symbols`: read from a decoded box, a note head beside it can be the larger
         component).
       classes: i32[N] model classes; scores: f32[N].
+      max_change: as `snap_symbols`'.
 
     Returns:
       (boxes f32[M, 4], classes i32[M], scores f32[M]).
@@ -318,7 +325,7 @@ def name_accidentals(
         shapes = accidentals.shape(symbols_mask, boxes[chosen])
         classes[chosen] = np.where(shapes > 0, family_labels[shapes - 1], classes[chosen])
     every = classes_lib.model_labels([name for family in accidentals.FAMILIES for name in family])
-    boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, every)
+    boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, every, max_change)
     return boxes[keep], classes[keep], scores[keep]
 
 
