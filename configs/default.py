@@ -43,8 +43,10 @@ def get_config() -> ml_collections.ConfigDict:
     # data.scale and before cropping, in dwd_jax.degrade.FAMILIES' order. Parameters are in
     # pixels and grey levels of the scaled page; (a, b) are ranges a value is drawn from.
     c.data.degrade = ml_collections.ConfigDict()
-    # Share of training pages degraded at all; 0 leaves pages and crops exactly as before.
-    c.data.degrade.rate = 0.0
+    # Share of training pages degraded at all (each family below then with its own `prob`);
+    # 0 leaves every page clean. Half: real pages are scanned or photographed, and the clean
+    # half keeps clean pages' figures (not tuned; each trial is a training run).
+    c.data.degrade.rate = 0.5
     # Each family's `prob` is its chance on a degraded page.
     # The verso mirrored, blurred by `sigma` px and darkening the paper by up to `alpha`.
     c.data.degrade.bleed_through = ml_collections.ConfigDict(
@@ -83,10 +85,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.engrave = ml_collections.ConfigDict()
     c.engrave.num_pages = 300  # Pages to engrave from music21's corpus.
     c.engrave.workers = 2  # Worker processes (verovio crashes are isolated per worker).
-    # Each piece's engraver is drawn (seeded) from these: ("verovio", "lilypond") mixes LilyPond
-    # pages in (about half the pieces; LilyPond takes ~18x verovio's time per page). A corpus
-    # engraved with other engravers is refused, as for any other setting here.
-    c.engrave.engravers = ("verovio",)
+    # Each piece's engraver is drawn (seeded) from these: about half the pieces are engraved
+    # by LilyPond (the engraver DeepScoresV2 was made with; ~18x verovio's time per page, a few
+    # minutes for the corpus). A corpus engraved with other engravers is refused, as for any
+    # other setting here.
+    c.engrave.engravers = ("verovio", "lilypond")
     # Share of the pieces that are generated music (dwd_jax.engrave.compose: accents, tenuto
     # marks, dynamics and hairpins, tuplets, every time-signature digit, tenor and octave
     # clefs, grace notes, piano systems with braces), which the music21 corpus barely holds.

@@ -2,7 +2,7 @@
 
 A page goes through `parse_page` (`image.to_grey`, normalised boxes -> pixels,
 labels -> model classes), `scale_page` (`image.resize`, spec section 4), on a share
-`data.degrade.rate` of pages (0 by default) `degrade.degrade` (scan and photograph
+`data.degrade.rate` of pages (half by default) `degrade.degrade` (scan and photograph
 degradations), and `crop_page` (a random square crop, white padding, boxes clipped and padded
 to `data.max_objects`). Each process reads its own slice of one global order of records
 (`GlobalOrderSampler`) and yields its slice of the global batch:
