@@ -44,7 +44,10 @@ def main() -> None:
         rng = np.random.default_rng([config.robustness.seed, zlib.crc32(name.encode()), 0])
         spec = config.robustness.conditions[name].to_dict()
         pages[name], _ = robustness.apply(image, np.zeros((0, 4), np.float32), spec, rng)
-    found = {name: detect.network_detections(p, detector, config=config) for name, p in pages.items()}
+    found = {
+        name: detect.network_detections(page, detector, config=config)
+        for name, page in pages.items()
+    }
     whole = {name: [] for name in pages}
     refine = {name: [] for name in pages}
     for _ in range(args.repeats):
@@ -55,7 +58,8 @@ def main() -> None:
             start = time.perf_counter()
             detect.refine(page, found[name], config=config)
             refine[name].append(time.perf_counter() - start)
-    clean_whole, clean_refine = statistics.median(whole["clean"]), statistics.median(refine["clean"])
+    clean_whole = statistics.median(whole["clean"])
+    clean_refine = statistics.median(refine["clean"])
     print(f"\n{detector.source}, median of {args.repeats}\n")
     print("| page | s per page | x clean | post-processing s | x clean |")
     print("|---|---:|---:|---:|---:|")

@@ -131,7 +131,9 @@ def test_evaluation_scores_a_page_without_staves_as_all_missed():
     truth = np.float32([[40, 10, 42, 290]])
     pages = [
         lambda: evaluation.GroundTruth("staves", good, truth, np.int32([42])),
-        lambda: evaluation.GroundTruth("blank", np.full((400, 300), 255, np.uint8), truth, np.int32([42])),
+        lambda: evaluation.GroundTruth(
+            "blank", np.full((400, 300), 255, np.uint8), truth, np.int32([42])
+        ),
     ]
     c = config()
     c.omr.enabled = False
