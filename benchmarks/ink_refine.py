@@ -44,7 +44,7 @@ def main() -> None:
     detector = inference.Detector(config, params)
     source = input_pipeline.open_source(config.data, config.data.eval_split)
     pages = evaluation.split_pages(source, range(min(args.pages, len(source))))
-    rows = [time_page(detector, page.image) for page in pages]
+    rows = [time_page(detector, load().image) for load in pages]
     pixels, dets, forward, space, refine = (np.median(c) for c in zip(*rows, strict=True))
     print(f"{args.workdir} (step {step}), first {len(rows)} validation pages, medians:\n")
     print(

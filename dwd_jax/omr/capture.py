@@ -46,11 +46,13 @@ def flatten(page: np.ndarray, staff_space: float | None = None) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
     paper = cv2.dilate(cv2.GaussianBlur(page, (0, 0), 1.0), kernel)
     paper = cv2.blur(paper.astype(np.float32), (size, size), borderType=cv2.BORDER_REPLICATE)
+    if paper.min() >= 255:  # White paper: the page as it is, unless its ink is grey.
+        dark = page[page < _DARK]
+        if not dark.size or np.median(dark) <= 0:
+            return page
     flat = page.astype(np.float32) * (255.0 / np.maximum(paper, 1.0))
     dark = flat[flat < _DARK]
     ink = float(np.median(dark)) if dark.size else 0.0
-    if paper.min() >= 255 and ink <= 0:
-        return page
     flat = (flat - ink) * (255.0 / (255.0 - ink))
     return np.clip(np.rint(flat), 0, 255).astype(np.uint8)
 
