@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Runnable as a sc
 from timing import median_jax
 
 from configs.default import get_config
-from dwd_jax import ccl, decode, targets
 from dwd_jax import classes as classes_lib
+from dwd_jax.decoding import ccl, decode
+from dwd_jax.modeling import targets
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "deepscores_v2_sample"
 PADDED = (1920, 1440)  # The half-resolution page (1914 x 1354) padded to a multiple of 160.

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from configs import default  # noqa: E402
-from dwd_jax import losses, model, targets  # noqa: E402
+from dwd_jax.modeling import losses, model, targets  # noqa: E402
 
 PAPER = {  # The paper: one box regression for all classes.
     "depth": 101,

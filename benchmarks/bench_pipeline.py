@@ -57,7 +57,7 @@ class SamplePages:
 
 
 def pipeline_pages_per_s(source, data, batches: int) -> float:
-    from dwd_jax import input_pipeline
+    from dwd_jax.data import input_pipeline
 
     iterator = iter(input_pipeline.make_train_loader(source, data, seed=0))
     next(iterator)  # Worker start-up is not throughput.
@@ -70,7 +70,8 @@ def pipeline_pages_per_s(source, data, batches: int) -> float:
 def step_pages_per_s(config, batch, steps: int) -> float:
     import jax
 
-    from dwd_jax import model, train
+    from dwd_jax.modeling import model
+    from dwd_jax.training import train
 
     mesh = train.make_mesh()
     net = model.build_model(config)
@@ -116,7 +117,7 @@ def main() -> None:
         rate = pipeline_pages_per_s(source, data, batches)
         rows.append((f"pipeline, {workers} grain workers", rate))
 
-    from dwd_jax import input_pipeline
+    from dwd_jax.data import input_pipeline
 
     one = next(iter(input_pipeline.make_train_loader(source, data, seed=0)))
     step = step_pages_per_s(config, one, args.steps)

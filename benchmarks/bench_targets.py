@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Runnable as a sc
 from timing import median_jax
 
 from configs.default import get_config
-from dwd_jax import targets
+from dwd_jax.modeling import targets
 
 BATCH, SIZE, MAX_OBJECTS, OBJECTS = 2, 960, 1024, 600
 

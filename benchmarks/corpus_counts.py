@@ -10,7 +10,8 @@ import argparse
 import collections
 from pathlib import Path
 
-from dwd_jax import classes, deepscores_json
+from dwd_jax import classes
+from dwd_jax.data import deepscores_json
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Picture of the scan and photograph degradations (`dwd_jax.degrade`): one crop of the real
+"""Picture of the scan and photograph degradations (`dwd_jax.data.degrade`): one crop of the real
 DeepScoresV2 sample page, clean and under each family alone, then all together.
 
 The page is scaled by `data.scale` as in training, degraded whole with the default config's
@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench_pipeline import SamplePages  # noqa: E402
 
 from configs import default  # noqa: E402
-from dwd_jax import degrade, input_pipeline  # noqa: E402
+from dwd_jax.data import degrade, input_pipeline  # noqa: E402
 
 CORNER = (330, 100)  # (y, x) of the crop at data.scale: the first system's middle staves.
 COLUMNS = 4

@@ -25,7 +25,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import default  # noqa: E402
-from dwd_jax import detect, inference, robustness  # noqa: E402
+from dwd_jax.detection import detect, inference  # noqa: E402
+from dwd_jax.eval import robustness
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "deepscores_v2_sample"
 CONDITIONS = ("scan", "photo", "rotated", "bilevel", "low_resolution")

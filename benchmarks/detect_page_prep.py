@@ -1,4 +1,5 @@
-"""Host-side cost of detecting one real page, outside the model: the work `dwd_jax.detect` adds.
+"""Host-side cost of detecting one real page, outside the model: the work
+`dwd_jax.detection.detect` adds.
 
 On the DeepScoresV2 sample page (2707x3828 RGBA PNG, 547 objects) it times loading to grey
 (`load_page`), the staff-space estimate, rescaling to model scale, and drawing the overlay of
@@ -19,7 +20,8 @@ from PIL import Image
 from timing import best_of
 
 from configs import default
-from dwd_jax import detect, image, visualize
+from dwd_jax import image, visualize
+from dwd_jax.detection import detect
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "deepscores_v2_sample"
 PAGE = SAMPLE / "images" / "lg-5230237-aug-emmentaler--page-2.png"

@@ -37,7 +37,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from test_multidevice import _eval_config, _strip_pages  # noqa: E402
 
-from dwd_jax import detect, evaluation, inference, pretrained, visualize  # noqa: E402
+from dwd_jax import pretrained, visualize  # noqa: E402
+from dwd_jax.detection import detect, inference  # noqa: E402
+from dwd_jax.eval import evaluation  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "data" / "deepscores_v2_sample" / "images"
 

@@ -25,7 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import trained_run  # noqa: E402
 
 from dwd_jax import classes as classes_lib  # noqa: E402
-from dwd_jax import detect, input_pipeline, model, targets  # noqa: E402
+from dwd_jax.data import input_pipeline
+from dwd_jax.detection import detect  # noqa: E402
+from dwd_jax.modeling import model, targets
 
 CLASSES = (
     "noteheadBlackOnLine,stem,accidentalSharp,augmentationDot,articStaccatoAbove,"

@@ -2,7 +2,7 @@
 
 Pages are copies of the real DeepScoresV2 sample page's ground truth (547 objects, 35 classes);
 detections are that ground truth jittered by 1 px, with 5 % dropped and 3 % given a wrong
-class, and random scores. `dwd_jax.evaluate.evaluate` (pycocotools with one area range and
+class, and random scores. `dwd_jax.eval.evaluate.evaluate` (pycocotools with one area range and
 maxDets 10000, plus the VOC AP, per-class and per-page tables) is timed against the reference:
 pycocotools' COCOeval alone with COCO's four default area ranges (maxDets raised the same way,
 or recall would be capped at 100 objects per class and page).
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from timing import best_of
 
-from dwd_jax import evaluate
+from dwd_jax.eval import evaluate
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "deepscores_v2_sample"
 
@@ -95,7 +95,7 @@ def main() -> None:
     print("|---|---:|---:|")
     print(f"| pycocotools, 4 default area ranges (reference) | {ref / args.pages:.3f} | 1.00 |")
     print(
-        f"| dwd_jax.evaluate.evaluate (COCO + VOC + tables) | {ours / args.pages:.3f} | "
+        f"| dwd_jax.eval.evaluate.evaluate (COCO + VOC + tables) | {ours / args.pages:.3f} | "
         f"{ours / ref:.2f} |"
     )
 

@@ -20,7 +20,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import trained_run  # noqa: E402
 from timing import best_of  # noqa: E402
 
-from dwd_jax import detect, evaluation, image, inference, input_pipeline, omr  # noqa: E402
+from dwd_jax import image, omr
+from dwd_jax.data import input_pipeline
+from dwd_jax.detection import detect, inference  # noqa: E402
+from dwd_jax.eval import evaluation
 
 
 def time_page(detector: inference.Detector, page: np.ndarray) -> tuple:

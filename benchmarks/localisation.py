@@ -24,7 +24,9 @@ import trained_run  # noqa: E402
 
 from dwd_jax import boxes as boxes_lib  # noqa: E402
 from dwd_jax import classes as classes_lib  # noqa: E402
-from dwd_jax import detect, evaluation, inference, input_pipeline  # noqa: E402
+from dwd_jax.data import input_pipeline
+from dwd_jax.detection import detect, inference  # noqa: E402
+from dwd_jax.eval import evaluation
 
 CLASSES = "stem,beam,ledgerLine,noteheadBlackOnLine,clefG,augmentationDot"
 

@@ -25,14 +25,9 @@ import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import default  # noqa: E402
-from dwd_jax import (  # noqa: E402
-    detect,
-    evaluate,
-    evaluation,
-    inference,
-    input_pipeline,
-    robustness,
-)
+from dwd_jax.data import input_pipeline
+from dwd_jax.detection import detect, inference
+from dwd_jax.eval import evaluate, evaluation, robustness
 
 VARIANTS = {
     "as it is": {"flatten": False, "deskew": False},

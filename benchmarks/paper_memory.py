@@ -45,7 +45,8 @@ from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
 from configs import deepscores_v2  # noqa: E402
-from dwd_jax import model, train  # noqa: E402
+from dwd_jax.modeling import model  # noqa: E402
+from dwd_jax.training import train
 
 OUTPUT = os.path.join(os.path.dirname(deepscores_v2.__file__), "deepscores_v2.memory.json")
 COMBINATIONS = [  # (model.dtype, model.remat)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from test_input_pipeline import synthetic_records  # noqa: E402
 
 from configs import tiny  # noqa: E402
-from dwd_jax import train  # noqa: E402
+from dwd_jax.training import train  # noqa: E402
 
 
 def steps_per_s(log_every: int, steps: int, crop: int) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 import ml_collections
 
 from configs import default
-from dwd_jax import inference
+from dwd_jax.detection import inference
 
 
 def load(

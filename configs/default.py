@@ -39,8 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
     # costs 2-2.5x batch 1 (spec section 11), so it buys nothing; raise it on accelerators.
     c.data.batch_size = 1
     c.data.worker_count = 2  # Background grain workers decoding and cropping pages.
-    # Degradations of scans and photographs (dwd_jax.degrade), applied to a training page after
-    # data.scale and before cropping, in dwd_jax.degrade.FAMILIES' order. Parameters are in
+    # Degradations of scans and photographs (dwd_jax.data.degrade), applied to a training page after
+    # data.scale and before cropping, in dwd_jax.data.degrade.FAMILIES' order. Parameters are in
     # pixels and grey levels of the scaled page; (a, b) are ranges a value is drawn from.
     c.data.degrade = ml_collections.ConfigDict()
     # Share of training pages degraded at all (each family below then with its own `prob`);
@@ -104,7 +104,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.engrave.staff_space_ratio = (0.0075, 0.0100)  # Staff space / page width (DSv2 ~0.0087).
     c.engrave.piece_timeout_s = 300.0  # A piece engraving longer is abandoned and counted.
 
-    # --- Model (dwd_jax.model) ----------------------------------------------------------------
+    # --- Model (dwd_jax.modeling.model) -----------------------------------------------------------
     c.model = ml_collections.ConfigDict()
     # The class list (dwd_jax.classes.CLASS_LISTS); the class head has one output per class
     # plus background. The post-processing rules (config.omr) name DeepScores classes.
@@ -115,7 +115,7 @@ def get_config() -> ml_collections.ConfigDict:
     # thirds of a step's FLOPs; 64 (32 after width 0.5) halves the default step time.
     c.model.decoder_channels = 64
     # Backbone normalisation: "group", "image" (per-image statistics), "batch" (per-batch
-    # statistics) or "none" (dwd_jax.model's docstring compares them).
+    # statistics) or "none" (dwd_jax.modeling.model's docstring compares them).
     c.model.norm = "group"
     c.model.norm_groups = 32  # GroupNorm groups (gcd with the channel count when they differ).
     c.model.dtype = "float32"  # Compute dtype: "float32" or "bfloat16" (params stay f32).
@@ -136,7 +136,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.class_size_prior = True
     c.model.output_strides = (2, 8, 16)  # Strides at which heads are evaluated (finest decodes).
 
-    # --- Targets (dwd_jax.targets) ------------------------------------------------------------
+    # --- Targets (dwd_jax.modeling.targets) -------------------------------------------------------
     c.targets = ml_collections.ConfigDict()
     c.targets.energy_levels = 20  # Quantised energy levels, 0 = background (spec section 3).
     c.targets.energy_marker = 17  # Oval energy-marker size in input pixels (spec section 3).
@@ -161,7 +161,7 @@ def get_config() -> ml_collections.ConfigDict:
         ),
     )
 
-    # --- Losses (dwd_jax.losses; spec section 4) ------------------------------------------------
+    # --- Losses (dwd_jax.modeling.losses; spec section 4) -----------------------------------------
     c.loss = ml_collections.ConfigDict()
     c.loss.energy_strides = (2, 8, 16)  # model.output_strides where energy is supervised.
     # model.output_strides where class is supervised (8 too: the size prior reads the class
@@ -189,7 +189,7 @@ def get_config() -> ml_collections.ConfigDict:
     # here every head trains from the first step.
     c.loss.schedule = (("combined", 1),)
 
-    # --- Losses and training (dwd_jax.losses, dwd_jax.train) ----------------------------------
+    # --- Losses and training (dwd_jax.modeling.losses, dwd_jax.training.train) --------------------
     c.train = ml_collections.ConfigDict()
     c.train.steps = 7500  # Total optimiser steps (about 27 minutes on 2 CPU cores).
     # "rmsprop" (TF1 semantics, spec section 4; configs/deepscores_v2.py) or "adam", which
@@ -210,7 +210,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.eval_every = 1500
     c.train.keep_checkpoints = 3  # Checkpoints kept.
 
-    # --- Decoding (dwd_jax.decode) ------------------------------------------------------------
+    # --- Decoding (dwd_jax.decoding.decode) -------------------------------------------------------
     # The thresholds below are checked on the validation split, one change at a time
     # (benchmarks/tune_on_validation.py; BENCHMARKS.md gives the table).
     c.decode = ml_collections.ConfigDict()
@@ -326,7 +326,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.omr.deskew = True
     c.omr.min_skew_drift = 0.25
 
-    # --- Evaluation (dwd_jax.evaluate) --------------------------------------------------------
+    # --- Evaluation (dwd_jax.eval.evaluate) -------------------------------------------------------
     c.eval = ml_collections.ConfigDict()
     c.eval.max_pages = 0  # Pages of the eval split to evaluate; 0 = all.
     # The headline mAP averages every class with ground truth; a second, labelled mean
@@ -335,10 +335,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval.during_training_pages = 8  # Validation pages scored every train.eval_every steps.
     c.eval.num_worst_pages = 8  # Lowest-F1 pages listed in the report and drawn as overlays.
 
-    # --- Robustness development set (dwd_jax.robustness, `run.py robustness`) ----------------
+    # --- Robustness development set (dwd_jax.eval.robustness, `run.py robustness`) ----------------
     # The eval split's pages (or a folder's) under fixed degradations unlike training's draws:
     # fixed values, several beyond data.degrade's ranges, families combined as in a real scan
-    # or photograph. Each condition names dwd_jax.degrade families with their parameters (all
+    # or photograph. Each condition names dwd_jax.data.degrade families with their parameters (all
     # applied, ranges of one value) and optionally `scale` (captured at another resolution).
     # Pixels are the stored page's (a staff space of about 20 px), not training's scaled ones.
     c.robustness = ml_collections.ConfigDict()
@@ -379,7 +379,7 @@ def get_config() -> ml_collections.ConfigDict:
         }
     )
 
-    # --- Detection on new pages (dwd_jax.detect, `run.py detect`) -----------------------------
+    # --- Detection on new pages (dwd_jax.detection.detect, `run.py detect`) -----------------------
     c.detect = ml_collections.ConfigDict()
     # Staff spacing (px) every page is rescaled to before the model sees it (split, folder or
     # user's page alike). Training pages' spacing at data.scale spans 7.3-13.5 px; on

@@ -67,7 +67,8 @@ def main(argv: list[str]) -> None:
 
         jax.distributed.initialize()
 
-    from dwd_jax import train, workflow
+    from dwd_jax import workflow
+    from dwd_jax.training import train
 
     config, workdir = _CONFIG.value, _WORKDIR.value
     if command == "all":
@@ -109,7 +110,7 @@ HEADLINE = (
 
 def _headline(result: dict) -> dict:
     if "network_alone" in result:  # Evaluation results: the figures a reader compares.
-        from dwd_jax import evaluation
+        from dwd_jax.eval import evaluation
 
         return evaluation.headline(result)
     if result and all(isinstance(v, dict) for v in result.values()):  # One per folder.

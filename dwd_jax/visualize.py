@@ -68,7 +68,7 @@ def _grey_to_rgb(image: np.ndarray) -> Image.Image:
     if image.ndim != 2:
         raise ValueError(
             f"expected a grey image of shape [H, W] or [H, W, 1], got shape {image.shape}; "
-            "convert colour pages to grey first (dwd_jax.detect.load_page does)"
+            "convert colour pages to grey first (dwd_jax.detection.detect.load_page does)"
         )
     if image.dtype != np.uint8:
         image = np.clip(np.round(image), 0, 255).astype(np.uint8)

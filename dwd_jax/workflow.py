@@ -13,18 +13,11 @@ from collections.abc import Sequence
 import ml_collections
 from etils import epath
 
-from dwd_jax import (
-    detect,
-    evaluate,
-    evaluation,
-    hosts,
-    inference,
-    input_pipeline,
-    paths,
-    pretrained,
-    robustness,
-    train,
-)
+from dwd_jax import hosts, paths, pretrained
+from dwd_jax.data import input_pipeline
+from dwd_jax.detection import detect, inference
+from dwd_jax.eval import evaluate, evaluation, robustness
+from dwd_jax.training import train
 
 _log = logging.getLogger(__name__)
 
@@ -181,7 +174,7 @@ def evaluate_robustness(
     split: str | None = None,
 ) -> dict:
     """`run.py robustness`: the newest checkpoint on clean pages and under each condition of
-    `config.robustness` (`dwd_jax.robustness`), on a TFDS split (default
+    `config.robustness` (`dwd_jax.eval.robustness`), on a TFDS split (default
     `config.data.eval_split`) or a DeepScoresV2-layout folder's file set (default `test`).
 
     Writes `<workdir>/robustness_<split or folder_split>/` robustness.json and robustness.md

@@ -10,7 +10,9 @@ from drawing import draw
 from configs import default
 from dwd_jax import boxes as boxes_lib
 from dwd_jax import classes as classes_lib
-from dwd_jax import degrade, detect, image
+from dwd_jax import image
+from dwd_jax.data import degrade
+from dwd_jax.detection import detect
 from dwd_jax.omr import capture, ink
 
 STAFF = classes_lib.label_of("staff") + 1

@@ -1,4 +1,4 @@
-"""dwd_jax.ccl against scipy.ndimage.label (8-connectivity) on hostile and random masks."""
+"""dwd_jax.decoding.ccl against scipy.ndimage.label (8-connectivity) on hostile and random masks."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +8,7 @@ import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dwd_jax import ccl
+from dwd_jax.decoding import ccl
 
 # A handful of shapes (odd, degenerate, square) so hypothesis does not compile one per example.
 SHAPES = [(1, 1), (1, 37), (37, 1), (31, 45), (64, 64)]

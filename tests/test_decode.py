@@ -1,5 +1,5 @@
-"""dwd_jax.decode: the oracle on the real DeepScoresV2 page, the original's procedure against a
-scipy reference, the watershed, the score, padding and the guards."""
+"""dwd_jax.decoding.decode: the oracle on the real DeepScoresV2 page, the original's procedure
+against a scipy reference, the watershed, the score, padding and the guards."""
 
 import json
 
@@ -12,7 +12,8 @@ import scipy.ndimage as ndi
 
 from configs.default import get_config
 from dwd_jax import classes as classes_lib
-from dwd_jax import decode, targets
+from dwd_jax.decoding import decode
+from dwd_jax.modeling import targets
 
 NOTEHEAD = classes_lib.label_of("noteheadBlackInSpace") + 1
 DOT = classes_lib.label_of("augmentationDot") + 1

@@ -17,8 +17,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 import dwd_jax  # noqa: F401  (registers deep_scores)
-from dwd_jax import deepscores_json
 from dwd_jax.classes import DEEPSCORES_CLASSES, canonical
+from dwd_jax.data import deepscores_json
 from tfds_builders.deep_scores import deep_scores_dataset_builder as builder_lib
 
 DUMMY_DATA = Path(builder_lib.__file__).parent / "dummy_data"
@@ -359,7 +359,7 @@ def test_config_folder_in_manual_dir(tmp_path):
 def test_stored_page_is_the_page_inference_reads(sample_dir, sample_page_path):
     # One grey conversion (dwd_jax.image): a page evaluated from TFDS and the same page read
     # as a user's file are the same pixels.
-    from dwd_jax import detect
+    from dwd_jax.detection import detect
 
     page = deepscores_json.load_pages(sample_dir / "deepscores_v2_sample.json")[0]
     png = builder_lib.grey_png(sample_page_path, (page.width, page.height), page_id=page.id)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from configs import default, tiny
-from dwd_jax import degrade, input_pipeline
+from dwd_jax.data import degrade, input_pipeline
 from tests.test_input_pipeline import synthetic_records
 
 

@@ -1,4 +1,4 @@
-"""Tests for dwd_jax.detect: page loading, staff-space estimation, bands, files out.
+"""Tests for dwd_jax.detection.detect: page loading, staff-space estimation, bands, files out.
 
 The model is replaced by a fake predict_fn that reads ink blobs with scipy, so the geometry
 (scaling, bands, mapping back to page pixels) is checked exactly without a network.
@@ -14,7 +14,8 @@ from PIL import Image
 from scipy import ndimage
 
 from configs import default
-from dwd_jax import detect, image
+from dwd_jax import image
+from dwd_jax.detection import detect
 
 
 def staff_page(space=14.0, thickness=2, height=400, width=300, staves=3):
@@ -125,7 +126,7 @@ def test_staff_space_of_faint_grey_staves_on_grey_paper(space):
 
 
 def test_evaluation_scores_a_page_without_staves_as_all_missed():
-    from dwd_jax import evaluation
+    from dwd_jax.eval import evaluation
 
     good = staff_page(14.0)
     truth = np.float32([[40, 10, 42, 290]])
@@ -294,7 +295,7 @@ def test_detect_pages_reports_a_page_whose_prediction_fails(tmp_path):
 def test_real_sample_page_round_trip_with_an_oracle_predict_fn(sample_json, sample_page_path):
     """The whole page path on the real page: a predict_fn that returns the ground truth at
     model scale must give it back in page pixels, and evaluate must score it 1.0."""
-    from dwd_jax import evaluate
+    from dwd_jax.eval import evaluate
 
     anns = json.loads(sample_json.read_text())["annotations"]
     gt = np.array([[a["a_bbox"][i] for i in (1, 0, 3, 2)] for a in anns.values()], np.float32)

@@ -1,4 +1,4 @@
-"""Tests for dwd_jax.evaluate against hand-computed values and pycocotools' own IoU."""
+"""Tests for dwd_jax.eval.evaluate against hand-computed values and pycocotools' own IoU."""
 
 import json
 
@@ -7,8 +7,9 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from dwd_jax import boxes as boxes_lib
-from dwd_jax import evaluate, visualize
-from dwd_jax.evaluate import Page
+from dwd_jax import visualize
+from dwd_jax.eval import evaluate
+from dwd_jax.eval.evaluate import Page
 
 SQUARE = [0.0, 0.0, 10.0, 10.0]  # [y0, x0, y1, x1]
 FAR = [50.0, 50.0, 60.0, 60.0]  # Overlaps nothing.

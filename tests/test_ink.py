@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from configs import default
 from dwd_jax import classes as classes_lib
-from dwd_jax import detect
+from dwd_jax.detection import detect
 from dwd_jax.omr import ink
 
 STEM = classes_lib.label_of("stem") + 1

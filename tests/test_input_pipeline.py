@@ -13,7 +13,7 @@ from PIL import Image
 
 from configs import tiny
 from dwd_jax import image as image_lib
-from dwd_jax import input_pipeline
+from dwd_jax.data import input_pipeline
 
 
 def synthetic_records(num_pages: int, *, height: int = 200, width: int = 150, seed: int = 0):
@@ -263,7 +263,7 @@ def test_loader_reads_only_a_few_pages_ahead():
 
 _CTRL_C_SCRIPT = """
 import multiprocessing, os, signal
-from dwd_jax import input_pipeline
+from dwd_jax.data import input_pipeline
 
 def worker(queue):
     input_pipeline._leave_ctrl_c_to_the_trainer()

@@ -1,6 +1,6 @@
-"""The package's dependencies point one way: data -> model -> decode -> omr -> inference ->
-evaluation (with the robustness set) -> training -> workflow; nothing imports a later stage,
-and the engraver is reached only from data generation."""
+"""The package's dependencies point one way: data -> modeling -> decoding -> omr -> detection
+-> eval -> training -> workflow; nothing imports a later stage, and the engraver is reached only
+from data generation."""
 
 from __future__ import annotations
 
@@ -9,24 +9,24 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dwd_jax"
 
-# Stage of every module (a package's modules share its stage); a module may import only
-# modules of its own stage or an earlier one.
+# Stage of every package and top-level module (a package's modules share its stage); a
+# module may import only modules of its own stage or an earlier one.
 STAGES = (
     ("classes", "boxes", "image", "paths", "hosts"),  # Shared by every stage.
-    ("deepscores_json", "engrave", "degrade", "input_pipeline"),  # Data.
-    ("targets", "model", "losses", "checkpoint"),  # The network and what trains it.
-    ("ccl", "decode"),  # Outputs -> padded detections.
+    ("data", "engrave"),  # DeepScores records, degradations, the input pipeline; engraving.
+    ("modeling", "checkpoint"),  # The network, its targets and losses; saved train states.
+    ("decoding",),  # Outputs -> padded detections.
     ("omr",),  # Post-processing on the ink.
-    ("pretrained", "detect", "inference", "visualize"),  # Pages -> final detections; pictures.
-    ("evaluate", "evaluation", "robustness"),  # Metrics, the evaluation protocol, robustness set.
-    ("metrics_log", "train"),  # The training loop (scores validation pages as it goes).
+    ("pretrained", "detection", "visualize"),  # Pages -> final detections; pictures.
+    ("eval",),  # Metrics, the evaluation protocol, the robustness set.
+    ("training",),  # The training loop (scores validation pages as it goes).
     ("workflow", "cli"),  # The commands of `dwd-jax` and run.py.
 )
 STAGE = {name: i for i, names in enumerate(STAGES) for name in names}
 
 
 def _unit(module: str) -> str:
-    """`dwd_jax.omr.ink` -> `omr`; `dwd_jax.train` -> `train`."""
+    """`dwd_jax.omr.ink` -> `omr`; `dwd_jax.boxes` -> `boxes`."""
     return module.split(".")[1]
 
 

@@ -15,8 +15,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from dwd_jax import deepscores_json
 from dwd_jax.classes import DEEPSCORES_CLASSES
+from dwd_jax.data import deepscores_json
 from dwd_jax.engrave import corpus, dsv2, raster
 from dwd_jax.engrave.generate import engraver_of, generate
 from dwd_jax.engrave.piece import PieceTask

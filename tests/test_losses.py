@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from dwd_jax import losses
+from dwd_jax.modeling import losses
 
 
 def test_energy_loss_matches_hand_computed_cross_entropy():

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from configs import default, tiny
-from dwd_jax import losses, train
-from dwd_jax import model as model_lib
+from dwd_jax.modeling import losses
+from dwd_jax.modeling import model as model_lib
+from dwd_jax.training import train
 
 SIZE = 160  # One pad multiple: the smallest page the model sees.
 

@@ -23,7 +23,7 @@ def _fixed_batch(config) -> dict:
     """A fixed global batch of GLOBAL_BATCH crops from synthetic pages (no loader, no shuffle)."""
     from test_input_pipeline import synthetic_records
 
-    from dwd_jax import input_pipeline
+    from dwd_jax.data import input_pipeline
 
     crops = []
     for index, record in enumerate(synthetic_records(GLOBAL_BATCH, seed=5)):
@@ -47,7 +47,8 @@ def run_one_step(mode: str, out: str) -> None:
     import jax
 
     from configs import tiny
-    from dwd_jax import model, train
+    from dwd_jax.modeling import model
+    from dwd_jax.training import train
 
     config = tiny.get_config()
     config.data.batch_size = GLOBAL_BATCH
@@ -74,7 +75,9 @@ STRIPS = 8
 
 def _strip_pages() -> list:
     """Loaders of the sample page's strips, each with the ground truth centred in it."""
-    from dwd_jax import deepscores_json, detect, evaluation
+    from dwd_jax.data import deepscores_json
+    from dwd_jax.detection import detect
+    from dwd_jax.eval import evaluation
 
     sample = ROOT / "tests" / "data" / "deepscores_v2_sample"
     (gt,) = deepscores_json.load_pages(sample / "deepscores_v2_sample.json")
@@ -101,7 +104,7 @@ def _eval_config():
 
 
 def _figures(results: dict) -> dict:
-    from dwd_jax import evaluation
+    from dwd_jax.eval import evaluation
 
     figures = evaluation.headline(results)
     figures["ap50"] = results["per_class"]
@@ -113,7 +116,9 @@ def evaluate_on_devices(out: str) -> None:
     """Worker: the shipped model evaluated on 1 device and on all 8, and how 8 bands spread."""
     import jax
 
-    from dwd_jax import detect, evaluation, inference, pretrained
+    from dwd_jax import pretrained
+    from dwd_jax.detection import detect, inference
+    from dwd_jax.eval import evaluation
 
     config, params = _eval_config(), pretrained.load_params()
     pages = _strip_pages()
@@ -163,7 +168,10 @@ def train_then_evaluate(mode: str, out: str, process_id: int = 0, port: int = 0)
     from test_input_pipeline import synthetic_records
 
     from configs import tiny
-    from dwd_jax import evaluation, inference, pretrained, train
+    from dwd_jax import pretrained
+    from dwd_jax.detection import inference
+    from dwd_jax.eval import evaluation
+    from dwd_jax.training import train
 
     config = tiny.get_config()
     config.train.steps = 2

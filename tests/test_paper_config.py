@@ -4,7 +4,9 @@ import jax
 import numpy as np
 
 from configs import deepscores_v2
-from dwd_jax import decode, deepscores_json, targets
+from dwd_jax.data import deepscores_json
+from dwd_jax.decoding import decode
+from dwd_jax.modeling import targets
 from dwd_jax.visualize import MODEL_CLASS_NAMES
 
 

@@ -4,7 +4,9 @@ import numpy as np
 
 from dwd_jax import boxes as boxes_lib
 from dwd_jax import classes as classes_lib
-from dwd_jax import deepscores_json, detect, inference, pretrained
+from dwd_jax import pretrained
+from dwd_jax.data import deepscores_json
+from dwd_jax.detection import detect, inference
 
 HEADS = ("noteheadBlackOnLine", "noteheadBlackInSpace", "noteheadHalfOnLine",
          "noteheadHalfInSpace", "noteheadWholeOnLine", "noteheadWholeInSpace")

@@ -17,7 +17,9 @@ from test_input_pipeline import synthetic_records
 from test_train import compilation_cache  # noqa: F401  (autouse: runs share compilations)
 
 from configs import tiny
-from dwd_jax import input_pipeline, train, workflow
+from dwd_jax import workflow
+from dwd_jax.data import input_pipeline
+from dwd_jax.training import train
 
 moto_server = pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from dwd_jax import degrade, evaluation, robustness
+from dwd_jax.data import degrade
+from dwd_jax.eval import evaluation, robustness
 
 
 def _page():
@@ -116,7 +117,8 @@ def test_summary_gives_ratios_to_clean_and_the_classes_post_processing_makes_wor
 
 @pytest.fixture(scope="module")
 def shipped_detector():
-    from dwd_jax import inference, pretrained
+    from dwd_jax import pretrained
+    from dwd_jax.detection import inference
 
     config = pretrained.get_config()
     return config, inference.Detector(config, pretrained.load_params())

@@ -11,7 +11,7 @@ from scipy import ndimage
 from configs import default
 from dwd_jax import boxes as boxes_lib
 from dwd_jax import classes as classes_lib
-from dwd_jax import detect
+from dwd_jax.detection import detect
 from dwd_jax.omr import ink, ledgers, staves
 
 STAFF = classes_lib.label_of("staff") + 1

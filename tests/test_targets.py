@@ -1,4 +1,5 @@
-"""dwd_jax.targets: the spec's marker, the overlap rules against a loop reference, strides."""
+"""dwd_jax.modeling.targets: the spec's marker, the overlap rules against a loop reference,
+strides."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +8,7 @@ import pytest
 
 from configs.default import get_config
 from dwd_jax import classes as classes_lib
-from dwd_jax import targets
+from dwd_jax.modeling import targets
 
 LEDGER = classes_lib.label_of("ledgerLine") + 1
 NOTEHEAD = classes_lib.label_of("noteheadBlackOnLine") + 1

@@ -14,7 +14,12 @@ from ml_collections import config_flags
 from test_input_pipeline import synthetic_records
 
 from configs import tiny
-from dwd_jax import checkpoint, decode, inference, input_pipeline, model, targets, train
+from dwd_jax import checkpoint
+from dwd_jax.data import input_pipeline
+from dwd_jax.decoding import decode
+from dwd_jax.detection import inference
+from dwd_jax.modeling import model, targets
+from dwd_jax.training import train
 
 
 @pytest.fixture(autouse=True, scope="module")

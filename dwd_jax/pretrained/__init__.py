@@ -69,7 +69,7 @@ def is_compatible(config: ml_collections.ConfigDict, folder: Path = DEFAULT) -> 
 
 def load_params(folder: Path = DEFAULT) -> Any:
     """The shipped parameters, on the first local device."""
-    from dwd_jax import model
+    from dwd_jax.modeling import model
 
     sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = model.abstract_params(get_config(folder), sharding)

@@ -6,7 +6,7 @@ Configs:
   synthetic our engraved corpus (`dwd_jax.engrave`, `run.py generate`) in the same layout.
 
 All three read a folder in DeepScoresV2 layout (`images/` and `deepscores_<split>.json`) from
-the manual dir, with `dwd_jax.deepscores_json`. Splits are the annotation files the folder has
+the manual dir, with `dwd_jax.data.deepscores_json`. Splits are the annotation files the folder has
 (`train` and `test` in the releases, `train`, `validation` and `test` in the engraved corpus,
 `v2_sample` for the one-page sample), with one addition: the releases have no validation split,
 so `dense` and `complete` carve one from the official train pages, by work (`validation_pages`).
@@ -33,9 +33,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from dwd_jax import deepscores_json
 from dwd_jax import image as image_lib
 from dwd_jax.classes import DEEPSCORES_CLASSES
+from dwd_jax.data import deepscores_json
 
 _URL = "https://zenodo.org/records/4012193"
 

@@ -78,7 +78,7 @@ import ml_collections
 import numpy as np
 
 from dwd_jax import classes as classes_lib
-from dwd_jax import targets
+from dwd_jax.modeling import targets
 
 DECODER_STRIDES = (4, 8, 16, 32)  # Strides of the backbone taps and refine blocks.
 NORMS = ("group", "image", "batch", "none")

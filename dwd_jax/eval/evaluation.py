@@ -20,7 +20,10 @@ import numpy as np
 import tqdm
 
 from dwd_jax import classes as classes_lib
-from dwd_jax import deepscores_json, detect, evaluate, hosts, input_pipeline
+from dwd_jax import hosts
+from dwd_jax.data import deepscores_json, input_pipeline
+from dwd_jax.detection import detect
+from dwd_jax.eval import evaluate
 
 _log = logging.getLogger(__name__)
 

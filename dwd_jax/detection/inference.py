@@ -23,7 +23,10 @@ from etils import epath
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from dwd_jax import checkpoint, decode, detect, model, paths, pretrained
+from dwd_jax import checkpoint, paths, pretrained
+from dwd_jax.decoding import decode
+from dwd_jax.detection import detect
+from dwd_jax.modeling import model
 
 
 def restore_params(config: ml_collections.ConfigDict, workdir: epath.PathLike) -> tuple[Any, int]:

@@ -1,9 +1,9 @@
 """Model outputs -> padded detections: the watershed cut, jitted and batched.
 
 DWD_SPEC.md section 6, followed on purpose: foreground is `argmax(energy) > cutoff`, it is cut
-into 8-connected components (`dwd_jax.ccl`), components under `min_size` pixels are dropped, and
-each remaining one is read as one object: centre = mean pixel position, class = majority vote
-of `argmax(class)`, size = maximum (or mean) of the box map.
+into 8-connected components (`dwd_jax.decoding.ccl`), components under `min_size` pixels are
+dropped, and each remaining one is read as one object: centre = mean pixel position, class =
+majority vote of `argmax(class)`, size = maximum (or mean) of the box map.
 
 Where we differ, deliberately (the spec's listed flaws, and what the oracle test measured):
 - **A true watershed** (`config.decode.saddle_depth > 0`). The original's plain components merge
@@ -61,8 +61,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dwd_jax import ccl
 from dwd_jax import classes as classes_lib
+from dwd_jax.decoding import ccl
 
 # Foreground pixels whose class logits are read per loop step (`read_classes`): 2048 x 137
 # logits (1.1 MB) stay in cache.

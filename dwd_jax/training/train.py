@@ -37,18 +37,12 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from dwd_jax import (
-    checkpoint,
-    evaluation,
-    inference,
-    input_pipeline,
-    losses,
-    metrics_log,
-    model,
-    paths,
-    targets,
-    visualize,
-)
+from dwd_jax import checkpoint, paths, visualize
+from dwd_jax.data import input_pipeline
+from dwd_jax.detection import inference
+from dwd_jax.eval import evaluation
+from dwd_jax.modeling import losses, model, targets
+from dwd_jax.training import metrics_log
 
 # (params, loss_state, batch, step) -> (loss f32[], (new loss_state, {head: f32[]})).
 LossFn = Callable[[Any, Any, Mapping[str, jax.Array], jax.Array], tuple[jax.Array, Any]]

@@ -1,7 +1,7 @@
 """A robustness development set: the pages of a split or folder under fixed, seeded
 degradations, scored by the evaluation protocol, shipped and network alone.
 
-A condition (`config.robustness.conditions.<name>`) maps `dwd_jax.degrade` family names to
+A condition (`config.robustness.conditions.<name>`) maps `dwd_jax.data.degrade` family names to
 that family's parameters, every family named being applied (in `degrade.FAMILIES` order), and
 may hold `scale`, a capture at another resolution (the page and its boxes resized first).
 Parameters are in pixels of the page as stored, not of training's scaled pages. The
@@ -20,7 +20,9 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from dwd_jax import degrade, detect, evaluation, input_pipeline
+from dwd_jax.data import degrade, input_pipeline
+from dwd_jax.detection import detect
+from dwd_jax.eval import evaluation
 
 CLEAN = "clean"
 
@@ -46,7 +48,7 @@ def apply(
     if unknown:
         raise KeyError(
             f"robustness condition names {sorted(unknown)}: use `scale` or a family of "
-            f"dwd_jax.degrade ({', '.join(degrade.FAMILIES)})"
+            f"dwd_jax.data.degrade ({', '.join(degrade.FAMILIES)})"
         )
     if "scale" in condition:
         page = input_pipeline.scale_page({"image": image, "boxes": boxes}, condition["scale"])

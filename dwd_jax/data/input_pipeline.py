@@ -36,8 +36,8 @@ import ml_collections
 import numpy as np
 from absl import flags
 
-from dwd_jax import degrade as degrade_lib
 from dwd_jax import image as image_lib
+from dwd_jax.data import degrade as degrade_lib
 
 WHITE = 255
 # Records each loader process reads ahead, and its reading threads. Grain's defaults (500

@@ -1,0 +1,1 @@
+"""Reading pages for training: the DeepScores records, degradations and the grain input pipeline."""

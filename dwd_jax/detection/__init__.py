@@ -1,0 +1,1 @@
+"""From a page (any size, file or array) to its detections: the one inference path."""

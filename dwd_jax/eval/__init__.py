@@ -1,0 +1,1 @@
+"""Scoring detections: the COCO/VOC protocol, split and folder evaluation, robustness."""

@@ -1,0 +1,1 @@
+"""The network and what trains it: the model, its target maps and its losses."""
