@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from dwd_jax.modeling import losses
+from dwd_jax.modeling import heads, losses
 
 
 def test_energy_loss_matches_hand_computed_cross_entropy():
@@ -93,6 +93,8 @@ def test_head_losses_average_over_the_supervised_strides():
     c = _config()
     outputs, targets = _outputs_and_targets((1, 8, 16), {1: 0.5, 8: 1.0, 16: 3.0})
     got = losses.head_losses(outputs, targets, c)
+    assert tuple(got) == heads.NAMES  # A loss for every declared head (0 where disabled).
+    assert float(got["offset"]) == 0.0
     assert float(got["energy"]) == pytest.approx((0.5 + 1.0 + 3.0) / 3, rel=1e-5)
     assert float(got["class"]) == pytest.approx(math.log(137.0), rel=1e-6)
     assert float(got["box"]) == pytest.approx((1.0**2 + 8.0**2) / 2, rel=1e-6)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from configs import default, tiny
+from dwd_jax.modeling import heads as heads_lib
 from dwd_jax.modeling import losses
 from dwd_jax.modeling import model as model_lib
 from dwd_jax.training import train
@@ -69,6 +70,7 @@ def test_outputs_follow_the_design_contract_and_group_norm_is_per_image(grouped)
     assert sorted(outputs) == [1, 4, 8, 32]
     for stride, heads in outputs.items():
         h = SIZE // stride
+        assert set(heads) == set(heads_lib.NAMES)  # Every declared head (on by default).
         assert heads["energy"].shape == (2, h, h, 2, 20)
         assert heads["class"].shape == (2, h, h, 2, 137)
         assert heads["box"].shape == (2, h, h, 2, 2)

@@ -8,7 +8,7 @@ import pytest
 
 from configs.default import get_config
 from dwd_jax import classes as classes_lib
-from dwd_jax.modeling import targets
+from dwd_jax.modeling import heads, targets
 
 LEDGER = classes_lib.label_of("ledgerLine") + 1
 NOTEHEAD = classes_lib.label_of("noteheadBlackOnLine") + 1
@@ -109,6 +109,7 @@ def test_full_resolution_maps_equal_the_loop_reference(groups):
         stride=1,
         config=config,
     )
+    assert set(heads.NAMES) <= set(got)  # A target map for every declared head.
     for i in range(2):
         want = reference_targets(boxes[i], classes[i], valid[i], shape, config)
         assert set(got) == set(want)

@@ -23,6 +23,7 @@ NaN) with zero gradient.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import jax
@@ -32,11 +33,12 @@ import numpy as np
 import optax
 
 from dwd_jax import classes as classes_lib
+from dwd_jax.modeling import heads as heads_lib
 
-# Order of the per-head weight and normaliser arrays. "offset" is the centre-offset head
-# (`config.model.offset_head`); a model without one has an offset loss of 0, which a combined
-# stage never normalises by and which adds nothing.
-HEADS = ("energy", "class", "box", "offset")
+# Order of the per-head weight and normaliser arrays: every declared head. A head a config
+# does not enable (the offset head without `config.model.offset_head`) has a loss of 0, which
+# a combined stage never normalises by and which adds nothing.
+HEADS = heads_lib.NAMES
 STAGES = HEADS + ("combined",)
 
 
@@ -161,7 +163,7 @@ def loss_strides(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]
     """
     outputs = tuple(config.model.output_strides)
     strides = {}
-    for head in HEADS if config.model.offset_head else HEADS[:3]:
+    for head, _ in heads_lib.active(config):
         field = f"{head}_strides"
         value = tuple(config.loss[field])
         if not value or any(s not in outputs for s in value):
@@ -182,6 +184,32 @@ def loss_strides(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]
     return strides
 
 
+def _balance(t: Mapping[str, jax.Array], config: ml_collections.ConfigDict, field: str):
+    """`class_balance` weights under `config.loss[field]`, or None where it is 0."""
+    power = float(config.loss[field])
+    if not power:
+        return None
+    return class_balance(t["class"], t["box_mask"], power, classes_lib.num_model_classes(config))
+
+
+# Each head's loss at one stride, by head name (`heads.NAMES`): (outputs at the stride,
+# targets at the stride, config) -> f32[].
+PER_STRIDE: dict[str, Callable[..., jax.Array]] = {
+    "energy": lambda o, t, config: energy_loss(
+        o["energy"], t["energy"], _balance(t, config, "energy_class_balance")
+    ),
+    "class": lambda o, t, config: class_loss(
+        o["class"], t["class"], t["box_mask"], _balance(t, config, "class_loss_balance")
+    ),
+    "box": lambda o, t, config: box_loss(
+        o["box"], t["box"], t["box_mask"], log=config.model.box_head == "log"
+    ),
+    "offset": lambda o, t, config: offset_loss(o["offset"], t["offset"], t["box_mask"]),
+}
+if set(PER_STRIDE) != set(heads_lib.NAMES):
+    raise ImportError(f"losses.PER_STRIDE {sorted(PER_STRIDE)} != heads.NAMES {heads_lib.NAMES}")
+
+
 def head_losses(
     outputs: dict[int, dict[str, jax.Array]],
     targets: dict[int, dict[str, jax.Array]],
@@ -199,38 +227,15 @@ def head_losses(
       config: the experiment config (`config.loss`, `config.model`).
 
     Returns:
-      {"energy": f32[], "class": f32[], "box": f32[], "offset": f32[]} (offset 0 without an
-      offset head).
+      {head: f32[]} for every name in `HEADS` (0 for a head the config does not enable).
     """
-    num_classes = classes_lib.num_model_classes(config)
-    powers = {}
     for field in ("energy_class_balance", "class_loss_balance"):
-        powers[field] = float(config.loss[field])
-        if powers[field] < 0:
+        if float(config.loss[field]) < 0:
             raise ValueError(
-                f"config.loss.{field} = {powers[field]!r} must be >= 0: 0 weighs every pixel "
-                "alike (the original); larger values weigh rare classes' markers up."
+                f"config.loss.{field} = {float(config.loss[field])!r} must be >= 0: 0 weighs "
+                "every pixel alike (the original); larger values weigh rare classes' markers up."
             )
-
-    def balance(t: dict[str, jax.Array], field: str) -> jax.Array | None:
-        power = powers[field]
-        if not power:
-            return None
-        return class_balance(t["class"], t["box_mask"], power, num_classes)
-
-    per_stride = {
-        "energy": lambda o, t: energy_loss(
-            o["energy"], t["energy"], balance(t, "energy_class_balance")
-        ),
-        "class": lambda o, t: class_loss(
-            o["class"], t["class"], t["box_mask"], balance(t, "class_loss_balance")
-        ),
-        "box": lambda o, t: box_loss(
-            o["box"], t["box"], t["box_mask"], log=config.model.box_head == "log"
-        ),
-        "offset": lambda o, t: offset_loss(o["offset"], t["offset"], t["box_mask"]),
-    }
-    losses = {"offset": jnp.zeros((), jnp.float32)}
+    losses = {head: jnp.zeros((), jnp.float32) for head in HEADS}
     for head, strides in loss_strides(config).items():
         missing = [s for s in strides if s not in targets]
         if missing:
@@ -238,7 +243,7 @@ def head_losses(
                 f"head_losses: no targets at stride(s) {missing} for the {head} loss "
                 f"(config.loss.{head}_strides); build targets at every stride of loss_strides()."
             )
-        terms = [per_stride[head](outputs[s], targets[s]) for s in strides]
+        terms = [PER_STRIDE[head](outputs[s], targets[s], config) for s in strides]
         losses[head] = sum(terms) / len(terms)
     return losses
 

@@ -77,7 +77,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dwd_jax import classes as classes_lib
+from dwd_jax.modeling import heads as heads_lib
 from dwd_jax.modeling import targets
 
 DECODER_STRIDES = (4, 8, 16, 32)  # Strides of the backbone taps and refine blocks.
@@ -364,10 +364,10 @@ class DWD(nn.Module):
     dtype: jnp.dtype
     output_strides: tuple[int, ...]
     groups: int
-    energy_levels: int
-    num_classes: int  # Class head outputs: the class list plus background (dwd_jax.classes).
+    # ((name, channels per group), ...) in `heads.HEADS` order (`heads.active(config)`); the
+    # "class" head's channels are the class list plus background (dwd_jax.classes).
+    heads: tuple[tuple[str, int], ...]
     box_head: str = "linear"
-    offset_head: bool = False
     class_size_prior: bool = False
     remat: bool = False  # See the module docstring.
 
@@ -382,7 +382,7 @@ class DWD(nn.Module):
         Returns:
           {stride: {"energy": f32[B, h, w, G, L], "class": f32[B, h, w, G, C],
           "box": f32[B, h, w, G, 2]}} for each stride of `output_strides`, h = H // stride,
-          with `"offset": f32[B, h, w, G, 2]` too when `offset_head` is set.
+          with `"offset": f32[B, h, w, G, 2]` too when `heads` has it.
         """
         b, h, w, c = images.shape
         if c != 1 or h % 32 or w % 32:
@@ -418,7 +418,9 @@ class DWD(nn.Module):
         prior = (
             self.param(
                 "class_size_prior",
-                lambda key: jnp.full((self.num_classes, 2), _box_bias(self.box_head), jnp.float32),
+                lambda key: jnp.full(
+                    (dict(self.heads)["class"], 2), _box_bias(self.box_head), jnp.float32
+                ),
             )
             if self.class_size_prior
             else None
@@ -432,14 +434,11 @@ class DWD(nn.Module):
             # the full-resolution tail that dominates a step (spec section 11).
             features = refined[max(stride, 4)]
             outputs[stride] = {}
-            heads = [("energy", self.energy_levels), ("class", self.num_classes), ("box", 2)]
-            if self.offset_head:
-                # (dy, dx) from each pixel to its object's box centre: the decoder's centre
-                # (the mean position of an energy core) is quantised to the stride, and a stem
-                # 2 px wide on the page needs its centre to a fraction of a pixel for IoU 0.5.
-                # Offsets are linear in position, so bilinear upsampling keeps them exact.
-                heads.append(("offset", 2))
-            for name, size in heads:
+            # The offset head, where there is one: the decoder's centre (the mean position of
+            # an energy core) is quantised to the stride, and a stem 2 px wide on the page
+            # needs its centre to a fraction of a pixel for IoU 0.5. Offsets are linear in
+            # position, so bilinear upsampling keeps them exact.
+            for name, size in self.heads:
                 logits = nn.Conv(
                     self.groups * size,
                     (1, 1),
@@ -507,10 +506,8 @@ def build_model(config: ml_collections.ConfigDict) -> DWD:
         dtype=DTYPES[m.dtype],
         output_strides=strides,
         groups=targets.num_groups(config),
-        energy_levels=config.targets.energy_levels,
-        num_classes=classes_lib.num_model_classes(config),
+        heads=heads_lib.active(config),
         box_head=m.box_head,
-        offset_head=bool(m.offset_head),
         class_size_prior=bool(m.class_size_prior),
         remat=bool(m.remat),
     )
