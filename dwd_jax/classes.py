@@ -155,8 +155,6 @@ DEEPSCORES_CLASSES: tuple[str, ...] = (
     "ottavaBracket",
 )
 
-NUM_DEEPSCORES_CLASSES = len(DEEPSCORES_CLASSES)
-
 # Alternative spellings seen across DeepScores releases, lower-cased.
 _ALIASES = {"legerline": "ledgerline"}
 

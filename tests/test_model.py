@@ -141,6 +141,11 @@ def test_remat_keeps_the_parameter_tree_loss_and_gradients():
         "classes": rng.integers(1, 20, (2, objects)).astype(np.int32),
         "valid": rng.random((2, objects)) < 0.7,
     }
+    # One output stride: remat wraps the backbone and decoder blocks, which every stride
+    # reads, and a smaller graph compiles faster.
+    config.model.output_strides = (8,)
+    for head in ("energy", "class", "box", "offset"):
+        config.loss[f"{head}_strides"] = (8,)
     configs = {}
     for remat in (False, True):
         configs[remat] = config.copy_and_resolve_references()
@@ -267,7 +272,7 @@ def test_a_fresh_model_outputs_the_head_priors():
     c = _config(output_strides=(2,))
     pages = _pages(1)
     net = model_lib.build_model(c)
-    outputs = net.apply(net.init(jax.random.key(0), pages), pages)[2]
+    outputs = jax.jit(net.apply)(jax.jit(net.init)(jax.random.key(0), pages), pages)[2]
     p = jax.nn.softmax(outputs["energy"], axis=-1)
     np.testing.assert_allclose(p[..., 0], model_lib.BACKGROUND_PRIOR, rtol=1e-5)
     np.testing.assert_allclose(jax.nn.softmax(outputs["class"], -1), 1 / 137, rtol=1e-5)
@@ -275,35 +280,35 @@ def test_a_fresh_model_outputs_the_head_priors():
     np.testing.assert_array_equal(outputs["offset"], 0.0)
     c.model.offset_head = False
     net = model_lib.build_model(c)
-    assert "offset" not in net.apply(net.init(jax.random.key(0), pages), pages)[2]
+    assert "offset" not in jax.eval_shape(net.apply, net.init(jax.random.key(0), pages), pages)[2]
 
 
 def test_class_size_prior_adds_the_size_of_the_pixels_class():
     c = _config(output_strides=(2,))
     pages = _pages(1)
     net = model_lib.build_model(c)
-    params = net.init(jax.random.key(0), pages)["params"]
+    params = jax.jit(net.init)(jax.random.key(0), pages)["params"]
     assert params["class_size_prior"].shape == (137, 2)
     # A class head sure of class 5 everywhere (bias 50 on it), and class 5's usual size 30x60.
     params["class_head2"]["bias"] = params["class_head2"]["bias"].at[5::137].set(50.0)
     params["class_size_prior"] = (
         params["class_size_prior"].at[5].set(jnp.log(jnp.array([30.0, 60.0])))
     )
-    box = net.apply({"params": params}, pages)[2]["box"]
+    box = jax.jit(net.apply)({"params": params}, pages)[2]["box"]
     np.testing.assert_allclose(box, np.broadcast_to([30.0, 60.0], box.shape), rtol=1e-4)
 
     # The box loss trains the table and the box head, never the class head.
     def box_sum(params):
         return net.apply({"params": params}, pages)[2]["box"].sum()
 
-    grads = jax.grad(box_sum)(params)
+    grads = jax.jit(jax.grad(box_sum))(params)
     assert float(jnp.abs(grads["class_size_prior"][5]).sum()) > 0
     assert float(jnp.abs(grads["box_head2"]["bias"]).sum()) > 0
     assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads["class_head2"]))
 
     c.model.class_size_prior = False
     net = model_lib.build_model(c)
-    assert "class_size_prior" not in net.init(jax.random.key(0), pages)["params"]
+    assert "class_size_prior" not in jax.eval_shape(net.init, jax.random.key(0), pages)["params"]
 
 
 @pytest.mark.parametrize("size", [3, 5])

@@ -253,14 +253,14 @@ def test_eight_devices_evaluate_different_pages_with_the_one_device_figures(tmp_
 
 
 def test_two_processes_train_and_evaluate_as_one(tmp_path):
-    one = _launch(["train_then_evaluate_one_process", tmp_path / "one.npz"], 1)
-    _wait([one])
+    # All three at once: each is mostly single-threaded compiling, and the two processes
+    # wait on each other at every collective.
     port = _free_port()
-    two = [
+    runs = [_launch(["train_then_evaluate_one_process", tmp_path / "one.npz"], 1)] + [
         _launch(["train_then_evaluate_two_processes", tmp_path / "two.npz", i, port], 1)
         for i in range(2)
     ]
-    _wait(two)
+    _wait(runs)
     one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     assert (int(one["processes"]), int(two["processes"])) == (1, 2)
     # The same global batches (one record order for any process count), so the same
