@@ -26,6 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.crop_size = 960  # Random 960x960 crops (spec section 4).
     c.data.crop_top_left_prob = 0.3  # 30 % of crops at the top-left corner (spec section 4).
     c.data.crop_object_prob = 0.0  # The rest anywhere on the page, as the original.
+    c.data.margin.prob = 1.0  # A strip of symbols on every crop (spec section 5).
     c.data.pad_multiple = 160  # White padding to a multiple of 160 (spec section 2).
     c.data.max_objects = 2048  # A dense half-scale crop can hold over 1,024 symbols.
     # The original was stuck at 1; we keep 1 per device on one device (its numbers), and a

@@ -33,6 +33,14 @@ def get_config() -> ml_collections.ConfigDict:
     # Share of the other crops centred on an object of a class drawn uniformly from the page's
     # (small crops otherwise often hold only margin; rare classes are seen as often as common).
     c.data.crop_object_prob = 0.5
+    # Margin augmentation (spec section 5, dwd_jax.data.margin): on a share `prob` of crops,
+    # a white strip of the crop's top `height` rows holds one symbol per `cell_width` columns,
+    # of a class drawn uniformly from a bank of `per_class` symbols per class cut from the
+    # training pages (the spec's 130-px strip of 80-px cells, at the model's scale). 0 = off:
+    # here the object-centred crops above balance the classes.
+    c.data.margin = ml_collections.ConfigDict(
+        {"prob": 0.0, "height": 130, "cell_width": 80, "per_class": 16}
+    )
     c.data.pad_multiple = 160  # White padding to a multiple of this (spec section 2).
     c.data.max_objects = 1024  # Boxes per crop are padded/truncated to this (static shapes).
     # Global batch size, split over all devices and processes. 1 here: on 2 CPU cores batch 2

@@ -3,9 +3,11 @@
 A page goes through `parse_page` (`image.to_grey`, normalised boxes -> pixels,
 labels -> model classes), `scale_page` (`image.resize`, spec section 4), on a share
 `data.degrade.rate` of pages (half by default) `degrade.degrade` (scan and photograph
-degradations), and `crop_page` (a random square crop, white padding, boxes clipped and padded
-to `data.max_objects`). Each process reads its own slice of one global order of records
-(`GlobalOrderSampler`) and yields its slice of the global batch:
+degradations), `crop_page` (a random square crop, white padding, boxes clipped and padded
+to `data.max_objects`) and, on a share `data.margin.prob` of crops, `margin.add_margin` (a strip
+of symbols of uniformly drawn classes along the top, spec section 5). Each process reads its
+own slice of one global order of records (`GlobalOrderSampler`) and yields its slice of the
+global batch:
 
     {"image": u8[b, S, S, 1], "boxes": f32[b, M, 4], "classes": i32[b, M], "valid": bool[b, M]}
 
@@ -34,10 +36,12 @@ import grain.python as grain
 import jax
 import ml_collections
 import numpy as np
+import tqdm
 from absl import flags
 
 from dwd_jax import image as image_lib
 from dwd_jax.data import degrade as degrade_lib
+from dwd_jax.data import margin as margin_lib
 
 WHITE = 255
 # Records each loader process reads ahead, and its reading threads. Grain's defaults (500
@@ -211,13 +215,15 @@ class _TrainPage(grain.RandomMapTransform):
     `rng` is grain's per-record generator, so a page is degraded and cropped the same for any
     worker count and after a resume."""
 
-    def __init__(self, data: ml_collections.ConfigDict):
+    def __init__(self, data: ml_collections.ConfigDict, bank: margin_lib.Bank | None = None):
         self._scale = data.scale
         self._crop_size = data.crop_size
         self._top_left_prob = data.crop_top_left_prob
         self._object_prob = data.crop_object_prob
         self._max_objects = data.max_objects
         self._degrade = data.degrade
+        self._margin = _margin_config(data)
+        self._bank = bank or {}
 
     def random_map(self, element: Mapping[str, Any], rng: np.random.Generator):
         _leave_ctrl_c_to_the_trainer()
@@ -227,7 +233,7 @@ class _TrainPage(grain.RandomMapTransform):
         if self._degrade.rate > 0 and rng.random() < self._degrade.rate:
             image, boxes = degrade_lib.degrade(page["image"], page["boxes"], rng, self._degrade)
             page = {**page, "image": image, "boxes": boxes}
-        return crop_page(
+        crop = crop_page(
             page,
             rng,
             crop_size=self._crop_size,
@@ -236,6 +242,34 @@ class _TrainPage(grain.RandomMapTransform):
             object_prob=self._object_prob,
             name=name,
         )
+        # Drawn only when enabled, as above.
+        if self._margin.prob > 0 and rng.random() < self._margin.prob:
+            crop = margin_lib.add_margin(crop, rng, self._bank, self._margin, name=name)
+        return crop
+
+
+def _margin_config(data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """`data.margin`, or margin augmentation off for a config written before it existed."""
+    return data.get("margin") or ml_collections.ConfigDict({"prob": 0.0})
+
+
+def margin_bank(
+    source: Sequence[Mapping[str, Any]], data: ml_collections.ConfigDict, *, seed: int
+) -> margin_lib.Bank:
+    """The symbol bank of `data.margin` cut from every page of `source` at `data.scale`
+    (empty with margin augmentation off)."""
+    margin = _margin_config(data)
+    if margin.prob == 0:
+        return {}
+    pages = (
+        lambda i=i: scale_page(parse_page(source[i], name=f"record {i}"), data.scale)
+        for i in range(len(source))
+    )
+    bank = margin_lib.build_bank(
+        tqdm.tqdm(pages, total=len(source), desc="margin symbols", leave=False), margin, seed=seed
+    )
+    logging.info("Margin augmentation: %d classes in the symbol bank.", len(bank))
+    return bank
 
 
 class _WithIndex(Sequence):
@@ -273,6 +307,7 @@ def validate_data_config(data: ml_collections.ConfigDict) -> None:
             f"data.crop_size={data.crop_size} is not a multiple of data.pad_multiple="
             f"{data.pad_multiple}; the model's upsampling needs it (spec section 2)."
         )
+    margin_lib.validate(_margin_config(data), data.crop_size)
     for field in ("crop_top_left_prob", "crop_object_prob"):
         if not 0.0 <= data[field] <= 1.0:
             raise ValueError(f"data.{field}={data[field]} is not in [0, 1].")
@@ -390,7 +425,7 @@ def make_train_loader(
         data_source=_WithIndex(source),
         sampler=sampler,
         operations=[
-            _TrainPage(data),
+            _TrainPage(data, margin_bank(source, data, seed=seed)),
             grain.Batch(batch, drop_remainder=True),
         ],
         worker_count=data.worker_count,
