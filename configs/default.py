@@ -306,6 +306,10 @@ def get_config() -> ml_collections.ConfigDict:
     # this factor of the decoded box's (on a blurred scan a symbol merges with its neighbour or
     # falls apart); inf = always.
     c.omr.symbol_max_change = 2.0
+    # ...and only if the component holds this share of the ink inside the decoded box: a
+    # symbol that fell apart (a photographed ring, a faded clef) leaves its largest piece short
+    # of it (tuned on validation, clean and degraded: 0.6-0.8 alike; 0 = never checked).
+    c.omr.symbol_min_share = 0.6
     # The `staff` class from the staves found on the ink (dwd_jax.omr.staves) instead of the
     # network, which never sees a whole staff in a 320-px crop; ledger lines inside a found
     # staff are dropped. False = the network's (the original).

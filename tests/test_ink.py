@@ -182,6 +182,43 @@ def test_a_symbol_keeps_its_box_when_its_component_is_not_its_size():
     np.testing.assert_array_equal(out, [[10, 10, 40, 70], [45, 90, 50, 95]])
 
 
+def test_whole_notes_on_a_staff_line_the_erasure_missed_keep_their_boxes():
+    """On a photograph the staff-line erasure can miss a piece of line: two whole notes on it
+    are one long component. Neither is a stroke's fragment, and neither takes the line's box."""
+    k = classes_lib.label_of("noteheadWholeOnLine") + 1
+    mask = np.zeros((40, 200), bool)
+    mask[19:21, 20:150] = True  # A piece of staff line left in.
+    boxes = np.float32([[14, 30, 26, 48], [14, 120, 26, 138]])
+    for y0, x0, y1, x1 in boxes.astype(int):  # Two rings, 12 x 18 px, across the line.
+        mask[y0:y1, x0:x1] = True
+        mask[y0 + 3 : y1 - 3, x0 + 4 : x1 - 4] = False
+    out, keep = ink.snap_symbols(
+        mask, boxes, np.int32([k, k]), np.float32([0.9, 0.8]), [k], max_change=2.0
+    )
+    np.testing.assert_array_equal(out, boxes)
+    assert keep.all()
+
+
+def test_a_symbol_that_fell_apart_keeps_its_box():
+    """A whole note's ring broken in two on a photograph: its larger half holds about half the
+    ink in the box, and taking it would halve the box. An unbroken ring takes its own."""
+    k = classes_lib.label_of("noteheadWholeOnLine") + 1
+    mask = np.zeros((40, 120), bool)
+    boxes = np.float32([[9, 19, 23, 51], [9, 69, 23, 101]])
+    for y0, x0, y1, x1 in ((10, 20, 22, 50), (10, 70, 22, 100)):
+        mask[y0:y1, x0:x1] = True
+        mask[y0 + 3 : y1 - 3, x0 + 4 : x1 - 4] = False
+    mask[:, 32:34] = False  # The first ring broken: its right part holds 120 of 216 pixels.
+
+    def snap(share):
+        return ink.snap_symbols(
+            mask, boxes, np.int32([k, k]), np.float32([0.9, 0.8]), [k], 2.0, share
+        )[0]
+
+    np.testing.assert_array_equal(snap(0.6), [[9, 19, 23, 51], [10, 70, 22, 100]])
+    np.testing.assert_array_equal(snap(0.0), [[10, 34, 22, 50], [10, 70, 22, 100]])
+
+
 def test_a_beams_end_to_end_halves_are_one_beam():
     """Decoded side by side (IoU 0.02, so not by overlap), but on one long component: the
     better half takes the whole beam and the other is dropped."""

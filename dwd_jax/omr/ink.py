@@ -65,6 +65,10 @@ _FRAGMENT_IOU = 0.1
 # detection on it is a fragment, even beside the first rather than over it (a beam often
 # comes as two end-to-end halves). Two touching note heads are at most about 2.5 : 1.
 _STROKE_ASPECT = 3.0
+# ...but only for a detection whose own box is this elongated along the stroke: a whole note
+# (about 1.6 : 1) or a clef on a staff line the erasure missed (a photograph's, a scan's) is
+# not that line, and the size guard below keeps its box.
+_STROKE_BOX_ASPECT = 2.0
 # A compact component this many times taller or wider than a detection's box holds more than
 # its object (a chord's second touching the note head the network boxed alone): the
 # detection keeps its own box rather than take both heads'.
@@ -187,12 +191,12 @@ def refine_upright(
     if len(d.symbol_classes):
         boxes, keep = snap_symbols(
             symbols, boxes, classes, scores, classes_lib.model_labels(d.symbol_classes),
-            d.symbol_max_change,
+            d.symbol_max_change, d.symbol_min_share,
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if d.accidentals_by_shape:
         boxes, classes, scores = name_accidentals(
-            symbols, boxes, classes, scores, d.symbol_max_change
+            symbols, boxes, classes, scores, d.symbol_max_change, d.symbol_min_share
         )
     if d.dots_from_ink:
         boxes, classes, scores = use_dots(
@@ -302,6 +306,7 @@ def name_accidentals(
     classes: np.ndarray,
     scores: np.ndarray,
     max_change: float = np.inf,
+    min_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detections with each flat, natural and sharp (of a key signature, or beside a note)
     named by its shape (`accidentals.shape`), where the shape decides; two detections of one
@@ -313,7 +318,7 @@ def name_accidentals(
         (`snap_symbols`: read from a decoded box, a note head beside it can be the larger
         component).
       classes: i32[N] model classes; scores: f32[N].
-      max_change: as `snap_symbols`'.
+      max_change, min_share: as `snap_symbols`'.
 
     Returns:
       (boxes f32[M, 4], classes i32[M], scores f32[M]).
@@ -325,7 +330,7 @@ def name_accidentals(
         shapes = accidentals.shape(symbols_mask, boxes[chosen])
         classes[chosen] = np.where(shapes > 0, family_labels[shapes - 1], classes[chosen])
     every = classes_lib.model_labels([name for family in accidentals.FAMILIES for name in family])
-    boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, every, max_change)
+    boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, every, max_change, min_share)
     return boxes[keep], classes[keep], scores[keep]
 
 
@@ -386,6 +391,7 @@ def snap_symbols(
     scores: np.ndarray,
     symbol_classes: Sequence[int],
     max_change: float = np.inf,
+    min_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes of symbol classes replaced by their ink component's once staff lines are erased.
 
@@ -395,7 +401,8 @@ def snap_symbols(
     rule (the component with most pixels inside the box, IoU >= 0.1; lower-scoring fragments
     of one object dropped). A compact component more than `max_change` times taller or wider
     than the box, or less than 1 / `max_change`, is not the symbol's (on a blurred page a
-    symbol merges with its neighbour or falls apart): the box stays as decoded.
+    symbol merges with its neighbour), nor is one holding less than `min_share` of the ink
+    inside the box (the symbol fell apart): the box stays as decoded.
 
     Args:
       symbols_mask: bool[H, W] the page's ink with its staff lines erased
@@ -404,6 +411,7 @@ def snap_symbols(
       classes: i32[N] model classes; scores: f32[N].
       symbol_classes: model classes to re-measure.
       max_change: the largest factor between the component's and the box's sizes.
+      min_share: the least share of the box's ink the component must hold.
 
     Returns:
       (f32[N, 4] boxes, bool[N] keep): keep is False for a fragment.
@@ -413,7 +421,7 @@ def snap_symbols(
         return np.array(boxes, np.float32, copy=True), np.ones(len(boxes), bool)
     return _snap_to_components(
         symbols_mask, boxes, classes, scores, chosen, max_growth=max_change,
-        max_shrink=max_change,
+        max_shrink=max_change, min_share=min_share,
     )
 
 
@@ -426,11 +434,12 @@ def _snap_to_components(
     *,
     max_growth: float = np.inf,
     max_shrink: float = np.inf,
+    min_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`snap_solids`' matching of detections `chosen` (i64[K]) to the 8-connected components
     of `mask` (bool[H, W]); a compact component more than `max_growth` times a box's height or
-    width, or less than 1 / `max_shrink`, leaves the box as it is. Returns (f32[N, 4] boxes,
-    bool[N] keep)."""
+    width, or less than 1 / `max_shrink`, or holding less than `min_share` of the ink inside
+    the box, leaves the box as it is. Returns (f32[N, 4] boxes, bool[N] keep)."""
     out = np.array(boxes, np.float32, copy=True)
     keep = np.ones(len(boxes), bool)
     components, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
@@ -447,12 +456,20 @@ def _snap_to_components(
         if len(counts) < 2 or not counts[1:].any():
             continue
         label = int(counts[1:].argmax()) + 1
+        if counts[label] < min_share * counts[1:].sum():
+            continue  # The symbol fell apart (a blurred ring, a faded clef): kept as decoded.
         rows, cols = slices[label - 1]
         box = np.float32([rows.start, cols.start, rows.stop, cols.stop])
         long_side, short_side = sorted((rows.stop - rows.start, cols.stop - cols.start))[::-1]
         if boxes_lib.box_iou(box[None], boxes[i : i + 1])[0, 0] < _MIN_IOU:
             continue  # It only grazes that component: kept, and no claim on it.
-        stroke = long_side >= _STROKE_ASPECT * short_side
+        box_h, box_w = y1 - y0, x1 - x0
+        along = (rows.stop - rows.start >= cols.stop - cols.start) == (box_h >= box_w)
+        stroke = (
+            long_side >= _STROKE_ASPECT * short_side
+            and along
+            and max(box_h, box_w) >= _STROKE_BOX_ASPECT * min(box_h, box_w)
+        )
         if not stroke and (
             rows.stop - rows.start > max_growth * (y1 - y0)
             or cols.stop - cols.start > max_growth * (x1 - x0)
