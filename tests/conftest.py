@@ -1,10 +1,14 @@
 """Shared test fixtures.
 
+`compilation_cache`: one XLA compilation cache for the whole suite and the processes it
+starts, so that a program compiled once (the tiny config's train step, the shipped model's
+forward at a page's shape) is read back wherever it recurs.
 `sample_dir`: the real DeepScoresV2 sample page kept in the repository
 (`tests/data/deepscores_v2_sample/`, provenance and licence in its README.md), the one place
 that names the folder. The page is always there, so no test skips for want of it.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -31,3 +35,27 @@ def sample_json(sample_dir) -> Path:
 def sample_page_path(sample_dir) -> Path:
     """The sample's page image (2707 x 3828, RGBA)."""
     return sample_dir / "images" / SAMPLE_PAGE_NAME
+
+
+@pytest.fixture(autouse=True, scope="session")
+def compilation_cache(tmp_path_factory):
+    """Every test and subprocess shares XLA compilations (same HLO, new Python objects)."""
+    import jax
+
+    cache = str(tmp_path_factory.mktemp("xla_cache"))
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    saved = [getattr(jax.config, name) for name in names]
+    environ = {k: os.environ.get(k) for k in ("JAX_COMPILATION_CACHE_DIR",
+                                              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}
+    jax.config.update(names[0], cache)
+    jax.config.update(names[1], 0.0)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache  # Inherited by the tests' subprocesses.
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    yield
+    for name, value in zip(names, saved, strict=True):
+        jax.config.update(name, value)
+    for key, value in environ.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

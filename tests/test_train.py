@@ -22,18 +22,6 @@ from dwd_jax.modeling import model, targets
 from dwd_jax.training import train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def compilation_cache(tmp_path_factory):
-    """Runs in this module share XLA compilations (same HLO, new Python objects): 3x faster."""
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    saved = [getattr(jax.config, name) for name in names]
-    jax.config.update(names[0], str(tmp_path_factory.mktemp("xla_cache")))
-    jax.config.update(names[1], 0.0)
-    yield
-    for name, value in zip(names, saved, strict=False):
-        jax.config.update(name, value)
-
-
 def _tiny(**train_overrides):
     config = tiny.get_config()
     for key, value in train_overrides.items():
