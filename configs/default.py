@@ -102,7 +102,7 @@ def get_config() -> ml_collections.ConfigDict:
     # marks, dynamics and hairpins, tuplets, every time-signature digit, tenor and octave
     # clefs, grace notes, piano systems with braces), which the music21 corpus barely holds.
     # 0 = the corpus alone. A corpus engraved with another share is refused.
-    c.engrave.generated_share = 0.0
+    c.engrave.generated_share = 0.3
     # Shares of works (not files or pages: every file of one mass, opus or numbered work lies
     # in one split, `engrave.corpus.work_of`) in the test and validation splits.
     c.engrave.test_fraction = 0.2

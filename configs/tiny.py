@@ -38,5 +38,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.eval_every = 0  # Validation during training costs compiles; tests that want it ask.
     c.engrave.pages_per_piece = 1  # A page per piece: a few pages still fill three splits.
     c.engrave.engravers = ("verovio",)  # LilyPond takes ~18x verovio's time per page.
+    c.engrave.generated_share = 0.0  # The corpus alone: test_compose engraves generated music.
     c.data.degrade.rate = 0.0  # Tests compare exact pages and crops; test_degrade turns it on.
     return c
