@@ -274,7 +274,8 @@ def get_config() -> ml_collections.ConfigDict:
     # are erased (dwd_jax.omr.ink.snap_symbols, dwd_jax.omr.staves): the symbols that stand
     # apart once the lines are gone. Not note heads with stems, flags, beams or
     # time-signature digits (they touch other symbols), nor ties (staff-line removal cuts
-    # them). () = off.
+    # them), nor dynamics' letters (joined in "mf", "sfz") or the common-time C (validation
+    # scores them lower re-measured). () = off.
     c.omr.symbol_classes = (
         "augmentationDot",
         "articStaccatoAbove",
@@ -294,12 +295,9 @@ def get_config() -> ml_collections.ConfigDict:
         "restQuarter",
         "rest8th",
         "rest16th",
-        "timeSigCommon",
         "slur",
         "stringsUpBow",
         "stringsDownBow",
-        "dynamicP",
-        "dynamicF",
         "tuplet3",
     )
     # A symbol takes its component's box only if the component's height and width are within
