@@ -14,7 +14,6 @@ import os
 import pytest
 from PIL import Image
 from test_input_pipeline import synthetic_records
-from test_train import compilation_cache  # noqa: F401  (autouse: runs share compilations)
 
 from configs import tiny
 from dwd_jax import workflow
