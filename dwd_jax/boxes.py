@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import cv2
 import numpy as np
 
@@ -70,3 +72,35 @@ def rotate(boxes: np.ndarray, shape: tuple[int, int], degrees: float) -> np.ndar
         return m[0, 0] * x + m[0, 1] * y + m[0, 2], m[1, 0] * x + m[1, 1] * y + m[1, 2]
 
     return remap(boxes, move)
+
+
+def pad_objects(
+    boxes: np.ndarray, classes: np.ndarray, max_objects: int, *, name: str = "crop"
+) -> dict[str, np.ndarray]:
+    """Objects padded (or truncated, with a warning) to a static count.
+
+    Args:
+      boxes: f32[N, 4]; classes: i32[N].
+      max_objects: M.
+      name: what to call the crop in the warning.
+
+    Returns:
+      `{"boxes": f32[M, 4], "classes": i32[M], "valid": bool[M]}`; padding rows have zero
+      boxes, class 0 and valid False.
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if len(boxes) > max_objects:
+        logging.warning(
+            "%s: %d objects, keeping the first %d; raise data.max_objects.",
+            name, len(boxes), max_objects,
+        )
+    count = min(len(boxes), max_objects)
+    out_boxes = np.zeros((max_objects, 4), np.float32)
+    out_classes = np.zeros((max_objects,), np.int32)
+    out_boxes[:count] = boxes[:count]
+    out_classes[:count] = np.asarray(classes)[:count]
+    return {
+        "boxes": out_boxes,
+        "classes": out_classes,
+        "valid": np.arange(max_objects) < count,
+    }

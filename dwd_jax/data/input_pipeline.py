@@ -39,6 +39,7 @@ import numpy as np
 import tqdm
 from absl import flags
 
+from dwd_jax import boxes as boxes_lib
 from dwd_jax import image as image_lib
 from dwd_jax.data import degrade as degrade_lib
 from dwd_jax.data import margin as margin_lib
@@ -154,23 +155,9 @@ def crop_page(
     centre = (shifted[:, :2] + shifted[:, 2:]) / 2
     kept = ((centre >= 0) & (centre < crop_size)).all(axis=1)
     kept_boxes, kept_classes = shifted[kept], classes[kept]
-    if len(kept_boxes) > max_objects:
-        logging.warning(
-            "%s: %d objects in a crop, keeping the first %d; raise data.max_objects.",
-            name,
-            len(kept_boxes),
-            max_objects,
-        )
-    count = min(len(kept_boxes), max_objects)
-    out_boxes = np.zeros((max_objects, 4), np.float32)
-    out_classes = np.zeros((max_objects,), np.int32)
-    out_boxes[:count] = kept_boxes[:count]
-    out_classes[:count] = kept_classes[:count]
     return {
         "image": crop,
-        "boxes": out_boxes,
-        "classes": out_classes,
-        "valid": np.arange(max_objects) < count,
+        **boxes_lib.pad_objects(kept_boxes, kept_classes, max_objects, name=name),
     }
 
 

@@ -14,12 +14,13 @@ symbols in their page context; `config.data.margin.prob` sets the share of crops
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ml_collections
 import numpy as np
+
+from dwd_jax import boxes as boxes_lib
 
 WHITE = 255
 
@@ -131,23 +132,7 @@ def add_margin(
         np.minimum(region, patch, out=region)
         boxes.append(box + np.float32([y, x, y, x]))
         classes.append(cls)
-    if len(boxes) > max_objects:
-        logging.warning(
-            "%s: %d objects with the margin's symbols, keeping the first %d; raise "
-            "data.max_objects.", name, len(boxes), max_objects,
-        )
-    count = min(len(boxes), max_objects)
-    out_boxes = np.zeros((max_objects, 4), np.float32)
-    out_classes = np.zeros((max_objects,), np.int32)
-    if count:
-        out_boxes[:count] = np.stack(boxes[:count])
-        out_classes[:count] = classes[:count]
-    return {
-        "image": out,
-        "boxes": out_boxes,
-        "classes": out_classes,
-        "valid": np.arange(max_objects) < count,
-    }
+    return {"image": out, **boxes_lib.pad_objects(boxes, classes, max_objects, name=name)}
 
 
 def validate(margin: ml_collections.ConfigDict, crop_size: int) -> None:
