@@ -8,9 +8,10 @@ import os
 import pathlib
 import re
 
-from music21 import dynamics, layout
+import numpy as np
+from music21 import articulations, dynamics, expressions, key, layout, meter, note, stream
 
-from dwd_jax.engrave import compose, corpus, generate
+from dwd_jax.engrave import compose, corpus, generate, lilypond
 from dwd_jax.engrave.generate import GENERATED, _with_generated
 
 
@@ -30,6 +31,54 @@ def test_a_seed_gives_one_score(tmp_path):
 def test_time_signatures_hold_every_digit():
     digits = set("".join(t for t in compose.TIME_SIGNATURES if "/" in t))
     assert digits >= set("0123456789") - {"/"}
+
+
+def test_every_time_signature_digit_is_as_common_as_any_other():
+    rng = np.random.default_rng(0)
+    draws = [compose.time_signature(rng) for _ in range(4000)]
+    symbols = sum(t in compose.SYMBOL_TIMES for t in draws) / len(draws)
+    assert abs(symbols - compose.SYMBOL_TIME_SHARE) < 0.02
+    holding = {d: sum(d in t for t in draws if "/" in t) for d in "0123456789"}
+    # Drawn digit first: each is in at least a tenth of the numeric signatures (some hold two).
+    numeric = sum("/" in t for t in draws)
+    assert min(holding.values()) >= 0.09 * numeric, holding
+
+
+def test_time_signatures_and_keys_change_within_a_piece_in_every_part_alike():
+    changes = []
+    for seed in range(8):
+        score = compose.compose(seed)
+        per_part = [
+            [(m.number, type(e).__name__, getattr(e, "ratioString", getattr(e, "sharps", None)))
+             for m in part.getElementsByClass(stream.Measure)
+             for e in m.getElementsByClass((meter.TimeSignature, key.KeySignature))]
+            for part in score.parts
+        ]
+        assert all(p == per_part[0] for p in per_part)  # Barlines stay aligned.
+        changes += [c for c in per_part[0] if c[0] > 1]
+        for part in score.parts:  # Each measure is full in its own signature.
+            for m in part.getElementsByClass(stream.Measure):
+                assert abs(m.duration.quarterLength - m.barDuration.quarterLength) < 1e-6
+    kinds = {kind for _, kind, _ in changes}
+    assert kinds == {"TimeSignature", "KeySignature"}
+
+
+def test_marks_placed_below_reach_lilypond_below():
+    n = note.Note("C5", quarterLength=1.0)
+    below = articulations.Accent()
+    below.placement = "below"
+    n.articulations += [below, articulations.Tenuto()]
+    fermata = expressions.Fermata()
+    fermata.type = "inverted"  # MusicXML's fermata below the staff (music21's default).
+    n.expressions.append(fermata)
+    m = note.Note("D5", quarterLength=1.0)
+    upright = expressions.Fermata()
+    upright.type = "upright"
+    m.expressions.append(upright)
+    part = stream.Part([stream.Measure([n, m, note.Rest(quarterLength=2.0)])])
+    text = lilypond.ly_from_music21(part)
+    assert "_> " in text and "-- " in text  # Forced below; left where LilyPond puts it.
+    assert text.count("_\\fermata") == 1 and text.count("\\fermata") == 2
 
 
 def test_scores_hold_what_the_corpus_lacks():
@@ -90,3 +139,4 @@ def test_the_corpus_engraves_generated_pieces_with_their_classes(tmp_path):
     assert any(n.startswith("artic") for n in names)
     settings = json.loads((tmp_path / "engrave_settings.json").read_text())
     assert settings["generated_share"] == 0.5
+    assert settings["compose"] == compose.VERSION

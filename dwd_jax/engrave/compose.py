@@ -4,11 +4,14 @@ The corpus is mostly chorales, string quartets and masses: few accents or tenuto
 dynamics and hairpins, few tuplets, time signatures of a handful of digits, no tenor or octave
 clefs, no grace notes, few piano systems with braces. `compose(seed)` writes a score that has
 them, in the proportions a real score might: a piano piece (two staves joined by a brace), a
-solo line, or a small ensemble, with a time signature drawn from a list holding every digit,
-a key of up to seven sharps or flats, and measures filled with notes, chords, rests and
-tuplets whose pitches walk stepwise within the clef's range, marked with articulations,
-ornaments, dynamics, hairpins, slurs, ties and grace notes. The same seed gives the same
-score; `write(seed, path)` saves it as MusicXML, which both engravers read.
+solo line, or a small ensemble, with a time signature drawn digit first (so that every digit
+is as common as any other), a key of up to seven sharps or flats, both changing now and then
+within the piece (a signature is otherwise drawn once per piece, and its digits were the
+rarest classes), and measures filled with notes, chords, rests and tuplets whose pitches walk
+stepwise within the clef's range, marked with articulations (a share placed below the staff
+whatever the stem), ornaments, upright and inverted fermatas, dynamics, hairpins, slurs, ties
+and grace notes. The same seed gives the same score; `write(seed, path)` saves it as
+MusicXML, which both engravers read.
 """
 
 from __future__ import annotations
@@ -32,11 +35,21 @@ from music21 import chord as chord_lib
 from music21 import duration as duration_lib
 from music21 import pitch as pitch_lib
 
+# Raised whenever a seed's score changes, so that a corpus holding older generated music is
+# refused (the engraving settings record it) instead of mixed with the new.
+VERSION = 2
 # Every digit 0-9 occurs; "c" and "cut" are common and alla breve time.
 TIME_SIGNATURES = (
     "2/4", "3/4", "4/4", "c", "cut", "2/2", "3/8", "6/8", "9/8", "12/8", "5/4", "7/8",
-    "5/8", "3/2", "6/4", "10/8", "4/8",
+    "5/8", "3/2", "6/4", "10/8", "4/8", "7/4", "9/4", "11/8",
 )
+SYMBOL_TIMES = ("c", "cut")  # Drawn with this share of the signatures:
+SYMBOL_TIME_SHARE = 0.15
+# Chance per measure (after the first) of a new time signature, and of a new key.
+TIME_CHANGE = 0.25
+KEY_CHANGE = 0.06
+# Share of articulations placed below the staff (engravers otherwise put most above).
+BELOW_SHARE = 0.35
 # (clef, lowest MIDI pitch, highest) for a staff's line.
 CLEFS = {
     "treble": (clef.TrebleClef, 60, 84),
@@ -68,16 +81,15 @@ def compose(seed: int, *, measures: tuple[int, int] = (16, 28)) -> stream.Score:
         clefs = (rng.choice(list(CLEFS)),)
     else:
         clefs = tuple(rng.choice(list(CLEFS), size=int(rng.integers(2, 4))))
-    time = str(rng.choice(TIME_SIGNATURES))
-    sharps = int(rng.integers(-7, 8))
     count = int(rng.integers(*measures))
+    plan = _plan(rng, count)
     score = stream.Score()
     parts = []
     for i, clef_name in enumerate(clefs):
         part = stream.PartStaff() if layout_kind == "piano" else stream.Part()
         part.id = f"P{i + 1}"
         parts.append(part)
-        _fill(part, rng, clef_name, time, sharps, count)
+        _fill(part, rng, clef_name, plan)
         score.insert(0, part)
     if layout_kind == "piano":
         score.insert(0, layout.StaffGroup(parts, symbol="brace", barTogether=True))
@@ -92,20 +104,52 @@ def write(seed: int, path: str) -> str:
     return path
 
 
-def _fill(part, rng, clef_name: str, time: str, sharps: int, count: int) -> None:
+def time_signature(rng) -> str:
+    """A time signature: common or alla breve time with `SYMBOL_TIME_SHARE`, otherwise a
+    digit drawn uniformly and then one of `TIME_SIGNATURES` that holds it."""
+    if rng.random() < SYMBOL_TIME_SHARE:
+        return str(rng.choice(SYMBOL_TIMES))
+    digit = str(rng.integers(10))
+    return str(rng.choice([t for t in TIME_SIGNATURES if digit in t and t not in SYMBOL_TIMES]))
+
+
+def _plan(rng, count: int) -> list[tuple[str | None, int | None]]:
+    """Per measure, the time signature and the key (sharps) it starts, None where they carry
+    on: both in the first measure, and changes now and then; every part follows one plan."""
+    time, sharps = time_signature(rng), int(rng.integers(-7, 8))
+    plan = [(time, sharps)]
+    for _ in range(1, count):
+        new_time = time_signature(rng) if rng.random() < TIME_CHANGE else None
+        new_time = None if new_time == time else new_time
+        new_sharps = None
+        if rng.random() < KEY_CHANGE:
+            new_sharps = int(rng.choice([k for k in range(-7, 8) if k != sharps]))
+        time = new_time or time
+        sharps = sharps if new_sharps is None else new_sharps
+        plan.append((new_time, new_sharps))
+    return plan
+
+
+def _fill(part, rng, clef_name: str, plan: list[tuple[str | None, int | None]]) -> None:
     clef_class, low, high = CLEFS[clef_name]
-    signature = meter.TimeSignature(time)
-    bar_length = signature.barDuration.quarterLength
     pitch = int(rng.integers(low + 4, high - 4))
-    tonic = (sharps * 7) % 12
-    scale = {(tonic + s) % 12 for s in _MAJOR}
     notes = []
-    for number in range(1, count + 1):
+    count = len(plan)
+    for number, (time, new_sharps) in enumerate(plan, start=1):
         measure = stream.Measure(number=number)
         if number == 1:
-            measure.append([clef_class(), key.KeySignature(sharps), signature])
+            measure.append(clef_class())
         elif rng.random() < 0.03:  # A clef change.
             measure.append(clef.TenorClef() if clef_name != "tenor" else clef.AltoClef())
+        if new_sharps is not None:
+            sharps = new_sharps
+            tonic = (sharps * 7) % 12
+            scale = {(tonic + s) % 12 for s in _MAJOR}
+            measure.append(key.KeySignature(sharps))
+        if time is not None:
+            signature = meter.TimeSignature(time)
+            bar_length = signature.barDuration.quarterLength
+            measure.append(signature)
         filled = 0.0
         while filled < bar_length - 1e-9:
             left = bar_length - filled
@@ -188,10 +232,17 @@ def _mark(part, notes: list, rng) -> None:
     """Articulations, ornaments, dynamics, hairpins, slurs, ties and grace notes."""
     for i, n in enumerate(notes):
         if rng.random() < 0.15:
-            n.articulations.append(ARTICULATIONS[int(rng.integers(len(ARTICULATIONS)))]())
-        if rng.random() < 0.03:
-            n.expressions.append(ORNAMENTS[int(rng.integers(len(ORNAMENTS)))]())
-        if rng.random() < 0.06:
+            mark = ARTICULATIONS[int(rng.integers(len(ARTICULATIONS)))]()
+            if rng.random() < BELOW_SHARE:
+                mark.placement = "below"
+            n.articulations.append(mark)
+        if rng.random() < 0.05:
+            ornament = ORNAMENTS[int(rng.integers(len(ORNAMENTS)))]()
+            if isinstance(ornament, expressions.Fermata):
+                # MusicXML's type: music21's default is "inverted", below the staff.
+                ornament.type = "inverted" if rng.random() < 0.5 else "upright"
+            n.expressions.append(ornament)
+        if rng.random() < 0.08:
             measure = n.getContextByClass(stream.Measure)
             if measure is not None:
                 measure.insert(n.offset, dynamics.Dynamic(str(rng.choice(DYNAMICS))))
@@ -210,7 +261,7 @@ def _mark(part, notes: list, rng) -> None:
             and notes[i + 1].pitch.midi == n.pitch.midi
         ):
             n.tie = tie.Tie("start")
-        if rng.random() < 0.04 and isinstance(n, note.Note):
+        if rng.random() < 0.06 and isinstance(n, note.Note):
             measure = n.getContextByClass(stream.Measure)
             if measure is not None:
                 grace = note.Note(n.pitch.midi + int(rng.choice([-2, -1, 1, 2])), type="eighth")

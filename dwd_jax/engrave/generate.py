@@ -26,9 +26,11 @@ from dwd_jax.engrave import compose, corpus, dsv2, lilypond, piece, pool
 from dwd_jax.engrave.piece import PieceTask
 from dwd_jax.engrave.style import sample_style
 
-# Raised whenever the annotation rules change, so a corpus annotated by older rules is refused
-# (by `_check_settings`) instead of mixed with new pages. 2: beam segments joined into lines.
-ANNOTATION_RULES = 2
+# Raised whenever what a piece's pages hold changes (the annotation rules or what an engraver
+# is given), so a corpus made by older rules is refused (by `_check_settings`) instead of mixed
+# with new pages. 2: beam segments joined into lines. 3: LilyPond draws MusicXML's inverted
+# fermatas and marks placed below the staff there, as verovio does.
+ANNOTATION_RULES = 3
 
 # Engraver name -> its worker function (`piece.engrave_piece`'s contract).
 _ENGRAVE_PIECE = {"verovio": piece.engrave_piece, "lilypond": lilypond.engrave_piece}
@@ -89,8 +91,11 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
     os.makedirs(shards_dir, exist_ok=True)
     if not 0.0 <= generated_share < 1.0:
         raise ValueError(f"generated_share={generated_share} is not in [0, 1).")
-    # Only a corpus with generated music records its share: older corpora still resume.
-    share = {"generated_share": generated_share} if generated_share else {}
+    # Only a corpus with generated music records its share and the composer's version: older
+    # corpora still resume, and one of older generated music is refused.
+    share = {}
+    if generated_share:
+        share = {"generated_share": generated_share, "compose": compose.VERSION}
     _check_settings(out_dir, {
         "seed": seed, "pages_per_piece": pages_per_piece, "width_range": list(width_range),
         "staff_space_ratio": list(staff_space_ratio), **_engraver_versions(engravers),

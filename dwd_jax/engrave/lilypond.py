@@ -274,9 +274,21 @@ def _converter():
                 # on to the end of the part.
                 kind = beams.beamsList[0].type
                 events = (["[ "] if kind == "start" else ["] "] if kind == "stop" else []) + events
+            expressions = getattr(generalNote, "expressions", ())
+            if any(getattr(e, "type", None) == "inverted" for e in expressions):
+                # music21 writes every fermata above; MusicXML's inverted one (music21's
+                # default type, as verovio reads it) is drawn below the staff.
+                events = ["_\\fermata " if e == "\\fermata " else e for e in events]
             return events + _marks(generalNote, self._dynamics_done)
 
     return Converter
+
+
+def _placed(event: str, placement: str | None) -> str:
+    """A post-event forced above or below the staff (`placement` "above" or "below"; LilyPond's
+    `^` and `_`), or left where LilyPond puts it (`-`, or nothing before a command)."""
+    direction = {"above": "^", "below": "_"}.get(placement or "")
+    return direction + event.removeprefix("-") if direction else event
 
 
 def _marks(note, dynamics_done: set[int]) -> list[str]:
@@ -287,7 +299,7 @@ def _marks(note, dynamics_done: set[int]) -> list[str]:
     for art in getattr(note, "articulations", ()):
         kind = type(art).__name__
         if kind in _ARTICULATIONS:
-            out.append(_ARTICULATIONS[kind] + " ")
+            out.append(_placed(_ARTICULATIONS[kind], getattr(art, "placement", None)) + " ")
         elif kind == "Fingering" and str(art.fingerNumber).isdigit():
             out.append(f"-{art.fingerNumber} ")
     for expr in getattr(note, "expressions", ()):
