@@ -3,6 +3,9 @@
 `compilation_cache`: one XLA compilation cache for the whole suite and the processes it
 starts, so that a program compiled once (the tiny config's train step, the shipped model's
 forward at a page's shape) is read back wherever it recurs.
+Modules holding a test marked `slow` are collected first: under `--dist loadfile` (pyproject's
+pytest options) each worker takes whole modules in collection order, so the longest start first
+and the workers finish together.
 `sample_dir`: the real DeepScoresV2 sample page kept in the repository
 (`tests/data/deepscores_v2_sample/`, provenance and licence in its README.md), the one place
 that names the folder. The page is always there, so no test skips for want of it.
@@ -59,3 +62,10 @@ def compilation_cache(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def pytest_collection_modifyitems(items):
+    """Modules holding a slow test first, each module's tests in their order."""
+    module = lambda item: item.nodeid.split("::")[0]
+    slow = {module(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: module(item) not in slow)

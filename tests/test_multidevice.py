@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # Each test runs a process or more.
 
 ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_BATCH = 8

@@ -1,6 +1,7 @@
 """The default model shipped with the package: it loads, and it reads the real page."""
 
 import numpy as np
+import pytest
 
 from dwd_jax import boxes as boxes_lib
 from dwd_jax import classes as classes_lib
@@ -12,6 +13,7 @@ HEADS = ("noteheadBlackOnLine", "noteheadBlackInSpace", "noteheadHalfOnLine",
          "noteheadHalfInSpace", "noteheadWholeOnLine", "noteheadWholeInSpace")
 
 
+@pytest.mark.slow
 def test_shipped_model_finds_the_note_heads_of_the_real_sample_page(
     sample_json, sample_page_path, tmp_path
 ):

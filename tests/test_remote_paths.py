@@ -97,6 +97,7 @@ def _config(**train_overrides):
     return config
 
 
+@pytest.mark.slow
 def test_train_resume_evaluate_and_detect_with_the_workdir_in_a_bucket(
     s3, tmp_path, monkeypatch
 ):

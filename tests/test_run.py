@@ -19,6 +19,8 @@ from PIL import Image
 from configs import tiny
 from dwd_jax import workflow
 
+pytestmark = pytest.mark.slow  # Each test runs a process or more.
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Small engraved pages at a quarter scale keep the eval pages, and their compiles, small.

@@ -33,6 +33,7 @@ def _params(state):
     return jax.tree.leaves(jax.device_get(state.params))
 
 
+@pytest.mark.slow
 def test_step_is_traced_and_compiled_once_over_five_steps():
     config = _tiny()
     mesh = train.make_mesh()
@@ -219,6 +220,7 @@ def test_learning_rate_schedules():
         train.learning_rate_schedule(_tiny(lr_schedule="linear").train)
 
 
+@pytest.mark.slow
 def test_another_class_list_builds_trains_one_step_and_decodes(monkeypatch):
     # MUSCIMA++-like: a list of one's own is one entry in classes.CLASS_LISTS plus a config.
     from dwd_jax import classes

@@ -19,6 +19,8 @@ import pytest
 
 from configs import tiny
 
+pytestmark = pytest.mark.slow  # Each test runs a process or more.
+
 ROOT = Path(__file__).resolve().parents[1]
 DUMMY_DATA = ROOT / "tfds_builders" / "deep_scores" / "dummy_data"
 
