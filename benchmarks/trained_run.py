@@ -13,9 +13,10 @@ from dwd_jax.detection import inference
 
 
 def load(
-    doc: str, *, pages: int, classes: str
+    doc: str, *, pages: int, classes: str, network_alone: bool = False
 ) -> tuple[argparse.Namespace, ml_collections.ConfigDict, Any, int]:
-    """Parses --workdir, --pages, --classes and --no-offset-head, and restores the run.
+    """Parses --workdir, --pages, --classes, --no-offset-head (and with `network_alone`
+    --network-alone), and restores the run.
 
     Returns:
       (args, the default config as the run was trained, its parameters, their step).
@@ -29,6 +30,12 @@ def load(
         action="store_true",
         help="For a run trained with model.offset_head off.",
     )
+    if network_alone:
+        parser.add_argument(
+            "--network-alone",
+            action="store_true",
+            help="The network's boxes, not the shipped pipeline's.",
+        )
     args = parser.parse_args()
     config = default.get_config()
     config.model.offset_head = not args.no_offset_head
