@@ -39,6 +39,24 @@ def test_a_ledger_line_through_its_note_head_gets_its_exact_rows():
     np.testing.assert_allclose(out[0], [40.25, 8.0, 42.375, 51.0], atol=0.01)
 
 
+def test_a_ledger_line_on_scanned_paper_gets_its_rows():
+    """Grey, noisy, blurred paper (a scan, flattened as the rules read it): the line is read
+    above the paper's darkness, not taken for something wider than a line."""
+    ledger = (40.0, 10.0, 44.0, 50.0)  # 4 px high, 40 wide.
+    head = (42.0, 30.0, 7.0, 12.0)
+    coverage = 1.0 - _page((80, 60), [ledger], [head]).astype(np.float64) / 255.0
+    paper, ink_level = 232.0, 40.0
+    grey = paper - (paper - ink_level) * ndimage.gaussian_filter(coverage, 1.2)
+    grey += np.random.default_rng(0).normal(0.0, 6.0, grey.shape)
+    page = np.clip(np.round(grey), 0, 255).astype(np.uint8)
+    decoded = np.float32([[41.5, 8.0, 43.5, 51.0]])  # Centred 0.5 px low, half as thick.
+    out = ink.snap_lines(page, decoded, np.int32([LEDGER]), [LEDGER])
+    # Grey ink is lighter than black: the summed darkness reads the line about 0.8x as thick.
+    assert abs((out[0, 0] + out[0, 2]) / 2 - 42.0) < 0.3
+    assert 3.0 < out[0, 2] - out[0, 0] < 4.5
+    np.testing.assert_array_equal(out[0, [1, 3]], decoded[0, [1, 3]])
+
+
 def test_boxes_without_a_thin_line_or_of_other_classes_are_kept():
     blob = (10.0, 10.0, 70.0, 40.0)  # Wider than any search window: not a line.
     stem = (10.0, 50.25, 70.0, 52.0)

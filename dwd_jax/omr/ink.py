@@ -498,7 +498,8 @@ def snap_lines(
 
     A box taller than wide is a vertical line (its columns are searched), otherwise a
     horizontal one (its rows). The cross-profile is read over the decoded length: each
-    cross-position's darkness quantile that needs it dark along 75 % of the line. The line is
+    cross-position's darkness quantile that needs it dark along 75 % of the line, less the
+    faintest position's (paper that is not white, as on a scan), scaled to 1. The line is
     the run of profile > 0.05 around the strong (>= 0.5) position nearest the decoded centre,
     within the decoded thickness plus 3 px on each side; its thickness is the run's summed
     darkness and its centre the midpoint of its edges, each read from its edge pixel's
@@ -541,6 +542,10 @@ def _snap_across(dark: np.ndarray, box: tuple[float, float, float, float]):
     if r1 <= r0 or c1 - c0 < 3:
         return None
     profile = np.quantile(dark[r0:r1, c0:c1], 1.0 - _ALONG_SHARE, axis=0)
+    # Scanned or photographed paper is not white even flattened (noise, texture): darkness is
+    # read above the window's faintest position, which is 0 on an engraved page.
+    base = float(profile.min())
+    profile = np.clip((profile - base) / max(1.0 - base, 1e-6), 0.0, 1.0)
     position = np.arange(c0, c1) + 0.5  # Pixel centres.
     strong = np.flatnonzero(profile >= _STRONG)
     if not len(strong):
