@@ -22,6 +22,7 @@ from PIL import Image
 
 from dwd_jax import boxes as boxes_lib
 
+WHITE = 255  # Paper's grey level (and the padding's).
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # Channels -> PIL mode.
 
 

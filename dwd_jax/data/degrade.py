@@ -28,11 +28,9 @@ import numpy as np
 from dwd_jax import boxes as boxes_lib
 from dwd_jax import image as image_lib
 
-WHITE = 255
-
 
 def _u8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(image), 0, WHITE).astype(np.uint8)
+    return np.clip(np.rint(image), 0, image_lib.WHITE).astype(np.uint8)
 
 
 def _smooth_field(shape: tuple[int, int], cells: tuple[int, int], rng: np.random.Generator):
@@ -66,9 +64,13 @@ def threshold(page, boxes, rng, *, otsu_prob=0.5, level=(100, 180)):
     """Bilevel page (0 or 255): Otsu's threshold with probability `otsu_prob`, otherwise a
     fixed one drawn from `level`."""
     if rng.random() < otsu_prob:
-        _, bilevel = cv2.threshold(page, 0, WHITE, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        _, bilevel = cv2.threshold(
+            page, 0, image_lib.WHITE, cv2.THRESH_BINARY + cv2.THRESH_OTSU
+        )
     else:
-        _, bilevel = cv2.threshold(page, rng.uniform(*level), WHITE, cv2.THRESH_BINARY)
+        _, bilevel = cv2.threshold(
+            page, rng.uniform(*level), image_lib.WHITE, cv2.THRESH_BINARY
+        )
     return bilevel, boxes
 
 
@@ -86,7 +88,8 @@ def grey_paper(page, boxes, rng, *, paper=(200, 245), ink=(0, 60)):
     """Grey levels mapped linearly so that white becomes a paper level drawn from `paper` and
     black an ink level drawn from `ink`."""
     paper_level, ink_level = rng.uniform(*paper), rng.uniform(*ink)
-    return _u8(ink_level + page.astype(np.float32) * ((paper_level - ink_level) / WHITE)), boxes
+    scale = (paper_level - ink_level) / image_lib.WHITE
+    return _u8(ink_level + page.astype(np.float32) * scale), boxes
 
 
 def paper_texture(page, boxes, rng, *, strength=(4.0, 16.0), cell=(8, 32)):
@@ -103,7 +106,7 @@ def bleed_through(page, boxes, rng, *, alpha=(0.05, 0.25), sigma=(1.0, 3.0)):
     """The verso showing through: the page mirrored left-right, blurred (sigma drawn from
     `sigma`) and multiplied in, so paper under its ink darkens by up to `alpha` (drawn)."""
     verso = cv2.GaussianBlur(np.ascontiguousarray(page[:, ::-1]), (0, 0), rng.uniform(*sigma))
-    shade = 1.0 - rng.uniform(*alpha) * (1.0 - verso.astype(np.float32) / WHITE)
+    shade = 1.0 - rng.uniform(*alpha) * (1.0 - verso.astype(np.float32) / image_lib.WHITE)
     return _u8(page * shade), boxes
 
 
@@ -130,7 +133,7 @@ def perspective(page, boxes, rng, *, shift=(0.0, 0.015)):
     ) * np.float32(amount)
     matrix = cv2.getPerspectiveTransform(src, dst)
     warped = cv2.warpPerspective(
-        page, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=WHITE
+        page, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=image_lib.WHITE
     )
 
     def move(x, y):
@@ -156,7 +159,7 @@ def warp(page, boxes, rng, *, amplitude=(0.5, 2.0)):
     # remap samples the source at (x + dx, y + dy): ink at s appears near s - d(s).
     warped = cv2.remap(
         page, grid_x + dx, grid_y + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-        borderValue=WHITE,
+        borderValue=image_lib.WHITE,
     )
 
     def move(x, y):

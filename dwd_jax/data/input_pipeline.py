@@ -44,7 +44,6 @@ from dwd_jax import image as image_lib
 from dwd_jax.data import degrade as degrade_lib
 from dwd_jax.data import margin as margin_lib
 
-WHITE = 255
 # Records each loader process reads ahead, and its reading threads. Grain's defaults (500
 # records, 16 threads) suit small records; a decoded page is 5-10 MB, so they held ~5 GB of
 # pages per worker (measured: a worker's memory grew by ~45 MB per batch up to 4.6 GB).
@@ -147,7 +146,7 @@ def crop_page(
     else:
         y0 = int(rng.integers(0, max(height - crop_size, 0) + 1))
         x0 = int(rng.integers(0, max(width - crop_size, 0) + 1))
-    crop = np.full((crop_size, crop_size, 1), WHITE, np.uint8)
+    crop = np.full((crop_size, crop_size, 1), image_lib.WHITE, np.uint8)
     window = image[y0 : y0 + crop_size, x0 : x0 + crop_size]
     crop[: window.shape[0], : window.shape[1], 0] = window
 

@@ -21,8 +21,7 @@ import ml_collections
 import numpy as np
 
 from dwd_jax import boxes as boxes_lib
-
-WHITE = 255
+from dwd_jax import image as image_lib
 
 # {model class: ((patch u8[h, w], box f32[4] in patch pixels), ...)}.
 Bank = dict[int, tuple[tuple[np.ndarray, np.ndarray], ...]]
@@ -114,7 +113,7 @@ def add_margin(
     image = crop["image"]
     side, max_objects = image.shape[0], crop["boxes"].shape[0]
     strip = int(margin.height)
-    out = np.full_like(image, WHITE)
+    out = np.full_like(image, image_lib.WHITE)
     out[strip:] = image[: side - strip]
     boxes = crop["boxes"][crop["valid"]] + np.float32([strip, 0, strip, 0])
     classes = crop["classes"][crop["valid"]]
