@@ -58,7 +58,8 @@ def main() -> None:
     hits = {name: [] for name in names}
     unmatched = dict.fromkeys(names, 0)
     find = detect.network_detections if args.network_alone else detect.detect_page
-    for page in evaluation.split_pages(source, range(min(args.pages, len(source)))):
+    for load in evaluation.split_pages(source, range(min(args.pages, len(source)))):
+        page = load()
         det_boxes, det_classes, _, _ = find(page.image, detector.predict, config=config)
         for name in names:
             k = classes_lib.label_of(name) + 1
