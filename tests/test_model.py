@@ -272,8 +272,7 @@ def test_a_fresh_model_outputs_the_head_priors():
     c = _config(output_strides=(2,))
     pages = _pages(1)
     net = model_lib.build_model(c)
-    # One compile: a fresh model's outputs are all this test reads.
-    outputs = jax.jit(lambda key, x: net.apply(net.init(key, x), x))(jax.random.key(0), pages)[2]
+    outputs = jax.jit(net.apply)(jax.jit(net.init)(jax.random.key(0), pages), pages)[2]
     p = jax.nn.softmax(outputs["energy"], axis=-1)
     np.testing.assert_allclose(p[..., 0], model_lib.BACKGROUND_PRIOR, rtol=1e-5)
     np.testing.assert_allclose(jax.nn.softmax(outputs["class"], -1), 1 / 137, rtol=1e-5)
