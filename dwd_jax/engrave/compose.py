@@ -6,12 +6,12 @@ clefs, no grace notes, few piano systems with braces. `compose(seed)` writes a s
 them, in the proportions a real score might: a piano piece (two staves joined by a brace), a
 solo line, or a small ensemble, with a time signature drawn digit first (so that every digit
 is as common as any other), a key of up to seven sharps or flats, both changing now and then
-within the piece (a signature is otherwise drawn once per piece, and its digits were the
-rarest classes), and measures filled with notes, chords, rests and tuplets whose pitches walk
-stepwise within the clef's range, marked with articulations (a share placed below the staff
-whatever the stem), ornaments, upright and inverted fermatas, dynamics, hairpins, slurs, ties
-and grace notes. The same seed gives the same score; `write(seed, path)` saves it as
-MusicXML, which both engravers read.
+within the piece (one signature per piece would leave its digits the rarest classes), and
+measures filled with notes, chords, rests and tuplets whose pitches walk stepwise within the
+clef's range, marked with articulations (a share placed below the staff whatever the stem),
+ornaments, upright and inverted fermatas, dynamics, hairpins, slurs, ties and grace notes.
+The same seed gives the same score; `write(seed, path)` saves it as MusicXML, which both
+engravers read.
 """
 
 from __future__ import annotations
