@@ -43,7 +43,7 @@ TIME_SIGNATURES = (
     "2/4", "3/4", "4/4", "c", "cut", "2/2", "3/8", "6/8", "9/8", "12/8", "5/4", "7/8",
     "5/8", "3/2", "6/4", "10/8", "4/8", "7/4", "9/4", "11/8",
 )
-SYMBOL_TIMES = ("c", "cut")  # Drawn with this share of the signatures:
+SYMBOL_TIMES = ("c", "cut")  # Signatures without digits, drawn with this share:
 SYMBOL_TIME_SHARE = 0.15
 # Chance per measure (after the first) of a new time signature, and of a new key.
 TIME_CHANGE = 0.25
@@ -110,7 +110,7 @@ def time_signature(rng) -> str:
     if rng.random() < SYMBOL_TIME_SHARE:
         return str(rng.choice(SYMBOL_TIMES))
     digit = str(rng.integers(10))
-    return str(rng.choice([t for t in TIME_SIGNATURES if digit in t and t not in SYMBOL_TIMES]))
+    return str(rng.choice([t for t in TIME_SIGNATURES if digit in t]))
 
 
 def _plan(rng, count: int) -> list[tuple[str | None, int | None]]:
