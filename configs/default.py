@@ -152,13 +152,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.targets.box_marker = 9  # Box-marker size in input pixels.
     # Energy groups (tuple of tuples of class names; unnamed classes join group 0; () = one
     # group, the original). Long thin symbols whose centre lands on another symbol get their
-    # own maps: 99.5 % of the real sample page decodes from its targets, 94.9 % with one group.
+    # own maps: 99.6 % of the real sample page decodes from its targets, 94.9 % with one
+    # group. Stems stay in group 0: their markers run along them (line_classes), and a stem
+    # crosses staffs, ledger lines and beams, whose ridges would join its own; beside a note
+    # head its narrow ridge keeps a saddle.
     c.targets.energy_groups = (
         (),
         (
             "ledgerLine",
             "staff",
-            "stem",
             "beam",
             "slur",
             "tie",
@@ -168,6 +170,15 @@ def get_config() -> ml_collections.ConfigDict:
             "ottavaBracket",
         ),
     )
+    # Line classes (dwd_jax.modeling.targets): their markers run along the box's long axis, a
+    # pixel regresses the box cut to `line_reach` px either side of it, and the decoder takes
+    # the union of those boxes (a staff is 3-4 crops long: no pixel of a crop sees both ends).
+    # () = every object's markers are centred ovals (the original).
+    c.targets.line_classes = ("stem",) + c.targets.energy_groups[1]
+    c.targets.line_marker = 9  # Width of their energy ridge (odd; a staff space at data.scale).
+    c.targets.line_reach = 32.0  # Model-input px: about 3 staff spaces at data.scale.
+    # Line objects per crop given line markers (the rest keep ovals); a 320 crop holds ~50.
+    c.targets.max_line_objects = 256
 
     # --- Losses (dwd_jax.modeling.losses; spec section 4) -----------------------------------------
     c.loss = ml_collections.ConfigDict()
@@ -246,7 +257,7 @@ def get_config() -> ml_collections.ConfigDict:
     # read only there; decode time grows with it). The real sample page's targets at stride 2
     # (960x720) have 13.8k and 10.3k; pixels past the budget, in raster order, read as
     # background and set `overflow`.
-    c.decode.max_foreground_pixels = 32768
+    c.decode.max_foreground_pixels = 65536
 
     # --- Post-processing on the ink (dwd_jax.omr, after decoding, in page pixels) -------------
     c.omr = ml_collections.ConfigDict()

@@ -22,18 +22,21 @@ DOT = classes_lib.label_of("augmentationDot") + 1
 def make_config(**decode_fields):
     c = get_config()
     c.targets.energy_groups = ()
-    c.decode.foreground_threshold = 0.0  # The original's argmax rule unless a test says,
+    c.targets.line_classes = ()  # Every object an oval,
+    c.model.offset_head = False  # and no offsets, as the original,
+    c.decode.foreground_threshold = 0.0  # and its argmax rule unless a test says,
     c.decode.box_size = "max"  # and its box size.
     c.decode.update(decode_fields)
     return c
 
 
-def one_hot_outputs(t, scale=20.0):
-    """Target maps as the logits of a perfect model."""
+def one_hot_outputs(t, scale=20.0, offset=False):
+    """Target maps as the logits of a perfect model (with an offset head if `offset`)."""
     return {
         "energy": jax.nn.one_hot(t["energy"], 20) * scale,
         "class": jax.nn.one_hot(t["class"], 137) * scale,
         "box": t["box"],
+        **({"offset": t["offset"]} if offset else {}),
     }
 
 
@@ -41,7 +44,10 @@ def decode_boxes(boxes, classes, shape, stride, config):
     args = (jnp.asarray(boxes)[None], jnp.asarray(classes)[None], jnp.ones((1, len(boxes)), bool))
     t = targets.make_targets(*args, image_shape=shape, stride=stride, config=config)
     det = jax.tree.map(
-        lambda x: np.asarray(x)[0], decode.decode(one_hot_outputs(t), stride=stride, config=config)
+        lambda x: np.asarray(x)[0],
+        decode.decode(
+            one_hot_outputs(t, offset=config.model.offset_head), stride=stride, config=config
+        ),
     )
     return det, det.boxes[det.valid], det.classes[det.valid]
 
@@ -370,6 +376,37 @@ def test_offsets_put_centres_between_the_strides_pixels(stride):
     assert np.abs(top_to_bottom(without) - boxes).max() > 0.3  # Quantised to the stride.
     with pytest.raises(ValueError, match="offset shape"):
         decode.decode({**perfect, "offset": t["offset"][..., :1]}, stride=stride, config=config)
+
+
+def test_line_objects_longer_than_their_reach_decode_whole_from_local_boxes():
+    # A staff six reaches long, a beam, a stem crossing the staff, a short ledger line.
+    names = ("staff", "beam", "stem", "ledgerLine")
+    boxes = np.array(
+        [[20.2, 10.6, 60.4, 390.3], [80.0, 30.0, 86.5, 120.7], [6.0, 200.3, 76.0, 202.1],
+         [90.0, 250.2, 91.5, 271.0]],
+        np.float32,
+    )  # fmt: skip
+    classes = classes_lib.model_labels(names)
+    config = get_config()
+    reach = config.targets.line_reach
+    t = targets.make_targets(
+        jnp.asarray(boxes)[None],
+        jnp.asarray(classes)[None],
+        jnp.ones((1, len(boxes)), bool),
+        image_shape=(96, 400),
+        stride=2,
+        config=config,
+    )
+    # No pixel's box target reaches further than line_reach from the pixel along its axis.
+    mask = np.asarray(t["box_mask"][0])
+    lengths = np.asarray(t["box"][0])[mask]
+    assert lengths.max() <= 2 * reach + 1e-4 and lengths[:, 1].max() > reach
+    det = decode.decode(one_hot_outputs(t, offset=True), stride=2, config=config)
+    got = np.asarray(det.boxes[0])[np.asarray(det.valid[0])]
+    got_classes = np.asarray(det.classes[0])[np.asarray(det.valid[0])]
+    order = [int(np.flatnonzero(got_classes == c)[0]) for c in classes]
+    assert len(got) == len(boxes)
+    np.testing.assert_allclose(got[order], boxes, atol=1e-3)
 
 
 def test_bad_box_size_names_the_field():

@@ -130,6 +130,29 @@ def test_top_left_crop_keeps_whole_boxes_whose_centre_is_inside():
     np.testing.assert_array_equal(out["boxes"][:2], [[35, 0, 44, 10], [0, 20, 60, 24]])
 
 
+def test_line_objects_crossing_the_crop_are_kept_whole():
+    page = {
+        "image": np.full((100, 300), 255, np.uint8),
+        "boxes": np.float32(
+            [
+                [10, 20, 30, 290],  # A staff: centre (20, 155) outside, crossing the crop.
+                [10, 60, 14, 80],  # Another line class beside the crop: not crossing it.
+                [10, 30, 30, 50],  # A symbol whose centre is outside: dropped as before.
+                [20, 5, 38, 7],  # A stem inside.
+            ]
+        ),
+        "classes": np.int32([5, 5, 9, 6]),
+    }
+    crop = dict(crop_size=40, top_left_prob=1.0, max_objects=4)
+    out = input_pipeline.crop_page(
+        page, np.random.default_rng(0), crossing_classes=(5, 6), **crop
+    )
+    np.testing.assert_array_equal(out["classes"], [5, 6, 0, 0])
+    np.testing.assert_array_equal(out["boxes"][:2], [[10, 20, 30, 290], [20, 5, 38, 7]])
+    plain = input_pipeline.crop_page(page, np.random.default_rng(0), **crop)
+    np.testing.assert_array_equal(plain["classes"], [6, 0, 0, 0])
+
+
 def test_random_crops_stay_inside_the_page():
     rows = np.repeat(np.arange(250, dtype=np.uint8)[:, None], 200, axis=1)  # pixel = its row
     page = {"image": rows, "boxes": np.zeros((0, 4), np.float32), "classes": np.zeros(0, np.int32)}

@@ -21,9 +21,11 @@ def config_with_groups(groups=()):
 
 
 def reference_targets(boxes, classes, valid, shape, config):
-    """Full-resolution maps drawn object by object with Python loops, as the spec words it."""
+    """Full-resolution maps drawn object by object with Python loops, as the spec words it;
+    line objects as the module docstring words it."""
     t = config.targets
     table = targets.group_of_class(config)
+    is_line = targets.line_classes(config)
     g = targets.num_groups(config)
     h, w = shape
     energy = np.zeros((h, w, g), np.int32)
@@ -31,30 +33,46 @@ def reference_targets(boxes, classes, valid, shape, config):
     box = np.zeros((h, w, g, 2), np.float32)
     offset = np.zeros((h, w, g, 2), np.float32)
     nearest = np.full((h, w, g), np.inf)
-    markers = [
-        targets.energy_marker(s, t.energy_levels)
-        for s in (t.energy_marker, t.class_marker, t.box_marker)
-    ]
+    sizes = (t.energy_marker, t.class_marker, t.box_marker)
+    lines_left = t.max_line_objects  # The first ones are drawn as lines, the rest as ovals.
     for (y0, x0, y1, x1), c, ok in zip(boxes, classes, valid, strict=True):
         if not ok:
             continue
         cy, cx, grp = int(np.floor((y0 + y1) / 2)), int(np.floor((x0 + x1) / 2)), table[c]
-        for kind, marker in zip(("energy", "class", "box"), markers, strict=True):
-            r = marker.shape[0] // 2
-            for dy in range(-r, r + 1):
-                for dx in range(-r, r + 1):
-                    y, x, v = cy + dy, cx + dx, marker[dy + r, dx + r]
+        horizontal = x1 - x0 >= y1 - y0
+        line = is_line[c] and lines_left > 0
+        lines_left -= line
+        sweep = 0
+        if line:
+            half = (x1 - x0) / 2 if horizontal else (y1 - y0) / 2
+            sweep = max(round(half) - t.line_marker // 2, 0)
+        line_sizes = (t.line_marker, t.class_marker, t.box_marker)
+        kinds = ("energy", "class", "box")
+        for kind, size in zip(kinds, line_sizes if line else sizes, strict=True):
+            r = size // 2
+            for along in range(-sweep - r, sweep + r + 1):
+                for across in range(-r, r + 1):
+                    d2 = across**2 + max(abs(along) - sweep, 0) ** 2
+                    v = int(np.floor((t.energy_levels - 1) * max(1 - np.sqrt(d2) / r, 0) + 0.5))
+                    dy, dx = (across, along) if horizontal else (along, across)
+                    y, x = cy + dy, cx + dx
                     if v == 0 or not (0 <= y < h and 0 <= x < w):
                         continue
                     if kind == "energy":
                         energy[y, x, grp] = max(energy[y, x, grp], v)
                     elif kind == "class":
                         klass[y, x, grp] = c  # The later object overwrites.
-                    elif dy * dy + dx * dx <= nearest[y, x, grp]:  # Ties: the later object.
-                        nearest[y, x, grp] = dy * dy + dx * dx
-                        box[y, x, grp] = (y1 - y0, x1 - x0)
+                    elif d2 <= nearest[y, x, grp]:  # Ties: the later object.
+                        nearest[y, x, grp] = d2
+                        lo, hi = np.array([y0, x0]), np.array([y1, x1])
+                        if line:  # The box cut to line_reach around the pixel's centre.
+                            axis = 1 if horizontal else 0
+                            centre = (y, x)[axis] + 0.5
+                            lo[axis] = max(lo[axis], centre - t.line_reach)
+                            hi[axis] = min(hi[axis], centre + t.line_reach)
+                        box[y, x, grp] = hi - lo
                         # From the pixel's centre (y + 0.5, x + 0.5) to the box's.
-                        offset[y, x, grp] = ((y0 + y1) / 2 - y - 0.5, (x0 + x1) / 2 - x - 0.5)
+                        offset[y, x, grp] = (lo + hi) / 2 - (y + 0.5, x + 0.5)
     return {
         "energy": energy,
         "class": klass,
@@ -83,10 +101,13 @@ def test_even_or_tiny_marker_is_refused(size):
         targets.energy_marker(size, 20)
 
 
-def random_objects(rng, count, shape):
+def random_objects(rng, count, shape, long=False):
     h, w = shape
     centre = rng.uniform([-4, -4], [h + 4, w + 4], (count, 2))  # Some markers leave the image.
     size = rng.uniform(2, 30, (count, 2))
+    if long:  # Lines longer than two line_reach and than the image, either way.
+        axis = rng.integers(0, 2, count)
+        size[np.arange(count), axis] = rng.uniform(2, 160, count)
     boxes = np.concatenate([centre - size / 2, centre + size / 2], -1).astype(np.float32)
     # Ledger lines and noteheads (two groups when grouped) and shared centres.
     classes = rng.choice([LEDGER, NOTEHEAD, 42], count).astype(np.int32)
@@ -95,12 +116,19 @@ def random_objects(rng, count, shape):
     return boxes, classes, valid
 
 
-@pytest.mark.parametrize("groups", [(), ((), ("ledgerLine",))], ids=["G1", "G2"])
-def test_full_resolution_maps_equal_the_loop_reference(groups):
+@pytest.mark.parametrize(
+    "groups, long, max_lines",
+    [((), False, 256), (((), ("ledgerLine",)), False, 256), ((), True, 256), ((), True, 3)],
+    ids=["G1", "G2", "long-lines", "ovals-past-max-line-objects"],
+)
+def test_full_resolution_maps_equal_the_loop_reference(groups, long, max_lines):
     config = config_with_groups(groups)
+    config.targets.max_line_objects = max_lines
     shape = (48, 56)
     rng = np.random.default_rng(0)
-    boxes, classes, valid = zip(*[random_objects(rng, 40, shape) for _ in range(2)], strict=True)
+    boxes, classes, valid = zip(
+        *[random_objects(rng, 40, shape, long) for _ in range(2)], strict=True
+    )
     got = targets.make_targets(
         jnp.stack(boxes),
         jnp.stack(classes),
@@ -123,7 +151,7 @@ def test_full_resolution_maps_equal_the_loop_reference(groups):
 def test_coarse_stride_equals_nearest_downsample_of_full_resolution(stride):
     config = config_with_groups(((), ("ledgerLine",)))
     shape = (64, 80)
-    boxes, classes, valid = random_objects(np.random.default_rng(stride), 60, shape)
+    boxes, classes, valid = random_objects(np.random.default_rng(stride), 60, shape, long=True)
     args = (jnp.asarray(boxes)[None], jnp.asarray(classes)[None], jnp.asarray(valid)[None])
     full = targets.make_targets(*args, image_shape=shape, stride=1, config=config)
     coarse = targets.make_targets(*args, image_shape=shape, stride=stride, config=config)

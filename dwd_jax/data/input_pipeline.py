@@ -102,9 +102,10 @@ def crop_page(
     top_left_prob: float,
     max_objects: int,
     object_prob: float = 0.0,
+    crossing_classes: Sequence[int] = (),
     name: str = "page",
 ) -> dict[str, np.ndarray]:
-    """A random square crop, padded white, with its boxes clipped and padded.
+    """A random square crop, padded white, with its boxes kept whole and padded.
 
     With probability `top_left_prob` the crop starts at the page's top-left corner (spec
     section 4: 30 % there, so titles and first systems are seen often); otherwise, with
@@ -118,7 +119,9 @@ def crop_page(
     the box centre and regress its full size, so a clipped box would teach a false centre and
     size, and a visibility rule would never keep a symbol longer than twice the crop (a staff
     is 3-4 times a 320 crop at model scale). The network sees the rest of such a symbol only
-    through its receptive field, as it does on a whole page at test time.
+    through its receptive field, as it does on a whole page at test time. Objects of
+    `crossing_classes` (the line classes, whose targets run along them, `targets`) are kept
+    whenever their box overlaps the crop.
     More than `max_objects` kept boxes are truncated with a warning (raise `data.max_objects`).
 
     Args:
@@ -128,6 +131,7 @@ def crop_page(
       top_left_prob: probability of a top-left crop.
       max_objects: M, boxes per crop after padding.
       object_prob: probability of an object-centred crop (when not top-left).
+      crossing_classes: classes (as in `page["classes"]`) kept when they overlap the crop.
       name: what to call the page in warnings.
 
     Returns:
@@ -153,6 +157,9 @@ def crop_page(
     shifted = boxes - np.float32([y0, x0, y0, x0])
     centre = (shifted[:, :2] + shifted[:, 2:]) / 2
     kept = ((centre >= 0) & (centre < crop_size)).all(axis=1)
+    if len(crossing_classes):
+        overlaps = ((shifted[:, 2:] > 0) & (shifted[:, :2] < crop_size)).all(axis=1)
+        kept |= overlaps & np.isin(classes, np.asarray(crossing_classes))
     kept_boxes, kept_classes = shifted[kept], classes[kept]
     return {
         "image": crop,
@@ -201,7 +208,13 @@ class _TrainPage(grain.RandomMapTransform):
     `rng` is grain's per-record generator, so a page is degraded and cropped the same for any
     worker count and after a resume."""
 
-    def __init__(self, data: ml_collections.ConfigDict, bank: margin_lib.Bank | None = None):
+    def __init__(
+        self,
+        data: ml_collections.ConfigDict,
+        bank: margin_lib.Bank | None = None,
+        crossing_classes: Sequence[int] = (),
+    ):
+        self._crossing_classes = tuple(crossing_classes)
         self._scale = data.scale
         self._crop_size = data.crop_size
         self._top_left_prob = data.crop_top_left_prob
@@ -226,6 +239,7 @@ class _TrainPage(grain.RandomMapTransform):
             top_left_prob=self._top_left_prob,
             max_objects=self._max_objects,
             object_prob=self._object_prob,
+            crossing_classes=self._crossing_classes,
             name=name,
         )
         # Drawn only when enabled, as above.
@@ -385,6 +399,7 @@ def make_train_loader(
     data: ml_collections.ConfigDict,
     *,
     seed: int,
+    crossing_classes: Sequence[int] = (),
 ) -> grain.DataLoader:
     """An endless, shuffled, per-process loader of fixed-shape training batches.
 
@@ -393,6 +408,7 @@ def make_train_loader(
         (e.g. `tfds.data_source("deep_scores/dense", split="train")`).
       data: the `config.data` section.
       seed: shuffling and cropping seed; the same seed gives the same batches.
+      crossing_classes: classes kept in a crop whenever they overlap it (`crop_page`).
 
     Returns:
       A `grain.python.DataLoader`; `iter(loader)` yields this process's slice of each global
@@ -411,7 +427,7 @@ def make_train_loader(
         data_source=_WithIndex(source),
         sampler=sampler,
         operations=[
-            _TrainPage(data, margin_bank(source, data, seed=seed)),
+            _TrainPage(data, margin_bank(source, data, seed=seed), crossing_classes),
             grain.Batch(batch, drop_remainder=True),
         ],
         worker_count=data.worker_count,

@@ -47,6 +47,10 @@ Where we differ, deliberately (the spec's listed flaws, and what the oracle test
 - **Centre offsets** (`config.model.offset_head`): with an offset map, a core pixel votes for
   the centre at its own position plus its offset, and the object's centre is the mean of those
   votes, not of the pixel positions, which are quantised to the stride.
+- **Line objects** (`config.targets.line_classes`): each pixel of a line object regresses its
+  box cut to `line_reach` pixels either side of the pixel (`targets`), so along the object's
+  long axis (the longer side of the core's mean box) its box is the union of its core pixels'
+  boxes, and across it the mean as for any object.
 - **Cached sizes** (`config.decode.class_box_sizes`): the DWD authors' fallback for classes
   whose box regression is poor; the table replaces the regressed size for the classes it names.
 """
@@ -63,6 +67,7 @@ import numpy as np
 
 from dwd_jax import classes as classes_lib
 from dwd_jax.decoding import ccl
+from dwd_jax.modeling import targets
 
 # Foreground pixels whose class logits are read per loop step (`read_classes`): 2048 x 137
 # logits (1.1 MB) stay in cache.
@@ -179,6 +184,7 @@ def decode(
         box_size=str(d.box_size),
         ccl_max_iterations=int(d.ccl_max_iterations),
         class_sizes=tuple(map(tuple, class_size_table(config).tolist())),
+        line_classes=tuple(bool(x) for x in targets.line_classes(config)),
         max_foreground_pixels=int(d.max_foreground_pixels),
     )
 
@@ -439,6 +445,7 @@ def _decode_map(
     box_size,
     ccl_max_iterations,
     class_sizes,
+    line_classes,
     max_foreground_pixels,
 ):
     """One page, one group -> padded detections.
@@ -547,7 +554,15 @@ def _decode_map(
 
     cached = jnp.asarray(np.array(class_sizes, np.float32))[voted]
     size = jnp.where(cached > 0, cached, size)
-    boxes = jnp.concatenate([centre - size / 2, centre + size / 2], axis=-1)[1:]
+    lo, hi = centre - size / 2, centre + size / 2
+    if any(line_classes):
+        pixel_lo, pixel_hi = coords - box / 2, coords + box / 2
+        union_lo = segment("min", pixel_lo, jnp.inf, core_ids)
+        union_hi = segment("max", pixel_hi, -jnp.inf, core_ids)
+        along = jnp.stack([size[:, 0] > size[:, 1], size[:, 1] >= size[:, 0]], -1)
+        along &= jnp.asarray(np.array(line_classes))[voted][:, None]
+        lo, hi = jnp.where(along, union_lo, lo), jnp.where(along, union_hi, hi)
+    boxes = jnp.concatenate([lo, hi], axis=-1)[1:]
     valid = jnp.arange(1, n + 1) <= kept
     levels = energy_logits.shape[-1]
     scores = jnp.clip(peak[1:] / (levels - 1), 0.0, 1.0) * class_confidence[1:]
@@ -575,6 +590,7 @@ def _decode_map(
         "box_size",
         "ccl_max_iterations",
         "class_sizes",
+        "line_classes",
         "max_foreground_pixels",
     ),
 )

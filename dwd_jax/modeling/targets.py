@@ -11,14 +11,27 @@ which `config.model.offset_head` regresses (our extension; unused otherwise).
 Where we differ, deliberately:
 - Energy groups (docs/DESIGN.md): each object is drawn only into its class's group, so objects
   that share a centre by nature (a ledger line and its notehead) do not overwrite each other.
+- Line objects (`config.targets.line_classes`: staffs, beams, slurs, ...) get capsule markers:
+  each oval swept along the box's long axis, from `r` inside one end to `r` inside the other
+  (r = the energy oval's radius, `line_marker` // 2 for these), so the energy is a ridge as
+  long as the object that falls to 0 at its ends, and an object shorter than 2 r keeps an
+  oval. The energy ridge is `line_marker` wide, narrower than the oval: a staff-long ridge
+  17 px wide would be most of a page's foreground. A pixel's box target is then
+  the object's box cut to `line_reach` pixels either side of the pixel along that axis (its
+  "local box"): a staff three times a crop long cannot be regressed from a 320-px view, but
+  within `line_reach` of an end the end is in sight, and the decoder takes the union of the
+  local boxes over the ridge (`decode`). A crop keeps a line object that crosses it
+  (`input_pipeline.crop_page`), not only one whose centre it holds.
 - Coarse strides are not computed at full resolution and then downsampled: the maps are
   evaluated directly at the full-resolution pixel each coarse pixel samples, `(i * s + s // 2)`,
   which is exactly the nearest-neighbour downsample of the full-resolution maps (a test proves
   it) at a fraction of the cost. Sampling the middle rather than the top-left pixel keeps a
   coarse pixel's target at its own centre.
 
-Cost: a window of (marker // stride + 1)^2 pixels per object and three scatters; no per-pixel
-loop over objects. benchmarks/bench_targets.py measures it against a train step.
+Cost: a window of (marker // stride + 1)^2 pixels per object, and of (marker // stride + 1) x
+max(h, w) per line object (at most `max_line_objects` of them; any others keep ovals), and
+three scatters; no per-pixel loop over objects. benchmarks/bench_targets.py measures it
+against a train step.
 """
 
 from __future__ import annotations
@@ -86,6 +99,19 @@ def group_of_class(config: ml_collections.ConfigDict) -> np.ndarray:
     return table
 
 
+def line_classes(config: ml_collections.ConfigDict) -> np.ndarray:
+    """bool[C]: whether each model class is a line class (`config.targets.line_classes`; a
+    config written before line classes existed has none).
+
+    Raises:
+      KeyError: naming an unknown class.
+    """
+    table = np.zeros(classes_lib.num_model_classes(config), bool)
+    for name in config.targets.get("line_classes", ()):
+        table[classes_lib.model_class(config, name)] = True
+    return table
+
+
 def make_targets(
     boxes: jax.Array,
     classes: jax.Array,
@@ -108,7 +134,8 @@ def make_targets(
     Returns:
       `{"energy": i32[B, h, w, G], "class": i32[B, h, w, G], "box": f32[B, h, w, G, 2],
       "offset": f32[B, h, w, G, 2], "box_mask": bool[B, h, w, G]}`: energy levels, model
-      class (0 outside class markers), box (height, width) in model-input pixels, the offset
+      class (0 outside class markers), box (height, width) in model-input pixels (a line
+      object's local box, see the module docstring), the offset
       (dy, dx) from the centre of the full-resolution pixel a coarse pixel samples,
       `i * stride + stride // 2 + 0.5`, to the box centre, and where box markers lie (class,
       box and offset are supervised there; with the default equal class and box marker sizes
@@ -136,6 +163,10 @@ def make_targets(
         marker_sizes=(int(t.energy_marker), int(t.class_marker), int(t.box_marker)),
         groups=tuple(int(g) for g in group_of_class(config)),
         num_groups=num_groups(config),
+        lines=tuple(bool(x) for x in line_classes(config)),
+        line_marker=int(t.get("line_marker", t.energy_marker)),
+        line_reach=float(t.get("line_reach", 0.0)),
+        max_lines=int(t.get("max_line_objects", 0)),
     )
 
 
@@ -183,17 +214,89 @@ def _splat(cy, cx, groups, ok, marker: np.ndarray, shape, stride):
     return flat.reshape(-1), value.reshape(-1), dist2.reshape(-1)
 
 
+def _capsule_values(radius: int, levels: int) -> np.ndarray:
+    """i32[2 r^2 + 1]: the oval marker's value at each squared distance from its centre, so a
+    capsule made of integer offsets takes exactly `energy_marker`'s values."""
+    distance = np.sqrt(np.arange(2 * radius * radius + 1))
+    return np.floor((levels - 1) * np.clip(1 - distance / radius, 0, None) + 0.5).astype(np.int32)
+
+
+def _capsule_splat(cy, cx, horizontal, half, groups, ok, radius, levels, shape, stride):
+    """Like `_splat` for line objects: an oval of `radius` swept `half` pixels either side of
+    the centre along each object's long axis.
+
+    Args:
+      cy, cx: i32[L] full-resolution centre pixel; horizontal: bool[L] long axis is x;
+      half: i32[L] the sweep (0: the plain oval); groups: i32[L]; ok: bool[L].
+
+    Returns:
+      flat, value, dist2: as `_splat`, for a window of K across x max(h, w) along, where dist2
+      is the squared distance to the swept segment.
+    """
+    h, w, g = shape
+    along_size, across_size = jnp.where(horizontal, w, h), jnp.where(horizontal, h, w)
+    across_centre, along_centre = jnp.where(horizontal, cy, cx), jnp.where(horizontal, cx, cy)
+    k = 2 * radius // stride + 1
+    first = -((radius + stride // 2 - across_centre) // stride)
+    i_across = first[:, None] + jnp.arange(k, dtype=jnp.int32)  # [L, K]
+    o_across = i_across * stride + stride // 2 - across_centre[:, None]
+    i_along = jnp.arange(max(h, w), dtype=jnp.int32)[None, :]  # [1, N]
+    o_along = i_along * stride + stride // 2 - along_centre[:, None]  # [L, N]
+    beyond = jnp.maximum(jnp.abs(o_along) - half[:, None], 0)
+    near = (jnp.abs(o_across) <= radius)[:, :, None] & (beyond <= radius)[:, None, :]
+    dist2 = jnp.where(near, o_across[:, :, None] ** 2 + beyond[:, None, :] ** 2, 0)
+    table = jnp.asarray(_capsule_values(radius, levels))
+    value = jnp.where(near, table[jnp.clip(dist2, 0, table.shape[0] - 1)], 0)
+    keep = (
+        near
+        & (value > 0)
+        & ok[:, None, None]
+        & ((i_across >= 0) & (i_across < across_size[:, None]))[:, :, None]
+        & (i_along < along_size[:, None])[:, None, :]
+    )
+    row = jnp.where(horizontal[:, None, None], i_across[:, :, None], i_along[:, None, :])
+    col = jnp.where(horizontal[:, None, None], i_along[:, None, :], i_across[:, :, None])
+    flat = (row * w + col) * g + groups[:, None, None]
+    flat = jnp.where(keep, flat, h * w * g)
+    return flat.reshape(-1), value.reshape(-1), dist2.reshape(-1)
+
+
 @functools.partial(
     jax.jit,
-    static_argnames=("image_shape", "stride", "levels", "marker_sizes", "groups", "num_groups"),
+    static_argnames=(
+        "image_shape",
+        "stride",
+        "levels",
+        "marker_sizes",
+        "groups",
+        "num_groups",
+        "lines",
+        "line_marker",
+        "line_reach",
+        "max_lines",
+    ),
 )
 def _make_targets(
-    boxes, classes, valid, *, image_shape, stride, levels, marker_sizes, groups, num_groups
+    boxes,
+    classes,
+    valid,
+    *,
+    image_shape,
+    stride,
+    levels,
+    marker_sizes,
+    groups,
+    num_groups,
+    lines,
+    line_marker,
+    line_reach,
+    max_lines,
 ):
     num_g = num_groups
     h, w = image_shape[0] // stride, image_shape[1] // stride
     energy_m, class_m, box_m = (energy_marker(s, levels) for s in marker_sizes)
     group_table = jnp.asarray(np.array(groups, np.int32))
+    line_table = jnp.asarray(np.array(lines, bool))
 
     def one_image(boxes, classes, valid):
         m = classes.shape[0]
@@ -201,35 +304,60 @@ def _make_targets(
         cx = jnp.floor((boxes[:, 1] + boxes[:, 3]) / 2).astype(jnp.int32)
         group = group_table[jnp.clip(classes, 0, len(group_table) - 1)]
         size = h * w * num_g
-        splat = functools.partial(_splat, cy, cx, group, valid, shape=(h, w, num_g), stride=stride)
+        hw = jnp.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=-1)
+        horizontal = hw[:, 1] >= hw[:, 0]
+        # The first `max_lines` line objects get capsules (listed as `line_index`); the rest,
+        # and every other object, ovals.
+        is_line = valid & line_table[jnp.clip(classes, 0, len(line_table) - 1)]
+        lines_n = min(max_lines, m) if any(lines) else 0
+        line_index = jnp.argsort(~is_line, stable=True)[:lines_n]
+        capsule = jnp.zeros(m, bool).at[line_index].set(is_line[line_index])
+        line_radius = line_marker // 2
+        along_half = jnp.where(horizontal, hw[:, 1], hw[:, 0]) / 2
+        sweep = jnp.maximum(jnp.round(along_half).astype(jnp.int32) - line_radius, 0)
 
-        flat, value, _ = splat(energy_m)
+        def splat(marker, line_radius):
+            flat, value, dist2 = _splat(
+                cy, cx, group, valid & ~capsule, marker, shape=(h, w, num_g), stride=stride
+            )
+            owner = jnp.repeat(jnp.arange(m, dtype=jnp.int32), flat.size // m)
+            if lines_n:
+                i = line_index
+                line_flat, line_value, line_dist2 = _capsule_splat(
+                    cy[i], cx[i], horizontal[i], sweep[i], group[i], capsule[i],
+                    line_radius, levels, (h, w, num_g), stride,
+                )  # fmt: skip
+                flat = jnp.concatenate([flat, line_flat])
+                value = jnp.concatenate([value, line_value])
+                dist2 = jnp.concatenate([dist2, line_dist2])
+                owner = jnp.concatenate([owner, jnp.repeat(i, line_flat.size // lines_n)])
+            return flat, value, dist2, owner
+
+        flat, value, _, _ = splat(energy_m, line_radius)
         energy = jnp.zeros(size, jnp.int32).at[flat].max(value, mode="drop")
 
         # Later objects overwrite: scatter the highest object index, then read its class.
-        flat, _, _ = splat(class_m)
-        order = jnp.broadcast_to(
-            jnp.arange(1, m + 1, dtype=jnp.int32)[:, None], (m, flat.size // m)
-        )
-        winner = jnp.zeros(size, jnp.int32).at[flat].max(order.reshape(-1), mode="drop")
+        flat, _, _, owner = splat(class_m, class_m.shape[0] // 2)
+        winner = jnp.zeros(size, jnp.int32).at[flat].max(owner + 1, mode="drop")
         class_map = jnp.where(winner > 0, classes[jnp.maximum(winner - 1, 0)], 0)
 
         # Nearest centre wins (ties: the later object): scatter-min of distance, then index.
-        flat, _, dist2 = splat(box_m)
-        late_first = jnp.broadcast_to(
-            jnp.arange(m - 1, -1, -1, dtype=jnp.int32)[:, None], (m, flat.size // m)
-        )
-        key = dist2 * m + late_first.reshape(-1)
+        flat, _, dist2, owner = splat(box_m, box_m.shape[0] // 2)
+        key = dist2 * m + (m - 1 - owner)
         nearest = jnp.full(size, jnp.iinfo(jnp.int32).max).at[flat].min(key, mode="drop")
         box_mask = nearest < jnp.iinfo(jnp.int32).max
         obj = m - 1 - nearest % m
-        hw = jnp.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=-1)
         owner = jnp.where(box_mask, obj, 0)
-        box = jnp.where(box_mask[:, None], hw[owner], 0.0)
-        centre = jnp.stack([boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]], -1) / 2
         cell = jnp.arange(size, dtype=jnp.int32) // num_g
         sampled = jnp.stack([cell // w, cell % w], -1) * stride + (stride // 2 + 0.5)
-        offset = jnp.where(box_mask[:, None], centre[owner] - sampled, 0.0)
+        lo, hi = boxes[owner, :2], boxes[owner, 2:]
+        if lines_n:
+            # A line object's box cut to `line_reach` either side of the pixel along its axis.
+            along = jnp.stack([~horizontal[owner], horizontal[owner]], -1) & capsule[owner, None]
+            lo = jnp.where(along, jnp.maximum(lo, sampled - line_reach), lo)
+            hi = jnp.where(along, jnp.minimum(hi, sampled + line_reach), hi)
+        box = jnp.where(box_mask[:, None], hi - lo, 0.0)
+        offset = jnp.where(box_mask[:, None], (lo + hi) / 2 - sampled, 0.0)
         return {
             "energy": energy.reshape(h, w, num_g),
             "class": class_map.reshape(h, w, num_g),

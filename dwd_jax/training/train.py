@@ -453,7 +453,12 @@ def train_and_evaluate(
     mesh = make_mesh()
     net = model.build_model(config)
     optimizer = make_optimizer(config.train)
-    loader = input_pipeline.make_train_loader(source, config.data, seed=config.seed)
+    loader = input_pipeline.make_train_loader(
+        source,
+        config.data,
+        seed=config.seed,
+        crossing_classes=tuple(int(c) for c in np.flatnonzero(targets.line_classes(config))),
+    )
     batches: Iterator = iter(loader)
     manager = checkpoint.make_manager(workdir, config.train)
     abstract = abstract_state(config, net, optimizer, mesh)
