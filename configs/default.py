@@ -152,15 +152,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.targets.box_marker = 9  # Box-marker size in input pixels.
     # Energy groups (tuple of tuples of class names; unnamed classes join group 0; () = one
     # group, the original). Long thin symbols whose centre lands on another symbol get their
-    # own maps: 99.6 % of the real sample page decodes from its targets, 94.9 % with one
-    # group. Stems stay in group 0: their markers run along them (line_classes), and a stem
-    # crosses staffs, ledger lines and beams, whose ridges would join its own; beside a note
-    # head its narrow ridge keeps a saddle.
+    # own maps: 99.6 % of the real sample page decodes from its targets, 95.8 % with one group.
     c.targets.energy_groups = (
         (),
         (
             "ledgerLine",
             "staff",
+            "stem",
             "beam",
             "slur",
             "tie",
@@ -172,12 +170,16 @@ def get_config() -> ml_collections.ConfigDict:
     )
     # Line classes (dwd_jax.modeling.targets): their markers run along the box's long axis, a
     # pixel regresses the box cut to `line_reach` px either side of it, and the decoder takes
-    # the union of those boxes (a staff is 3-4 crops long: no pixel of a crop sees both ends).
-    # () = every object's markers are centred ovals (the original).
-    c.targets.line_classes = ("stem",) + c.targets.energy_groups[1]
+    # the union of those boxes. () = every object's markers are centred ovals (the original).
+    # configs/line_targets.py names beams, ledger lines, slurs, ties, hairpins and brackets:
+    # on validation those rise network alone (beam AP@.5 0.04 -> 0.20, tie 0.08 -> 0.23) and
+    # the shipped mAP@.5 with them (0.590 -> 0.604), but stems fall (0.61 -> 0.19) and so
+    # does the network's mAP@[.5:.95] (0.261 -> 0.242), so the default keeps ovals
+    # (BENCHMARKS.md, "Line targets").
+    c.targets.line_classes = ()
     c.targets.line_marker = 9  # Width of their energy ridge (odd; a staff space at data.scale).
     c.targets.line_reach = 32.0  # Model-input px: about 3 staff spaces at data.scale.
-    # Line objects per crop given line markers (the rest keep ovals); a 320 crop holds ~50.
+    # Line objects per crop given line markers (the rest keep ovals); a 320 crop holds tens.
     c.targets.max_line_objects = 256
 
     # --- Losses (dwd_jax.modeling.losses; spec section 4) -----------------------------------------
@@ -257,7 +259,7 @@ def get_config() -> ml_collections.ConfigDict:
     # read only there; decode time grows with it). The real sample page's targets at stride 2
     # (960x720) have 13.8k and 10.3k; pixels past the budget, in raster order, read as
     # background and set `overflow`.
-    c.decode.max_foreground_pixels = 65536
+    c.decode.max_foreground_pixels = 32768
 
     # --- Post-processing on the ink (dwd_jax.omr, after decoding, in page pixels) -------------
     c.omr = ml_collections.ConfigDict()

@@ -388,6 +388,9 @@ def test_line_objects_longer_than_their_reach_decode_whole_from_local_boxes():
     )  # fmt: skip
     classes = classes_lib.model_labels(names)
     config = get_config()
+    # Every one a line object; the stem in its own group, since it crosses the staff.
+    config.targets.line_classes = names
+    config.targets.energy_groups = ((), ("staff", "beam", "ledgerLine"), ("stem",))
     reach = config.targets.line_reach
     t = targets.make_targets(
         jnp.asarray(boxes)[None],

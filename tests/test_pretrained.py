@@ -32,3 +32,14 @@ def test_shipped_model_finds_the_note_heads_of_the_real_sample_page(
     iou = boxes_lib.box_iou(gt_heads, found)
     recall = (iou.max(axis=1) >= 0.5).mean() if len(found) else 0.0
     assert len(gt_heads) > 100 and recall >= 0.9, recall
+
+
+def test_the_default_config_builds_the_shipped_network_and_line_targets_do_not():
+    from configs import default, line_targets
+
+    assert pretrained.is_compatible(default.get_config())
+    # Off, the line settings change nothing; on, the targets (and the decoding) differ.
+    config = default.get_config()
+    config.targets.line_reach = 8.0
+    assert pretrained.is_compatible(config)
+    assert not pretrained.is_compatible(line_targets.get_config())

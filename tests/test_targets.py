@@ -117,12 +117,19 @@ def random_objects(rng, count, shape, long=False):
 
 
 @pytest.mark.parametrize(
-    "groups, long, max_lines",
-    [((), False, 256), (((), ("ledgerLine",)), False, 256), ((), True, 256), ((), True, 3)],
-    ids=["G1", "G2", "long-lines", "ovals-past-max-line-objects"],
+    "groups, lines, long, max_lines",
+    [
+        ((), (), False, 256),
+        (((), ("ledgerLine",)), (), False, 256),
+        (((), ("ledgerLine",)), ("ledgerLine",), False, 256),
+        ((), ("ledgerLine",), True, 256),
+        ((), ("ledgerLine",), True, 3),
+    ],
+    ids=["G1", "G2", "G2-lines", "long-lines", "ovals-past-max-line-objects"],
 )
-def test_full_resolution_maps_equal_the_loop_reference(groups, long, max_lines):
+def test_full_resolution_maps_equal_the_loop_reference(groups, lines, long, max_lines):
     config = config_with_groups(groups)
+    config.targets.line_classes = lines
     config.targets.max_line_objects = max_lines
     shape = (48, 56)
     rng = np.random.default_rng(0)
@@ -150,6 +157,7 @@ def test_full_resolution_maps_equal_the_loop_reference(groups, long, max_lines):
 @pytest.mark.parametrize("stride", [2, 8])
 def test_coarse_stride_equals_nearest_downsample_of_full_resolution(stride):
     config = config_with_groups(((), ("ledgerLine",)))
+    config.targets.line_classes = ("ledgerLine",)
     shape = (64, 80)
     boxes, classes, valid = random_objects(np.random.default_rng(stride), 60, shape, long=True)
     args = (jnp.asarray(boxes)[None], jnp.asarray(classes)[None], jnp.asarray(valid)[None])

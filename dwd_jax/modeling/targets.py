@@ -11,17 +11,17 @@ which `config.model.offset_head` regresses (our extension; unused otherwise).
 Where we differ, deliberately:
 - Energy groups (docs/DESIGN.md): each object is drawn only into its class's group, so objects
   that share a centre by nature (a ledger line and its notehead) do not overwrite each other.
-- Line objects (`config.targets.line_classes`: staffs, beams, slurs, ...) get capsule markers:
+- Line objects (`config.targets.line_classes`: beams, slurs, ties, ...) get capsule markers:
   each oval swept along the box's long axis, from `r` inside one end to `r` inside the other
   (r = the energy oval's radius, `line_marker` // 2 for these), so the energy is a ridge as
   long as the object that falls to 0 at its ends, and an object shorter than 2 r keeps an
-  oval. The energy ridge is `line_marker` wide, narrower than the oval: a staff-long ridge
-  17 px wide would be most of a page's foreground. A pixel's box target is then
-  the object's box cut to `line_reach` pixels either side of the pixel along that axis (its
-  "local box"): a staff three times a crop long cannot be regressed from a 320-px view, but
-  within `line_reach` of an end the end is in sight, and the decoder takes the union of the
-  local boxes over the ridge (`decode`). A crop keeps a line object that crosses it
-  (`input_pipeline.crop_page`), not only one whose centre it holds.
+  oval. The ridge is `line_marker` wide, narrower than the oval, so that parallel lines (the
+  beams of a sixteenth) keep a saddle between them. A pixel's box target is then the object's
+  box cut to `line_reach` pixels either side of the pixel along that axis (its "local box"):
+  a long slur cannot be regressed from its middle, but within `line_reach` of an end the end
+  is in sight, and the decoder takes the union of the local boxes over the ridge (`decode`).
+  A crop keeps a line object that crosses it (`input_pipeline.crop_page`), not only one whose
+  centre it holds.
 - Coarse strides are not computed at full resolution and then downsampled: the maps are
   evaluated directly at the full-resolution pixel each coarse pixel samples, `(i * s + s // 2)`,
   which is exactly the nearest-neighbour downsample of the full-resolution maps (a test proves

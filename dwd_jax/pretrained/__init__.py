@@ -23,6 +23,8 @@ DEFAULT = Path(__file__).resolve().parent / "default"
 
 # Model settings that change how the network computes, not its parameters.
 _COMPUTE_ONLY = ("dtype", "remat")
+# Target settings of line objects (`dwd_jax.modeling.targets`).
+_LINE_FIELDS = ("line_classes", "line_marker", "line_reach", "max_line_objects")
 
 
 def _tuples(value: Any) -> Any:
@@ -62,6 +64,11 @@ def is_compatible(config: ml_collections.ConfigDict, folder: Path = DEFAULT) -> 
         fields = {k: _tuples(c[k].to_dict()) for k in ("model", "targets")}
         for k in _COMPUTE_ONLY:
             fields["model"].pop(k, None)
+        if not fields["targets"].get("line_classes"):
+            # Without line classes their settings change nothing (nor does their absence, in a
+            # config written before they existed).
+            for k in _LINE_FIELDS:
+                fields["targets"].pop(k, None)
         return fields
 
     return network(config) == network(shipped)
