@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Runnable as a sc
 
 from timing import median_jax
 
+from configs import line_targets
 from configs.default import get_config
 from dwd_jax import classes as classes_lib
 from dwd_jax.decoding import ccl, decode
@@ -39,7 +40,7 @@ from dwd_jax.modeling import targets
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "deepscores_v2_sample"
 PADDED = (1920, 1440)  # The half-resolution page (1914 x 1354) padded to a multiple of 160.
-LINES = get_config().targets.energy_groups[1]
+LINES = get_config().targets.energy_groups[1]  # The thin symbols.
 
 
 def load_page():
@@ -67,8 +68,9 @@ def page_outputs(boxes, classes, stride, config):
     levels = config.targets.energy_levels
     return {
         "energy": jax.nn.one_hot(t["energy"], levels) * 20.0,
-        "class": jax.nn.one_hot(t["class"], targets.NUM_MODEL_CLASSES) * 20.0,
+        "class": jax.nn.one_hot(t["class"], classes_lib.num_model_classes(config)) * 20.0,
         "box": t["box"],
+        **({"offset": t["offset"]} if config.model.offset_head else {}),
     }
 
 
@@ -168,20 +170,28 @@ def decode_table(boxes, classes):
 def oracle_table(boxes, classes):
     print("\n| design (targets decoded at stride 2) | recovered (IoU >= 0.5, right class) |")
     print("|---|---|")
+    thin = tuple(c for c in LINES if c != "stem")
+    ovals, one_group = dict(line_classes=()), dict(line_classes=(), energy_groups=())
+    # Plain components read the whole component, most of it outside the box markers: the
+    # original's maximum box size, not the mean of the default's cores.
+    plain = dict(saddle_depth=0.0, box_size="max")
+    watershed = dict(saddle_depth=3.0)
     designs = [
-        ("G=1, plain components (the original)", (), 0.0),
-        ("G=1, watershed", (), 3.0),
-        ("G=2 (lines), plain components", ((), LINES), 0.0),
-        ("G=2 (lines), watershed (default)", ((), LINES), 3.0),
+        ("G=1, plain components, centred ovals (the original)", plain, one_group),
+        ("G=1, watershed, centred ovals", watershed, one_group),
+        ("G=2 (thin symbols), plain components, centred ovals", plain, ovals),
+        ("G=2 (thin symbols), watershed, centred ovals (default)", watershed, ovals),
+        ("G=2 (thin symbols), watershed, line markers (configs/line_targets.py)", watershed, {}),
         (
-            "G=3 (lines / stems), watershed",
-            ((), tuple(c for c in LINES if c != "stem"), ("stem",)),
-            3.0,
+            "G=3 (stems apart), watershed, line markers for staffs and stems too",
+            watershed,
+            dict(energy_groups=((), thin, ("stem",)), line_classes=thin + ("stem",)),
         ),
     ]
-    for name, groups, depth in designs:
-        config = get_config()
-        config.targets.energy_groups, config.decode.saddle_depth = groups, depth
+    for name, decoding, fields in designs:
+        config = line_targets.get_config()
+        config.targets.update(fields)
+        config.decode.update(decoding)
         det = decode.decode(page_outputs(boxes, classes, 2, config), stride=2, config=config)
         valid = np.asarray(det.valid[0])
         found = recovered_fraction(
