@@ -236,10 +236,7 @@ def _capsule_splat(cy, cx, horizontal, half, groups, ok, radius, levels, shape, 
     h, w, g = shape
     along_size, across_size = jnp.where(horizontal, w, h), jnp.where(horizontal, h, w)
     across_centre, along_centre = jnp.where(horizontal, cy, cx), jnp.where(horizontal, cx, cy)
-    k = 2 * radius // stride + 1
-    first = -((radius + stride // 2 - across_centre) // stride)
-    i_across = first[:, None] + jnp.arange(k, dtype=jnp.int32)  # [L, K]
-    o_across = i_across * stride + stride // 2 - across_centre[:, None]
+    i_across, o_across, _ = _window(across_centre, radius, stride, max(h, w))  # [L, K]
     i_along = jnp.arange(max(h, w), dtype=jnp.int32)[None, :]  # [1, N]
     o_along = i_along * stride + stride // 2 - along_centre[:, None]  # [L, N]
     beyond = jnp.maximum(jnp.abs(o_along) - half[:, None], 0)
