@@ -99,6 +99,11 @@ def test_energy_marker_is_a_symmetric_cone():
 def test_even_or_tiny_marker_is_refused(size):
     with pytest.raises(ValueError, match="odd"):
         targets.energy_marker(size, 20)
+    config = get_config()
+    config.targets.line_classes, config.targets.line_marker = ("beam",), size
+    one = jnp.zeros((1, 1, 4)), jnp.ones((1, 1), jnp.int32), jnp.ones((1, 1), bool)
+    with pytest.raises(ValueError, match="odd"):
+        targets.make_targets(*one, image_shape=(32, 32), stride=2, config=config)
 
 
 def random_objects(rng, count, shape, long=False):

@@ -153,6 +153,10 @@ def make_targets(
             "config.data.max_objects)"
         )
     t = config.targets
+    lines = tuple(bool(x) for x in line_classes(config))
+    line_marker = int(t.get("line_marker", t.energy_marker))
+    if any(lines):
+        energy_marker(line_marker, int(t.energy_levels))  # Refuses an even or tiny width.
     return _make_targets(
         boxes,
         classes,
@@ -163,8 +167,8 @@ def make_targets(
         marker_sizes=(int(t.energy_marker), int(t.class_marker), int(t.box_marker)),
         groups=tuple(int(g) for g in group_of_class(config)),
         num_groups=num_groups(config),
-        lines=tuple(bool(x) for x in line_classes(config)),
-        line_marker=int(t.get("line_marker", t.energy_marker)),
+        lines=lines,
+        line_marker=line_marker,
         line_reach=float(t.get("line_reach", 0.0)),
         max_lines=int(t.get("max_line_objects", 0)),
     )
