@@ -35,6 +35,7 @@ ROWS = (
     ("decode.foreground_threshold 0.2", {"decode.foreground_threshold": 0.2}),
     ("decode.foreground_threshold 0.4", {"decode.foreground_threshold": 0.4}),
     ("decode.box_size max", {"decode.box_size": "max"}),
+    ("decode.class_split peaks", {"decode.class_split": "peaks"}),
     ("decode.class_split none", {"decode.class_split": "none"}),
     ("decode.saddle_depth 2", {"decode.saddle_depth": 2.0}),
     ("decode.saddle_depth 4", {"decode.saddle_depth": 4.0}),

@@ -14,6 +14,7 @@ from PIL import Image
 from scipy import ndimage
 
 from configs import default
+from dwd_jax import classes as classes_lib
 from dwd_jax import image
 from dwd_jax.detection import detect
 
@@ -270,6 +271,38 @@ def test_detect_pages_survives_bad_pages_and_writes_every_file(tmp_path):
         if p["ok"]:
             assert Image.open(p["overlay"]).size[1] == Image.open(p["path"]).size[1]
     assert json.loads((out / "detect_summary.json").read_text())["num_failed"] == 2
+
+
+def test_min_score_table_takes_each_class_its_own_score_else_the_shared_one():
+    c = config(min_score=0.3, class_min_scores=(("stem", 0.5), ("beam", 0.1)))
+    table = detect.min_score_table(c)
+    assert table.shape == (137,) and table[42] == np.float32(0.5)  # stem is model class 42.
+    assert table[classes_lib.model_class(c, "beam")] == np.float32(0.1)
+    assert (np.delete(table, [42, classes_lib.model_class(c, "beam")]) == np.float32(0.3)).all()
+    with pytest.raises(KeyError, match="stemm"):
+        detect.min_score_table(config(class_min_scores=(("stemm", 0.5),)))
+    with pytest.raises(ValueError, match="class_min_scores entry"):
+        detect.min_score_table(config(class_min_scores=(("stem", 1.5),)))
+
+
+@pytest.mark.parametrize(
+    "fields, written",
+    [({"min_score": 0.9, "class_min_scores": ()}, 14),
+     ({"min_score": 0.91, "class_min_scores": ()}, 0),
+     ({"min_score": 0.0, "class_min_scores": (("stem", 0.95),)}, 0)],
+)
+def test_detect_pages_leaves_detections_below_min_score_out_of_every_file(
+    tmp_path, fields, written
+):
+    page, _ = scattered_page()
+    Image.fromarray(page).save(tmp_path / "good.png")
+    c = config(scale=1.0, **fields)  # blobs scores every object 0.9, as a stem.
+    summary = detect.detect_pages([tmp_path / "good.png"], blobs, config=c, out_dir=tmp_path)
+    assert summary["pages"][0]["num_detections"] == written
+    assert sum(summary["symbols_per_class"].values()) == written
+    proposals = json.loads((tmp_path / "proposals.json").read_text())["proposals"]
+    assert len(proposals) == len(json.loads((tmp_path / "coco_results.json").read_text()))
+    assert len(proposals) == written and summary["min_score"] == fields["min_score"]
 
 
 def test_detect_pages_reports_a_page_whose_prediction_fails(tmp_path):

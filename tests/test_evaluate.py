@@ -187,6 +187,39 @@ def test_found_objects_marks_matched_ground_truth_of_the_right_class():
     np.testing.assert_array_equal(evaluate.found_objects(p, iou=0.25), [True, False, True])
 
 
+def test_class_matches_pool_every_page_of_a_class():
+    p1 = page([SQUARE, FAR], [1, 1], [SQUARE, SQUARE], [1, 1], [0.9, 0.4])  # 2nd: duplicate.
+    p2 = page([SQUARE], [2], [SQUARE, FAR], [1, 2], [0.7, 0.6])  # Both of the wrong class.
+    m = evaluate.class_matches([p1, p2])
+    assert sorted(m) == [1, 2]
+    scores, tp, n_gt = m[1]
+    np.testing.assert_allclose(scores, [0.9, 0.4, 0.7], rtol=1e-6)
+    np.testing.assert_array_equal(tp, [True, False, False])
+    assert n_gt == 2 and m[2][2] == 1 and not m[2][1].any()
+
+
+def test_best_f1_threshold_matches_trying_every_cut():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(1, 40))
+        scores = rng.integers(0, 10, n) / 10.0  # Ties on purpose.
+        tp = rng.random(n) < 0.5
+        n_gt = int(tp.sum() + rng.integers(0, 5))
+        best_t, best_f1 = 1.0, -1.0
+        for t in sorted(set(scores.tolist()), reverse=True):  # Highest cut wins a tie.
+            keep = scores >= t
+            f1 = 2 * tp[keep].sum() / (n_gt + keep.sum())
+            if f1 > best_f1 + 1e-12:
+                best_t, best_f1 = t, f1
+        assert evaluate.best_f1_threshold(scores, tp, n_gt) == pytest.approx((best_t, best_f1))
+    # By hand: keeping 0.9 and 0.8 (one hit, one miss) of 1 object gives 2/3; 0.9 alone 1.
+    assert evaluate.best_f1_threshold(np.array([0.8, 0.9]), np.array([False, True]), 1) == (
+        0.9,
+        1.0,
+    )
+    assert evaluate.best_f1_threshold(np.zeros(0), np.zeros(0, bool), 3) == (1.0, 0.0)
+
+
 def test_page_overlay_draws_misses_red():
     p = page([SQUARE, [20, 20, 30, 30]], [1, 1], [SQUARE], [1], [1.0])
     pixels = np.asarray(evaluate.page_overlay(np.full((40, 40), 255, np.uint8), p))

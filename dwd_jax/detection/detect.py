@@ -39,6 +39,7 @@ import tqdm
 from etils import epath
 from PIL import Image, UnidentifiedImageError
 
+from dwd_jax import classes as classes_lib
 from dwd_jax import hosts, omr, visualize
 from dwd_jax import image as image_lib
 from dwd_jax import paths as paths_lib
@@ -698,6 +699,26 @@ def detect_page(
 # --- Many pages, files out ---------------------------------------------------------------------
 
 
+def min_score_table(config: ml_collections.ConfigDict) -> np.ndarray:
+    """f32[C]: the least score a detection of each model class needs to be written by
+    `detect_pages`: `config.detect.class_min_scores` where it names the class, else
+    `config.detect.min_score`.
+
+    Raises:
+      KeyError: naming an unknown class.
+      ValueError: if an entry is not (class_name, score) with a score in [0, 1].
+    """
+    table = np.full(classes_lib.num_model_classes(config), config.detect.min_score, np.float32)
+    for entry in config.detect.class_min_scores:
+        if len(entry) != 2 or not 0.0 <= float(entry[1]) <= 1.0:
+            raise ValueError(
+                f"config.detect.class_min_scores entry {entry!r} must be (class_name, score) "
+                "with a score in [0, 1]; benchmarks/score_thresholds.py prints a tuned one"
+            )
+        table[classes_lib.model_class(config, entry[0])] = float(entry[1])
+    return table
+
+
 def detect_pages(
     paths: Sequence[str | Path],
     model: Predictor | PredictFn,
@@ -712,6 +733,9 @@ def detect_pages(
     `config.detect.pdf_dpi`, or of a multi-page TIFF). A file or page that fails (missing,
     unreadable, not an image, no staff lines, a model error) is reported in the summary
     with its error, and the rest are still processed.
+
+    Detections scored below their class's least score (`min_score_table`) are left out of
+    every file.
 
     Writes to `out_dir`:
       proposals.json: DeepScoresV2 proposals (`obb_anns` format): {"annotation_set":
@@ -733,7 +757,7 @@ def detect_pages(
       {"pages": [{"path", "page", "name", "img_id", "ok", "error", "num_detections",
       "seconds", "staff_space", "scale", "bands", "overflow", "ccl_converged", "notes",
       "overlay"}], "proposals": path, "coco_results": path, "num_pages", "num_failed",
-      "skipped": ["<name>: <error>"], "symbols_per_class": {name: count},
+      "skipped": ["<name>: <error>"], "min_score", "symbols_per_class": {name: count},
       "seconds_per_page": float}.
     """
     out_dir = epath.Path(out_dir)
@@ -743,6 +767,7 @@ def detect_pages(
     if len(image_ids) != len(refs):
         raise ValueError(f"{len(refs)} pages but {len(image_ids)} image_ids; pass one per page")
     names = visualize.MODEL_CLASS_NAMES
+    min_scores = min_score_table(config)
     proposals, coco, pages, counts = [], [], [], collections.Counter()
 
     def loader(ref: PageRef) -> Loader:
@@ -764,6 +789,8 @@ def detect_pages(
             if done.error is not None:
                 raise done.error
             boxes, classes, scores = refine(done.page, done.detections, config=config)
+            shown = scores >= min_scores[classes]
+            boxes, classes, scores = boxes[shown], classes[shown], scores[shown]
             overlay = out_dir / f"{ref.stem}_overlay.png"
             page_overlay = visualize.draw_boxes(done.page, boxes, classes, scores)
             paths_lib.write_png(page_overlay, overlay)
@@ -808,6 +835,8 @@ def detect_pages(
         "num_pages": len(done),
         "num_failed": len(pages) - len(done),
         "skipped": [f"{p['name']}: {p['error']}" for p in pages if not p["ok"]],
+        "min_score": float(config.detect.min_score),
+        "class_min_scores": [list(e) for e in config.detect.class_min_scores],
         "symbols_per_class": dict(counts.most_common()),
         "seconds_per_page": elapsed / max(len(done), 1),
     }

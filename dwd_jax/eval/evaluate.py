@@ -222,6 +222,52 @@ def _voc_matches(page: Page, cls: int, iou: float) -> tuple[np.ndarray, np.ndarr
     return scores, tp, taken
 
 
+def class_matches(
+    pages: Sequence[Page], iou: float = 0.5
+) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
+    """Every class's detections over all pages, matched by VOC's greedy rule at `iou`.
+
+    Returns:
+      {class: (scores f64[D], true_positive bool[D], ground-truth count)} for every class
+      with ground truth or detections.
+    """
+    pages = [_check(p, i) for i, p in enumerate(pages)]
+    found = np.unique(np.concatenate([c for p in pages for c in (p.gt_classes, p.det_classes)]))
+    out = {}
+    for c in found.tolist():
+        matched = [_voc_matches(p, c, iou) for p in pages]
+        out[c] = (
+            np.concatenate([m[0] for m in matched]).astype(np.float64),
+            np.concatenate([m[1] for m in matched]),
+            int(sum(len(m[2]) for m in matched)),
+        )
+    return out
+
+
+def best_f1_threshold(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> tuple[float, float]:
+    """The least score to keep that maximises F1 = 2 TP / (ground truth + kept).
+
+    Greedy matching takes detections in score order, so dropping those below a score leaves
+    the others' matches as they were: F1 at every cut follows from one sort.
+
+    Args:
+      scores: f64[D] detection scores.
+      tp: bool[D] whether each is a true positive.
+      n_gt: ground-truth objects.
+
+    Returns:
+      (score, F1 keeping the detections scored at least it); (1.0, 0.0) without detections.
+    """
+    if not len(scores):
+        return 1.0, 0.0
+    order = np.argsort(-scores, kind="stable")
+    s, hits = scores[order], np.cumsum(tp[order])
+    f1 = 2.0 * hits / (n_gt + np.arange(1, len(s) + 1))
+    last = np.append(s[1:] != s[:-1], True)  # A cut keeps every detection of a tied score.
+    best = int(np.flatnonzero(last)[np.argmax(f1[last])])
+    return float(s[best]), float(f1[best])
+
+
 def found_objects(page: Page, iou: float = 0.5) -> np.ndarray:
     """Which ground-truth objects a detection of their class found (VOC matching at `iou`).
 
