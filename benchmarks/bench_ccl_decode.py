@@ -146,6 +146,7 @@ def decode_table(boxes, classes):
     )
     print("|---|---|---|")
     config = get_config()
+    config.decode.class_split = "peaks"  # As in the oracle table (see there).
     outputs = page_outputs(boxes, classes, 2, config)
     rows = {}
     for name, depth in [
@@ -175,7 +176,9 @@ def oracle_table(boxes, classes):
     # Plain components read the whole component, most of it outside the box markers: the
     # original's maximum box size, not the mean of the default's cores.
     plain = dict(saddle_depth=0.0, box_size="max")
-    watershed = dict(saddle_depth=3.0)
+    # Target maps name a class only on the class marker, inside the energy marker: with
+    # "pixels" each object's outer ring would read as another class and fall apart.
+    watershed = dict(saddle_depth=3.0, class_split="peaks")
     designs = [
         ("G=1, plain components, centred ovals (the original)", plain, one_group),
         ("G=1, watershed, centred ovals", watershed, one_group),

@@ -37,7 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
     # a white strip of the crop's top `height` rows holds one symbol per `cell_width` columns,
     # of a class drawn uniformly from a bank of `per_class` symbols per class cut from the
     # training pages (the spec's 130-px strip of 80-px cells, at the model's scale). 0 = off:
-    # here the object-centred crops above balance the classes.
+    # the object-centred crops above balance the classes, and beat it on validation (mAP@.5
+    # 0.619 against 0.533 with margins on half the crops instead; BENCHMARKS.md).
     c.data.margin = ml_collections.ConfigDict(
         {"prob": 0.0, "height": 130, "cell_width": 80, "per_class": 16}
     )
