@@ -96,7 +96,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.engrave.workers = 2  # Worker processes (verovio crashes are isolated per worker).
     # Each piece's engraver is drawn (seeded) from these: about half the pieces are engraved
     # by LilyPond (the engraver DeepScoresV2 was made with; ~18x verovio's time per page, a few
-    # minutes for the corpus). A corpus engraved with other engravers is refused, as for any
+    # minutes for the corpus; without it validation's LilyPond pages score 0.574 against 0.668
+    # mAP@.5, BENCHMARKS.md). A corpus engraved with other engravers is refused, as for any
     # other setting here.
     c.engrave.engravers = ("verovio", "lilypond")
     # Share of the pieces that are generated music (dwd_jax.engrave.compose: accents, tenuto
