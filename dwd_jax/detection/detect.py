@@ -757,8 +757,8 @@ def detect_pages(
       {"pages": [{"path", "page", "name", "img_id", "ok", "error", "num_detections",
       "seconds", "staff_space", "scale", "bands", "overflow", "ccl_converged", "notes",
       "overlay"}], "proposals": path, "coco_results": path, "num_pages", "num_failed",
-      "skipped": ["<name>: <error>"], "min_score", "symbols_per_class": {name: count},
-      "seconds_per_page": float}.
+      "skipped": ["<name>: <error>"], "min_score", "class_min_scores": [[name, score]],
+      "symbols_per_class": {name: count}, "seconds_per_page": float}.
     """
     out_dir = epath.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
