@@ -22,7 +22,6 @@ import os
 import sys
 
 import numpy as np
-import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -67,12 +66,10 @@ def main() -> None:
         loads = evaluation.split_pages(source, range(len(source)))
     loads = loads[: args.pages] if args.pages else loads
     tuning = not (args.folder or args.split)
-    pages = []
-    for load in tqdm.tqdm(loads, unit="page"):
-        gt = load()
-        found = detect.network_detections(gt.image, detector, config=config)
-        refined = detect.refine(gt.image, found, config=config)
-        pages.append(evaluate.Page(gt.boxes, gt.classes, *refined, name=gt.name))
+    pages = []  # The shipped pipeline's pages, as the evaluation protocol scores them.
+    evaluation.evaluate_pages(
+        loads, detector, config=config, desc=where, on_page=lambda _, page: pages.append(page)
+    )
     matches = evaluate.class_matches(pages)
     names = classes_lib.model_class_names(config)
     own = {}
