@@ -8,6 +8,7 @@ import json
 import struct
 import zlib
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,6 +17,7 @@ from scipy import ndimage
 from configs import default
 from dwd_jax import classes as classes_lib
 from dwd_jax import image
+from dwd_jax.data import degrade
 from dwd_jax.detection import detect
 
 
@@ -124,6 +126,39 @@ def test_staff_space_of_faint_grey_staves_on_grey_paper(space):
     page = np.where(staff_page(space) < 128, 170, 230).astype(np.uint8)
     assert (page >= 128).all()
     assert detect.estimate_staff_space(page) == pytest.approx(space, abs=0.1)
+
+
+def beamed_page(space, thickness=2, staves=4, width=900):
+    """Staves of beamed sixteenth notes: more ink in heads and beams than in the lines."""
+    page = np.full((60 + staves * 10 * round(space), width), 255, np.uint8)
+    for s in range(staves):
+        top = 40 + s * 10 * round(space)
+        for k in range(5):
+            y = top + round(k * space)
+            page[y : y + thickness, 20:-20] = 0
+        stem_top = top - round(2.5 * space)
+        for i, x in enumerate(range(60, width - 60, round(2.2 * space))):
+            cy = top + round((i % 5 + 2) * space / 2)
+            axes = (round(0.65 * space), round(0.5 * space))
+            cv2.ellipse(page, (x, cy), axes, -20, 0, 360, 0, -1)
+            page[stem_top:cy, x + axes[0] - 2 : x + axes[0]] = 0
+        for b in range(2):
+            y = stem_top + b * round(0.75 * space)
+            page[y : y + round(0.5 * space), 60 : width - 60] = 0
+    return page
+
+
+@pytest.mark.parametrize("space", [14.0, 16.0])
+def test_staff_space_of_a_low_resolution_capture_of_beamed_notes(space):
+    # Shrunk to 0.35 and enlarged back, the lines are pale: the runs alone sum to about twice
+    # the spacing (beams and heads repeat at it), and the horizontal strokes' correlation
+    # picks the half. Such a capture loses the exact line thickness, hence the tolerance.
+    page, _ = degrade.resolution(
+        beamed_page(space), np.zeros((0, 4)), np.random.default_rng(0), factor=(0.35, 0.35)
+    )
+    assert detect.estimate_staff_space(page) == pytest.approx(space, rel=0.12)
+    # The clean page is exact.
+    assert detect.estimate_staff_space(beamed_page(space)) == pytest.approx(space, abs=0.1)
 
 
 def test_evaluation_scores_a_page_without_staves_as_all_missed():

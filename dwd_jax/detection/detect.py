@@ -232,12 +232,51 @@ def _refined_mode(lengths: np.ndarray) -> float:
     return float((bins * counts[lo:hi]).sum() / counts[lo:hi].sum())
 
 
+def _line_autocorrelation(flat: np.ndarray, column_step: int = 4) -> np.ndarray:
+    """Vertical autocorrelation of a page's long horizontal strokes, summed over its columns.
+
+    Grey opening with a horizontal segment a hundredth of the page wide keeps staff lines (and
+    beams) and removes note heads, stems and text, whose blobs would otherwise give the
+    autocorrelation a broad hump that hides a faint staff's peak.
+
+    Args:
+      flat: u8[H, W] flattened page (`capture.flatten`), 0 = ink.
+      column_step: every this many columns are read (the lines span the page).
+
+    Returns:
+      f32[H // 4] autocorrelation at lags 0.., normalised to 1 at lag 0 (0 on a blank page).
+    """
+    dark = 255 - flat
+    segment = np.ones((1, max(3, flat.shape[1] // 100)), np.uint8)
+    lines = cv2.morphologyEx(dark, cv2.MORPH_OPEN, segment)[:, ::column_step]
+    lines = lines.astype(np.float32) - lines.mean(axis=0, keepdims=True, dtype=np.float32)
+    height = lines.shape[0]
+    size = 1 << int(np.ceil(np.log2(2 * height)))  # Zero-padded: no wrap-around.
+    spectrum = np.fft.rfft(lines, n=size, axis=0)
+    power = spectrum.real**2 + spectrum.imag**2
+    corr = np.fft.irfft(power, n=size, axis=0).sum(axis=1)[: height // 4]
+    return (corr / corr[0] if corr[0] > 0 else np.zeros_like(corr)).astype(np.float32)
+
+
+def _spacing_score(corr: np.ndarray, spacing: float) -> float:
+    """How much the autocorrelation peaks at `spacing` over a quarter of it either side: the
+    lines of a staff coincide at lags of one spacing and fall between at 0.75 and 1.25."""
+    lags = np.arange(len(corr))
+    at = np.interp([0.75 * spacing, spacing, 1.25 * spacing], lags, corr)
+    return float(at[1] - (at[0] + at[2]) / 2)
+
+
 def estimate_staff_space(page: np.ndarray) -> float:
-    """Staff-line spacing of a page in pixels, from vertical run lengths (classic OMR).
+    """Staff-line spacing of a page in pixels, from vertical run lengths (classic OMR), checked
+    on the autocorrelation of its horizontal strokes.
 
     Staff lines dominate a music page's vertical runs: the most common black run is the line
     thickness and the most common white run is the gap between two lines, so the spacing (line
-    centre to line centre) is their sum.
+    centre to line centre) is their sum. On a blurred or low-resolution capture the lines can
+    be lighter than the fixed ink level, so the runs are also read at the flattened page's Otsu
+    level; there, and on pages dense with beamed notes, the runs can also give a wrong sum or
+    twice the spacing. So each sum and its half are candidates, and the one at which the
+    page's horizontal strokes repeat most (`_spacing_score`) wins.
 
     Args:
       page: u8[H, W] grey page, 0 = ink.
@@ -249,30 +288,30 @@ def estimate_staff_space(page: np.ndarray) -> float:
       PageError: the page has no ink, or no run pattern that looks like staff lines.
     """
     flat = capture.flatten(page)
-    # Faint lines (a blurred or low-resolution capture) can be lighter than the ink level:
-    # then Otsu's level of the flattened page, which only such a page needs.
-    found = None
-    for otsu in (False, True):
-        if otsu:  # OpenCV puts greys up to Otsu's level in the dark class.
-            level, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-            ink_mask = flat <= level
-        else:
-            ink_mask = flat < capture.INK_BELOW
+    # OpenCV puts greys up to Otsu's level in the dark class.
+    level, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    candidates, found = [], None
+    for ink_mask in (flat < capture.INK_BELOW, flat <= level):
         black, white = _vertical_runs(ink_mask), _vertical_runs(~ink_mask)
         if black.size and white.size:
             found = thickness, gap = _refined_mode(black), _refined_mode(white)
             if thickness < gap < ink_mask.shape[0] / 8:
-                return thickness + gap
+                candidates += [thickness + gap, (thickness + gap) / 2]
     if found is None:
         raise PageError(
-            f"no staff lines found on a page of shape {ink_mask.shape} (it is blank or all "
+            f"no staff lines found on a page of shape {flat.shape} (it is blank or all "
             "ink); set config.detect.scale to rescale it by a fixed factor"
         )
-    raise PageError(
-        f"no staff-line pattern found (most common ink run {found[0]:.1f} px, most common "
-        f"gap {found[1]:.1f} px, page height {ink_mask.shape[0]}); set config.detect.scale "
-        "instead"
-    )
+    if not candidates:
+        raise PageError(
+            f"no staff-line pattern found (most common ink run {found[0]:.1f} px, most common "
+            f"gap {found[1]:.1f} px, page height {flat.shape[0]}); set config.detect.scale "
+            "instead"
+        )
+    corr = _line_autocorrelation(flat)
+    # A candidate needs a quarter of itself beyond it in the correlation, and 2 px.
+    usable = [c for c in candidates if 2.0 <= c and 1.25 * c < len(corr) - 1] or candidates[:1]
+    return max(usable, key=lambda c: _spacing_score(corr, c))
 
 
 def page_scale(page: np.ndarray, config: ml_collections.ConfigDict) -> tuple[float, float | None]:
