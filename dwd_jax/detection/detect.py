@@ -276,7 +276,8 @@ def estimate_staff_space(page: np.ndarray) -> float:
     be lighter than the fixed ink level, so the runs are also read at the flattened page's Otsu
     level; there, and on pages dense with beamed notes, the runs can also give a wrong sum or
     twice the spacing. So each sum and its half are candidates, and the one at which the
-    page's horizontal strokes repeat most (`_spacing_score`) wins.
+    page's horizontal strokes repeat most (`_spacing_score`) wins; where the fixed level's sum
+    is within 10 % of it (the same peak), that sum is kept.
 
     Args:
       page: u8[H, W] grey page, 0 = ink.
@@ -311,7 +312,9 @@ def estimate_staff_space(page: np.ndarray) -> float:
     corr = _line_autocorrelation(flat)
     # A candidate needs a quarter of itself beyond it in the correlation, and 2 px.
     usable = [c for c in candidates if 2.0 <= c and 1.25 * c < len(corr) - 1] or candidates[:1]
-    return max(usable, key=lambda c: _spacing_score(corr, c))
+    best = max(usable, key=lambda c: _spacing_score(corr, c))
+    # Of the candidates on the winning peak, the first: the fixed level's where it is right.
+    return next(c for c in usable if abs(c - best) <= 0.1 * best)
 
 
 def page_scale(page: np.ndarray, config: ml_collections.ConfigDict) -> tuple[float, float | None]:
