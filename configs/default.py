@@ -346,6 +346,11 @@ def get_config() -> ml_collections.ConfigDict:
     # The rules read the page divided by its paper's level (dwd_jax.omr.capture.flatten), so
     # grey or unevenly lit paper is white; an engraved page is unchanged. False = as it is.
     c.omr.flatten = True
+    # Staff and ledger lines (and the skew) are read below Otsu's level of the flattened page
+    # instead of 128 where the staves found there outnumber those found below 128
+    # (dwd_jax.omr.ink.line_level): a blurred or low-resolution capture's thin lines are paler
+    # than 128. Symbols are read below 128 either way. False = always 128.
+    c.omr.pale_lines = True
     # The rules run on the page turned upright (dwd_jax.omr.capture.skew) when its lines
     # climb at least min_skew_drift staff spaces across the page (0.12 degrees on a printed
     # page): they assume level staves. False = as it lies.

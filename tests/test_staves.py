@@ -3,6 +3,7 @@ on the real DeepScoresV2 page (against its annotation), staff lines erased, symb
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from drawing import draw
@@ -174,3 +175,26 @@ def test_note_heads_beyond_a_staff_give_their_ledger_lines():
     assert got.keys() == expected.keys()
     for key, score in expected.items():
         assert got[key] == pytest.approx(score)
+
+
+def test_a_pale_captures_lines_are_read_at_otsus_level_where_it_shows_more_staves():
+    page, want = _page_with_two_staves()
+    assert ink.line_level(page, SPACE) == ink.INK_BELOW  # Dark lines: the fixed level, exactly.
+    # Blurred (a coarse or defocused capture): the 2-px lines spread into greys above 128.
+    pale = cv2.GaussianBlur(page, (0, 0), 1.5)
+    assert len(staves.find(pale < ink.INK_BELOW, SPACE).boxes) == 0
+    level = ink.line_level(pale, SPACE)
+    assert level > ink.INK_BELOW
+    found = staves.find(pale < level, SPACE)
+    np.testing.assert_allclose(found.boxes, want, atol=2)
+    # The shipped rules then give the staffs; with a fixed level, the network's stand.
+    config = default.get_config()
+    config.omr.update(ink.OFF)
+    config.omr.staves_from_ink = True
+    config.omr.pale_lines = True
+    none = (np.zeros((0, 4), np.float32), np.zeros(0, np.int32), np.zeros(0, np.float32))
+    boxes, classes, _ = ink.refine(pale, none, config.omr, staff_space=SPACE)
+    np.testing.assert_array_equal(classes, [STAFF, STAFF])
+    np.testing.assert_allclose(boxes, want, atol=2)
+    config.omr.pale_lines = False
+    assert len(ink.refine(pale, none, config.omr, staff_space=SPACE)[0]) == 0

@@ -92,6 +92,7 @@ OFF = {
     "staves_from_ink": False,
     "ledger_lines_from_heads": False,
     "flatten": False,
+    "pale_lines": False,
     "deskew": False,
 }
 
@@ -126,15 +127,16 @@ def refine(
         return detections
     if config.flatten:
         page = capture.flatten(page, staff_space)
-    angle = capture.skew(page < INK_BELOW) if config.deskew else 0.0
+    level = line_level(page, staff_space) if config.pale_lines else INK_BELOW
+    angle = capture.skew(page < level) if config.deskew else 0.0
     drift = page.shape[1] * abs(np.tan(np.deg2rad(angle))) / staff_space
     if drift < config.min_skew_drift:
-        return refine_upright(page, detections, config, staff_space=staff_space)
+        return refine_upright(page, detections, config, staff_space=staff_space, line_below=level)
     boxes, classes, scores = detections
     turned = boxes_lib.rotate(boxes, page.shape, -angle)
     upright = image_lib.rotate(page, -angle)
     out, out_classes, out_scores = refine_upright(
-        upright, (turned, classes, scores), config, staff_space=staff_space
+        upright, (turned, classes, scores), config, staff_space=staff_space, line_below=level
     )
     back = boxes_lib.rotate(out, page.shape, angle)
     # A box turned there and back only grows: one the rules did not touch keeps its own.
@@ -146,12 +148,34 @@ def refine(
     return back, out_classes, out_scores
 
 
+def line_level(page: np.ndarray, staff_space: float) -> int:
+    """The grey level below which the rules read a page's (u8[H, W], paper 255) staff and
+    ledger lines, and its skew.
+
+    `INK_BELOW`, unless the page's staff lines are paler than it: a blurred or low-resolution
+    capture spreads a 2-px line into greys above 128, and at 128 no staff is found (none on
+    any of the robustness set's photographs). Then Otsu's level of the page, which splits
+    paper from everything darker: it is taken where the staves found below it outnumber those
+    found below `INK_BELOW`, so a page whose lines are dark keeps `INK_BELOW` exactly.
+    Symbols are still read below `INK_BELOW`: their cores stay dark, and a lighter level
+    would add the blur's halo to their boxes.
+    """
+    otsu, _ = cv2.threshold(page, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    level = int(otsu) + 1  # OpenCV puts greys up to Otsu's level in the dark class.
+    if level <= INK_BELOW:
+        return INK_BELOW
+    fixed = len(staves_lib.find(page < INK_BELOW, staff_space).boxes)
+    adaptive = len(staves_lib.find(page < level, staff_space).boxes)
+    return level if adaptive > fixed else INK_BELOW
+
+
 def refine_upright(
     page: np.ndarray,
     detections: tuple[np.ndarray, np.ndarray, np.ndarray],
     config: ml_collections.ConfigDict,
     *,
     staff_space: float,
+    line_below: int = INK_BELOW,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rules on an upright page with white paper, in this order: `snap_lines` for
     `config.line_classes`, `snap_solids` for `config.solid_classes`, `snap_symbols` for
@@ -161,8 +185,10 @@ def refine_upright(
     network's). Where the ink shows no staff, the network's staffs and ledger lines stand;
     where it shows no dot, the network's dots do.
 
-    Args and returns as `refine`; what the ink found (dots, staves, ledger lines) comes last,
-    fragments and what the ink replaces are dropped.
+    Args and returns as `refine`, and `line_below`: the grey level below which staff and
+    ledger lines are ink (`line_level`; symbols are read below `INK_BELOW`). What the ink
+    found (dots, staves, ledger lines) comes last, fragments and what the ink replaces are
+    dropped.
     """
     boxes, classes, scores = detections
     d = config
@@ -171,7 +197,8 @@ def refine_upright(
     without_lines = bool(len(d.symbol_classes)) or d.accidentals_by_shape or d.dots_from_ink
     if needs_staves or without_lines:
         ink_mask = np.asarray(page) < INK_BELOW
-        found = staves_lib.find(ink_mask, staff_space)
+        line_mask = ink_mask if line_below == INK_BELOW else np.asarray(page) < line_below
+        found = staves_lib.find(line_mask, staff_space)
     # Ledger lines from the heads only on a page whose staves the ink shows.
     from_heads = d.ledger_lines_from_heads and len(found.boxes) > 0
     if from_heads:  # Replaced at the end: not worth re-measuring.
@@ -207,7 +234,7 @@ def refine_upright(
     if from_heads:
         heads = np.isin(classes, classes_lib.model_labels(ledgers.HEAD_CLASSES))
         lines, line_scores = ledgers.from_heads(
-            ink_mask, found, boxes[heads], scores[heads], staff_space
+            line_mask, found, boxes[heads], scores[heads], staff_space
         )
         lines = snap_lines(page, lines, np.full(len(lines), ledger), [ledger])
         boxes = np.concatenate([boxes, lines]).astype(np.float32)
