@@ -314,3 +314,21 @@ def test_class_loss_balance_weights_the_class_cross_entropy():
     assert float(balanced) == pytest.approx((ce_ok + ce_bad) / 2, rel=1e-5)
     with pytest.raises(ValueError, match="config.loss.class_loss_balance = -1.0 must be >= 0"):
         losses.head_losses(outputs, targets, _config(class_loss_balance=-1.0))
+
+
+def test_class_loss_reads_the_class_markers_not_the_box_markers():
+    # A class marker wider than the box marker (targets.class_marker > box_marker): the class
+    # is supervised wherever its target is a class, box-marker pixel or not.
+    outputs, targets = _outputs_and_targets((1, 8, 16), {1: 0.5, 8: 1.0, 16: 3.0})
+    targets[1]["class"] = jnp.array([[3, 7], [3, 0]]).reshape(1, 2, 2, 1)
+    targets[1]["box_mask"] = jnp.array([[True, False], [False, False]]).reshape(1, 2, 2, 1)
+    logits = jnp.zeros((1, 2, 2, 1, 137)).at[..., 3].set(4.0)
+    outputs[1]["class"] = logits
+    ce_ok = -float(jax.nn.log_softmax(logits[0, 0, 0, 0])[3])
+    ce_bad = -float(jax.nn.log_softmax(logits[0, 0, 0, 0])[7])
+    got = losses.head_losses(outputs, targets, _config(class_loss_balance=0.0))
+    # Three class pixels (the 0 one is off every marker), one of them off the box marker.
+    assert float(got["class"]) == pytest.approx((2 * ce_ok + ce_bad) / 3, rel=1e-5)
+    # The box loss still reads the box marker only: one pixel at stride 1 (size 1, target 0).
+    assert float(got["box"]) == pytest.approx((1.0**2 + 8.0**2) / 2, rel=1e-6)
+

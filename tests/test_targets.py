@@ -32,7 +32,7 @@ def reference_targets(boxes, classes, valid, shape, config):
     klass = np.zeros((h, w, g), np.int32)
     box = np.zeros((h, w, g, 2), np.float32)
     offset = np.zeros((h, w, g, 2), np.float32)
-    nearest = np.full((h, w, g), np.inf)
+    nearest = {"class": np.full((h, w, g), np.inf), "box": np.full((h, w, g), np.inf)}
     sizes = (t.energy_marker, t.class_marker, t.box_marker)
     lines_left = t.max_line_objects  # The first ones are drawn as lines, the rest as ovals.
     for (y0, x0, y1, x1), c, ok in zip(boxes, classes, valid, strict=True):
@@ -60,10 +60,13 @@ def reference_targets(boxes, classes, valid, shape, config):
                         continue
                     if kind == "energy":
                         energy[y, x, grp] = max(energy[y, x, grp], v)
-                    elif kind == "class":
-                        klass[y, x, grp] = c  # The later object overwrites.
-                    elif d2 <= nearest[y, x, grp]:  # Ties: the later object.
-                        nearest[y, x, grp] = d2
+                        continue
+                    if d2 > nearest[kind][y, x, grp]:  # Nearest centre wins; ties: the later.
+                        continue
+                    nearest[kind][y, x, grp] = d2
+                    if kind == "class":
+                        klass[y, x, grp] = c
+                    else:
                         lo, hi = np.array([y0, x0]), np.array([y1, x1])
                         if line:  # The box cut to line_reach around the pixel's centre.
                             axis = 1 if horizontal else 0
@@ -78,7 +81,7 @@ def reference_targets(boxes, classes, valid, shape, config):
         "class": klass,
         "box": box,
         "offset": offset,
-        "box_mask": np.isfinite(nearest),
+        "box_mask": np.isfinite(nearest["box"]),
     }
 
 
@@ -122,20 +125,24 @@ def random_objects(rng, count, shape, long=False):
 
 
 @pytest.mark.parametrize(
-    "groups, lines, long, max_lines",
+    "groups, lines, long, max_lines, class_marker",
     [
-        ((), (), False, 256),
-        (((), ("ledgerLine",)), (), False, 256),
-        (((), ("ledgerLine",)), ("ledgerLine",), False, 256),
-        ((), ("ledgerLine",), True, 256),
-        ((), ("ledgerLine",), True, 3),
+        ((), (), False, 256, 9),
+        (((), ("ledgerLine",)), (), False, 256, 9),
+        (((), ("ledgerLine",)), ("ledgerLine",), False, 256, 9),
+        ((), ("ledgerLine",), True, 256, 9),
+        ((), ("ledgerLine",), True, 3, 9),
+        (((), ("ledgerLine",)), ("ledgerLine",), True, 256, 17),
     ],
-    ids=["G1", "G2", "G2-lines", "long-lines", "ovals-past-max-line-objects"],
+    ids=["G1", "G2", "G2-lines", "long-lines", "ovals-past-max-line-objects", "class-marker-17"],
 )
-def test_full_resolution_maps_equal_the_loop_reference(groups, lines, long, max_lines):
+def test_full_resolution_maps_equal_the_loop_reference(
+    groups, lines, long, max_lines, class_marker
+):
     config = config_with_groups(groups)
     config.targets.line_classes = lines
     config.targets.max_line_objects = max_lines
+    config.targets.class_marker = class_marker
     shape = (48, 56)
     rng = np.random.default_rng(0)
     boxes, classes, valid = zip(

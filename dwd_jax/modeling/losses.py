@@ -2,9 +2,10 @@
 
 All functions are pure and jittable:
 - `head_losses(outputs, targets, config)`: energy softmax cross-entropy on every pixel
-  (rare classes' marker pixels weighted up by `config.loss.energy_class_balance`), class
-  cross-entropy (weighted likewise by `config.loss.class_loss_balance`) and box squared
-  error on marker pixels (`box_mask`), each averaged over the
+  (rare classes' class-marker pixels weighted up by `config.loss.energy_class_balance`), class
+  cross-entropy on class-marker pixels (where the class target is not 0; weighted likewise by
+  `config.loss.class_loss_balance`) and box squared error on box-marker pixels (`box_mask`),
+  each averaged over the
   strides `config.loss.<head>_strides` it is supervised at; with an offset head
   (`config.model.offset_head`) also the offsets' Huber loss on marker pixels, as a fourth
   head with its own normaliser (inside the box loss, its larger values would take the
@@ -72,7 +73,7 @@ def class_balance(
 
     Args:
       classes: i32[B, h, w, G] target classes (`make_targets`'s "class").
-      mask: bool[B, h, w, G] marker pixels (`make_targets`'s "box_mask").
+      mask: bool[B, h, w, G] marker pixels (`class_mask` of the targets).
       power: the exponent, >= 0.
       num_classes: C, the model classes (`classes.num_model_classes`).
 
@@ -184,12 +185,18 @@ def loss_strides(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]
     return strides
 
 
+def class_mask(t: Mapping[str, jax.Array]) -> jax.Array:
+    """bool[B, h, w, G]: the class-marker pixels of `targets.make_targets`'s maps, where the
+    class target is a model class (1..136) rather than 0."""
+    return t["class"] > 0
+
+
 def _balance(t: Mapping[str, jax.Array], config: ml_collections.ConfigDict, field: str):
     """`class_balance` weights under `config.loss[field]`, or None where it is 0."""
     power = float(config.loss[field])
     if not power:
         return None
-    return class_balance(t["class"], t["box_mask"], power, classes_lib.num_model_classes(config))
+    return class_balance(t["class"], class_mask(t), power, classes_lib.num_model_classes(config))
 
 
 # Each head's loss at one stride, by head name (`heads.NAMES`): (outputs at the stride,
@@ -199,7 +206,7 @@ PER_STRIDE: dict[str, Callable[..., jax.Array]] = {
         o["energy"], t["energy"], _balance(t, config, "energy_class_balance")
     ),
     "class": lambda o, t, config: class_loss(
-        o["class"], t["class"], t["box_mask"], _balance(t, config, "class_loss_balance")
+        o["class"], t["class"], class_mask(t), _balance(t, config, "class_loss_balance")
     ),
     "box": lambda o, t, config: box_loss(
         o["box"], t["box"], t["box_mask"], log=config.model.box_head == "log"

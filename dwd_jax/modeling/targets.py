@@ -3,8 +3,10 @@
 DWD_SPEC.md section 3, followed on purpose: every object gets fixed-size oval markers centred on
 its box centre, whatever the box's size; energy falls linearly from 19 at the centre to 0 at the
 oval's border, rounded to integers; class markers carry the model class and box markers the
-box's (height, width). Overlaps: energy keeps the maximum, the later object's class overwrites,
-and each box-marker pixel belongs to the nearest marker centre (ties: the later object).
+box's (height, width). Overlaps: energy keeps the maximum, and each class- and box-marker pixel
+belongs to the nearest marker centre (ties: the later object), so where the two markers have
+one size a pixel's class and box describe the same object (the spec lets the later object's
+class overwrite).
 Box-marker pixels also carry the (dy, dx) from their own centre to that object's box centre,
 which `config.model.offset_head` regresses (our extension; unused otherwise).
 
@@ -137,9 +139,9 @@ def make_targets(
       class (0 outside class markers), box (height, width) in model-input pixels (a line
       object's local box, see the module docstring), the offset
       (dy, dx) from the centre of the full-resolution pixel a coarse pixel samples,
-      `i * stride + stride // 2 + 0.5`, to the box centre, and where box markers lie (class,
-      box and offset are supervised there; with the default equal class and box marker sizes
-      the two coincide). Box and offset are 0 off the markers.
+      `i * stride + stride // 2 + 0.5`, to the box centre, and where box markers lie (box
+      and offset are supervised there; the class is supervised where it is not 0, on the
+      class markers). Box and offset are 0 off the box markers.
     """
     if (
         boxes.ndim != 3
@@ -337,18 +339,19 @@ def _make_targets(
         flat, value, _, _ = splat(energy_m, line_radius)
         energy = jnp.zeros(size, jnp.int32).at[flat].max(value, mode="drop")
 
-        # Later objects overwrite: scatter the highest object index, then read its class.
-        flat, _, _, owner = splat(class_m, class_m.shape[0] // 2)
-        winner = jnp.zeros(size, jnp.int32).at[flat].max(owner + 1, mode="drop")
-        class_map = jnp.where(winner > 0, classes[jnp.maximum(winner - 1, 0)], 0)
+        def nearest_owner(marker):
+            """Nearest centre wins (ties: the later object): scatter-min of distance, then
+            index. Returns bool[size] marker pixels and i32[size] their object (0 off them)."""
+            flat, _, dist2, owner = splat(marker, marker.shape[0] // 2)
+            key = dist2 * m + (m - 1 - owner)
+            nearest = jnp.full(size, jnp.iinfo(jnp.int32).max).at[flat].min(key, mode="drop")
+            hit = nearest < jnp.iinfo(jnp.int32).max
+            return hit, jnp.where(hit, m - 1 - nearest % m, 0)
 
-        # Nearest centre wins (ties: the later object): scatter-min of distance, then index.
-        flat, _, dist2, owner = splat(box_m, box_m.shape[0] // 2)
-        key = dist2 * m + (m - 1 - owner)
-        nearest = jnp.full(size, jnp.iinfo(jnp.int32).max).at[flat].min(key, mode="drop")
-        box_mask = nearest < jnp.iinfo(jnp.int32).max
-        obj = m - 1 - nearest % m
-        owner = jnp.where(box_mask, obj, 0)
+        hit, owner = nearest_owner(class_m)
+        class_map = jnp.where(hit, classes[owner], 0)
+
+        box_mask, owner = nearest_owner(box_m)
         cell = jnp.arange(size, dtype=jnp.int32) // num_g
         sampled = jnp.stack([cell // w, cell % w], -1) * stride + (stride // 2 + 0.5)
         lo, hi = boxes[owner, :2], boxes[owner, 2:]
