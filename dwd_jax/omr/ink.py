@@ -127,11 +127,13 @@ def refine(
         return detections
     if config.flatten:
         page = capture.flatten(page, staff_space)
-    level = line_level(page, staff_space) if config.pale_lines else INK_BELOW
+    level, found = line_level(page, staff_space) if config.pale_lines else (INK_BELOW, None)
     angle = capture.skew(page < level) if config.deskew else 0.0
     drift = page.shape[1] * abs(np.tan(np.deg2rad(angle))) / staff_space
     if drift < config.min_skew_drift:
-        return refine_upright(page, detections, config, staff_space=staff_space, line_below=level)
+        return refine_upright(
+            page, detections, config, staff_space=staff_space, line_below=level, staves=found
+        )
     boxes, classes, scores = detections
     turned = boxes_lib.rotate(boxes, page.shape, -angle)
     upright = image_lib.rotate(page, -angle)
@@ -148,9 +150,9 @@ def refine(
     return back, out_classes, out_scores
 
 
-def line_level(page: np.ndarray, staff_space: float) -> int:
+def line_level(page: np.ndarray, staff_space: float) -> tuple[int, staves_lib.Staves]:
     """The grey level below which the rules read a page's (u8[H, W], paper 255) staff and
-    ledger lines, and its skew.
+    ledger lines, and its skew, with the staves found there.
 
     `INK_BELOW`, unless the page's staff lines are paler than it: a blurred or low-resolution
     capture spreads a 2-px line into greys above 128, and at 128 no staff is found (none on
@@ -160,13 +162,15 @@ def line_level(page: np.ndarray, staff_space: float) -> int:
     Symbols are still read below `INK_BELOW`: their cores stay dark, and a lighter level
     would add the blur's halo to their boxes.
     """
+    fixed = staves_lib.find(page < INK_BELOW, staff_space)
     otsu, _ = cv2.threshold(page, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     level = int(otsu) + 1  # OpenCV puts greys up to Otsu's level in the dark class.
     if level <= INK_BELOW:
-        return INK_BELOW
-    fixed = len(staves_lib.find(page < INK_BELOW, staff_space).boxes)
-    adaptive = len(staves_lib.find(page < level, staff_space).boxes)
-    return level if adaptive > fixed else INK_BELOW
+        return INK_BELOW, fixed
+    adaptive = staves_lib.find(page < level, staff_space)
+    if len(adaptive.boxes) > len(fixed.boxes):
+        return level, adaptive
+    return INK_BELOW, fixed
 
 
 def refine_upright(
@@ -176,6 +180,7 @@ def refine_upright(
     *,
     staff_space: float,
     line_below: int = INK_BELOW,
+    staves: staves_lib.Staves | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rules on an upright page with white paper, in this order: `snap_lines` for
     `config.line_classes`, `snap_solids` for `config.solid_classes`, `snap_symbols` for
@@ -186,9 +191,9 @@ def refine_upright(
     where it shows no dot, the network's dots do.
 
     Args and returns as `refine`, and `line_below`: the grey level below which staff and
-    ledger lines are ink (`line_level`; symbols are read below `INK_BELOW`). What the ink
-    found (dots, staves, ledger lines) comes last, fragments and what the ink replaces are
-    dropped.
+    ledger lines are ink (`line_level`; symbols are read below `INK_BELOW`), and `staves`:
+    the staves found there on this page, if already found. What the ink found (dots,
+    staves, ledger lines) comes last, fragments and what the ink replaces are dropped.
     """
     boxes, classes, scores = detections
     d = config
@@ -198,7 +203,7 @@ def refine_upright(
     if needs_staves or without_lines:
         ink_mask = np.asarray(page) < INK_BELOW
         line_mask = ink_mask if line_below == INK_BELOW else np.asarray(page) < line_below
-        found = staves_lib.find(line_mask, staff_space)
+        found = staves if staves is not None else staves_lib.find(line_mask, staff_space)
     # Ledger lines from the heads only on a page whose staves the ink shows.
     from_heads = d.ledger_lines_from_heads and len(found.boxes) > 0
     if from_heads:  # Replaced at the end: not worth re-measuring.
