@@ -200,3 +200,54 @@ def test_a_pale_captures_lines_are_read_at_otsus_level_where_it_shows_more_stave
     np.testing.assert_allclose(boxes, want, atol=2)
     config.omr.pale_lines = False
     assert len(ink.refine(pale, none, config.omr, staff_space=SPACE)[0]) == 0
+
+
+def _turned_staff(top, slope, x0=10.0, x1=790.0):
+    """Five 2-px lines 16 px apart, their tops at row top + k * 16 at column x0 and climbing
+    `slope` rows per column: `draw`'s beams."""
+    return [
+        (x0, x1, top + k * SPACE, top + k * SPACE + slope * (x1 - x0), 2.0) for k in range(5)
+    ]
+
+
+def test_staves_are_followed_along_turned_and_converging_lines():
+    """A photographed page: the upper staff climbs, the lower falls (a tilted camera), both by
+    about a staff space across the page, far beyond the quarter space pieces of one level
+    line may differ by. Stems and note heads cut the lines."""
+    upper, lower = _turned_staff(40.0, 0.02), _turned_staff(180.0, -0.015)
+    stems = [(20.0, x, 140.0, x + 1.5) for x in (150.0, 400.0, 650.0)]
+    heads = [(50.0 + 0.02 * 290 + SPACE, 300.0, 7.0, 9.0), (200.0 - 0.015 * 490, 500.0, 7.0, 9.0)]
+    ledger_top = 40.0 + 0.02 * (700.0 - 10.0) - SPACE  # One space above the top line at 700.
+    rects = [*stems, (ledger_top, 685.0, ledger_top + 2, 715.0)]
+    head_above = (ledger_top + 1 - SPACE / 2, 700.0, 6.0, 8.0)  # In the space above it.
+    page = draw((300, 800), rects, [*heads, head_above], beams=[*upper, *lower])
+    ink_mask = page < ink.INK_BELOW
+    found = staves.find(ink_mask, SPACE)
+    assert len(found.boxes) == 2
+    for s, (lines, slope) in enumerate(((upper, 0.02), (lower, -0.015))):
+        np.testing.assert_allclose(found.tilts[s], slope, atol=0.001)
+        # Each line's centre along it, within half a pixel at both ends and the middle.
+        for x in (15.0, 400.0, 785.0):
+            want = [t0 + slope * (x - x0) + 1.0 for x0, _, t0, _, _ in lines]
+            np.testing.assert_allclose(staves.centres_at(found, [x])[0, s], want, atol=0.5)
+        np.testing.assert_allclose(staves.thicknesses(found)[s], 2.0, atol=0.6)
+        # The staff's box is its lines' extent: the top line's highest row to the bottom's
+        # lowest.
+        ys = [t for _, _, t0, t1, _ in lines for t in (t0, t1)]
+        np.testing.assert_allclose(found.boxes[s, [0, 2]], [min(ys), max(ys) + 2], atol=1.0)
+        np.testing.assert_allclose(found.boxes[s, [1, 3]], [10, 790], atol=1.0)
+    # Erased along their slope: bare lines leave nothing, the stems stay whole.
+    erased = staves.erase_lines(ink_mask, found)
+    bare = np.ones(800, bool)
+    for _, x0, _, x1 in stems:
+        bare[int(x0) - 2 : int(x1) + 3] = False
+    for _, x, _, rx in (*heads, head_above):
+        bare[int(x - rx) - 2 : int(x + rx) + 3] = False
+    bare[683:718] = False
+    assert not erased[:, bare].any()
+    for y0, x0, y1, _ in stems:
+        assert erased[int(y0) : int(y1), int(x0)].all()
+    # The head above the climbing staff stands on a ledger line one of its spaces above it.
+    head_box = np.float32([[head_above[0] - 6, 692, head_above[0] + 6, 708]])
+    boxes, _ = ledgers.from_heads(ink_mask, found, head_box, np.float32([0.9]), SPACE)
+    np.testing.assert_allclose(boxes, [[ledger_top, 685, ledger_top + 2, 715]], atol=1.0)

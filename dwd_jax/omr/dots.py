@@ -156,16 +156,12 @@ def _staff_place(
     in that staff's spaces below the middle line, NaN off staves)."""
     staff = np.full(len(cy), -1, np.int32)
     place = np.full(len(cy), np.nan, np.float32)
-    centres = (found.lines[:, :, 0] + found.lines[:, :, 2]) / 2  # [S, 5]
+    centres = staves_lib.centres_at(found, cx)  # [D, S, 5]: the lines at each point's column.
     for s in range(len(found.boxes)):
-        on = (
-            (cx >= found.boxes[s, 1])
-            & (cx < found.boxes[s, 3])
-            & (cy > centres[s, 0])
-            & (cy < centres[s, -1])
-        )
+        top, middle, bottom = centres[:, s, 0], centres[:, s, 2], centres[:, s, -1]
+        on = (cx >= found.boxes[s, 1]) & (cx < found.boxes[s, 3]) & (cy > top) & (cy < bottom)
         staff[on] = s
-        place[on] = (cy[on] - centres[s, 2]) / ((centres[s, -1] - centres[s, 0]) / 4)
+        place[on] = (cy[on] - middle[on]) / ((bottom[on] - top[on]) / 4)
     return staff, place
 
 
@@ -189,8 +185,8 @@ def _barline_near(
 ) -> bool:
     """Whether a column within `_BARLINE_REACH` spaces of x is ink from the centre of staff
     s's top line to its bottom line's (the lines' anti-aliased edges may be paler)."""
-    top = int((found.lines[s, 0, 0] + found.lines[s, 0, 2]) / 2)
-    bottom = int(np.ceil((found.lines[s, -1, 0] + found.lines[s, -1, 2]) / 2))
+    centres = staves_lib.centres_at(found, np.float32([x]))[0, s]
+    top, bottom = int(centres[0]), int(np.ceil(centres[-1]))
     reach = _BARLINE_REACH * staff_space
     band = ink_mask[top:bottom, max(int(x - reach), 0) : int(np.ceil(x + reach))]
     return bool(band.all(axis=0).any())

@@ -266,8 +266,10 @@ def use_staves(
       (boxes f32[M, 4], classes i32[M], scores f32[M]), the found staves last.
     """
     staff, ledger = classes_lib.model_labels(("staff", "ledgerLine"))
-    top, bottom = found.lines[:, 0, 2], found.lines[:, -1, 0]  # Inner edges of outer lines.
     cy, cx = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    # Inner edges of the outer lines at each detection's column: [N, S].
+    centres, half = staves_lib.centres_at(found, cx), staves_lib.thicknesses(found) / 2
+    top, bottom = centres[:, :, 0] + half[:, 0], centres[:, :, -1] - half[:, -1]
     inside = (
         (cy[:, None] > top)
         & (cy[:, None] < bottom)

@@ -58,14 +58,13 @@ def from_heads(
     """
     if not len(found.boxes) or not len(heads):
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-    lines = found.lines  # [S, 5, 4]
-    centres = (lines[:, :, 0] + lines[:, :, 2]) / 2  # [S, 5]
-    half_thick = float(np.median(lines[:, :, 2] - lines[:, :, 0])) / 2
-    spacing = (centres[:, -1] - centres[:, 0]) / 4  # [S]: each staff's own space.
+    half_thick = float(np.median(staves_lib.thicknesses(found))) / 2
     cy, cx = (heads[:, 0] + heads[:, 2]) / 2, (heads[:, 1] + heads[:, 3]) / 2
+    centres = staves_lib.centres_at(found, cx)  # [N, S, 5]: the lines at each head's column.
+    spacing = (centres[:, :, -1] - centres[:, :, 0]) / 4  # [N, S]: each staff's own space.
     over = (cx[:, None] >= found.boxes[:, 1]) & (cx[:, None] < found.boxes[:, 3])  # [N, S]
-    above = centres[None, :, 0] - cy[:, None]  # > 0: above the top line.
-    below = cy[:, None] - centres[None, :, -1]  # > 0: below the bottom line.
+    above = centres[:, :, 0] - cy[:, None]  # > 0: above the top line.
+    below = cy[:, None] - centres[:, :, -1]  # > 0: below the bottom line.
     distance = np.where(over, np.maximum(np.maximum(above, below), 0.0), np.inf)
     staff = distance.argmin(axis=1)
     rows: dict[tuple[int, int, int], tuple[np.ndarray, float]] = {}
@@ -73,9 +72,10 @@ def from_heads(
         s = staff[i]
         up = above[i, s] > 0
         beyond = above[i, s] if up else below[i, s]
-        steps = int(np.floor(beyond / (spacing[s] / 2) + 0.5))
+        space = spacing[i, s]
+        steps = int(np.floor(beyond / (space / 2) + 0.5))
         for k in range(1, min(steps // 2, _MAX_LEDGERS) + 1):
-            y = centres[s, 0] - k * spacing[s] if up else centres[s, -1] + k * spacing[s]
+            y = centres[i, s, 0] - k * space if up else centres[i, s, -1] + k * space
             ends = _ends(ink_mask, y, heads[i], staff_space)
             if ends is None:
                 continue

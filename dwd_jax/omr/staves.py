@@ -12,6 +12,14 @@ into one line where their heights agree within a quarter space, however far apar
 least 6 spaces long, five in a row one staff spacing apart (within 20 %) and spanning the
 same x range (80 %), are a staff. A line's ends reach through the barlines that close it.
 The staff's box is the union of its five lines, as DeepScores and our engraver box a staff.
+
+A scan fed in skewed or a page photographed by a tilted camera has turned lines, converging
+across the page (straight lines stay straight under perspective). Where the pieces' own
+slopes, fitted as a slope that changes linearly down the page, drift by a quarter space or
+more across it, heights are compared along that field (each piece's centre carried to the
+page's middle column), and each joined line gets its own slope and centre, fitted through
+its pixels (`Staves.tilts`). On a page whose lines are level nothing of this applies: its
+lines are exactly those of the level method.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ _MAX_THICK = 0.4  # Staff spaces: thicker vertical runs are beams or solids, not
 _MIN_LINE = 6.0  # Staff spaces: a shorter joined line is not a staff line.
 _SPACING_TOLERANCE = 0.2  # A staff's line gaps are within 20 % of the page's staff space.
 _LINES = 5
+# Rows per column: a steeper piece is no staff line (a page turned by more than about 3
+# degrees is beyond what `ink.refine` turns upright anyway).
+_MAX_TILT = 0.09
 # A staff's lines span the same x range (a line may lose an end under a clef); a long thin
 # stroke above or below a staff (a beam's edge, a volta bracket) spans much less.
 _OVERLAP = 0.8
@@ -38,12 +49,32 @@ class Staves(NamedTuple):
       boxes: f32[S, 4] `[y0, x0, y1, x1]` page pixels (pixel i covers [i, i + 1)): the union
         of each staff's five lines.
       scores: f32[S] in (0, 1]: the mean share of the staff's width its five lines cover.
-      lines: f32[S, 5, 4] each staff's line boxes, top line first.
+      lines: f32[S, 5, 4] each staff's line boxes, top line first: a line's extent, its
+        thickness plus its drift along it where it is not level.
+      tilts: f32[S, 5] each line's slope, rows per column (0 where the line is level): its
+        centre row at column x is its box's middle row + tilt * (x - its middle column).
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     lines: np.ndarray
+    tilts: np.ndarray
+
+
+def centres_at(found: Staves, x: np.ndarray) -> np.ndarray:
+    """f32[N, S, 5]: each staff line's centre row at each column x (f32[N], page pixels)."""
+    lines = found.lines
+    middle_y = (lines[:, :, 0] + lines[:, :, 2]) / 2
+    middle_x = (lines[:, :, 1] + lines[:, :, 3]) / 2
+    x = np.asarray(x, np.float32).reshape(-1, 1, 1)
+    return (middle_y + found.tilts * (x - middle_x)).astype(np.float32)
+
+
+def thicknesses(found: Staves) -> np.ndarray:
+    """f32[S, 5]: each staff line's thickness in rows (its box's height less its drift)."""
+    lines = found.lines
+    drift = np.abs(found.tilts) * (lines[:, :, 3] - lines[:, :, 1])
+    return (lines[:, :, 2] - lines[:, :, 0] - drift).astype(np.float32)
 
 
 def find(ink_mask: np.ndarray, staff_space: float) -> Staves:
@@ -73,15 +104,21 @@ def find(ink_mask: np.ndarray, staff_space: float) -> Staves:
             groups.append(lines[chain])
     if not groups:
         return Staves(
-            np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 4), np.float32)
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros((0, 5, 4), np.float32),
+            np.zeros((0, 5), np.float32),
         )
-    group = np.stack(groups)  # [S, 5, 5]
+    group = np.stack(groups)  # [S, 5, 6]
     boxes = np.stack(
         [group[:, 0, 0], group[:, :, 1].min(1), group[:, -1, 2], group[:, :, 3].max(1)], axis=1
     )
     scores = group[:, :, 4].sum(1) / (_LINES * (boxes[:, 3] - boxes[:, 1]))
     return Staves(
-        boxes.astype(np.float32), scores.astype(np.float32), group[..., :4].astype(np.float32)
+        boxes.astype(np.float32),
+        scores.astype(np.float32),
+        group[..., :4].astype(np.float32),
+        group[..., 5].astype(np.float32),
     )
 
 
@@ -103,10 +140,18 @@ def erase_lines(ink_mask: np.ndarray, staves: Staves) -> np.ndarray:
     """
     out = np.array(ink_mask, bool, copy=True)
     height = out.shape[0]
-    for y0, x0, y1, x1 in staves.lines.reshape(-1, 4).astype(np.int64):
-        if y0 < 1 or y1 >= height:
-            continue  # A line on the page's edge: nothing crosses it from outside.
-        out[y0:y1, x0:x1] &= _crossed(out[y0 - 1, x0:x1], out[y1, x0:x1])
+    thick = thicknesses(staves).reshape(-1)
+    for (y0, x0, y1, x1), tilt, t in zip(
+        staves.lines.reshape(-1, 4), staves.tilts.reshape(-1), thick, strict=True
+    ):
+        cols = np.arange(int(x0), int(x1))
+        top, bottom = _rows((y0 + y1) / 2 + tilt * (cols + 0.5 - (x0 + x1) / 2), t)
+        inside = (top >= 1) & (bottom < height)  # Nothing crosses a line on the page's edge.
+        cols, top, bottom = cols[inside], top[inside], bottom[inside]
+        keep = _crossed(out[top - 1, cols], out[bottom, cols])
+        for k in range(int((bottom - top).max()) if len(cols) else 0):
+            on = top + k < bottom
+            out[top[on] + k, cols[on]] &= keep[on]
     return out
 
 
@@ -119,10 +164,12 @@ def _crossed(above: np.ndarray, below: np.ndarray) -> np.ndarray:
 
 
 def _next_line(lines: np.ndarray, i: int, space: float, used: np.ndarray) -> int | None:
-    """The line one staff space below line i that spans about the same x range, or None."""
-    y = (lines[i, 0] + lines[i, 2]) / 2
-    centres = (lines[:, 0] + lines[:, 2]) / 2
-    gap = np.abs(centres - y - space) <= _SPACING_TOLERANCE * space
+    """The line one staff space below line i (along it, where it is turned) that spans about
+    the same x range, or None."""
+    middle_x = (lines[:, 1] + lines[:, 3]) / 2
+    # Every line's centre row at line i's middle column.
+    centres = (lines[:, 0] + lines[:, 2]) / 2 + lines[:, 5] * (middle_x[i] - middle_x)
+    gap = np.abs(centres - centres[i] - space) <= _SPACING_TOLERANCE * space
     overlap = np.minimum(lines[:, 3], lines[i, 3]) - np.maximum(lines[:, 1], lines[i, 1])
     longer = np.maximum(lines[:, 3] - lines[:, 1], lines[i, 3] - lines[i, 1])
     ok = gap & (overlap >= _OVERLAP * longer) & ~used
@@ -133,64 +180,151 @@ def _next_line(lines: np.ndarray, i: int, space: float, used: np.ndarray) -> int
 
 
 def _lines(ink_mask: np.ndarray, space: float) -> np.ndarray:
-    """f32[L, 5] staff-line candidates `[y0, x0, y1, x1, covered columns]`, sorted by y."""
+    """f32[L, 6] staff-line candidates `[y0, x0, y1, x1, covered columns, tilt]`, sorted by the
+    height of their middles (`tilt`: as `Staves.tilts`; the box is the line's extent)."""
     long_runs = _keep_runs(ink_mask, min_length=_MIN_RUN * space)
     # Thin where the ink's own vertical run is thin: a stem, note head, clef or beam crossing a
     # line cuts it there, and a slanted beam's long rows are dropped whole.
     thick = _keep_runs(ink_mask.T, min_length=_MAX_THICK * space + 1).T
     labels, count = ndimage.label(long_runs & ~thick, structure=np.ones((3, 3), bool))
     if not count:
-        return np.zeros((0, 5), np.float32)
+        return np.zeros((0, 6), np.float32)
     pieces = np.asarray(
         [[r.start, c.start, r.stop, c.stop] for r, c in ndimage.find_objects(labels)], np.float64
     )
-    centres = (pieces[:, 0] + pieces[:, 2]) / 2
+    widths = pieces[:, 3] - pieces[:, 1]
+    moments = _moments(labels, count)
+    field = _tilt_field(moments, widths, ink_mask.shape, space)
+    if field is None:
+        heights = (pieces[:, 0] + pieces[:, 2]) / 2
+    else:  # Each piece's centre carried along the page's lines to its middle column.
+        x, y = moments[:, 1] / moments[:, 0], moments[:, 2] / moments[:, 0]
+        heights = y - (field[0] + field[1] * y) * (x - ink_mask.shape[1] / 2)
     # Join the pieces of one line (cut by every stem and note head on it): pieces in order of
-    # height join the line whose width-weighted centre is within a quarter space, so a few
+    # height join the line whose width-weighted height is within a quarter space, so a few
     # one-column slivers of a slur or hairpin cannot drag a line's height.
-    sums: list[np.ndarray] = []  # Per line: [w, w*y0, w*y1, x0, x1] with w = covered columns.
-    order = np.argsort(centres, kind="stable")
-    for (y0, x0, y1, x1), centre in zip(pieces[order], centres[order], strict=True):
-        width = x1 - x0
-        line = _line_at(sums, centre, 0.25 * space)
+    sums: list[np.ndarray] = []  # Per line: [w, w*y0, w*y1, x0, x1, w*height], w = columns.
+    members: list[list[int]] = []
+    order = np.argsort(heights, kind="stable")
+    for i in order:
+        y0, x0, y1, x1 = pieces[i]
+        width = widths[i]
+        line = _line_at(sums, heights[i], 0.25 * space)
         if line is None:
-            sums.append(np.array([width, width * y0, width * y1, x0, x1]))
+            sums.append(np.array([width, width * y0, width * y1, x0, x1, width * heights[i]]))
+            members.append([i])
         else:
-            line[:3] += width, width * y0, width * y1
-            line[3], line[4] = min(line[3], x0), max(line[4], x1)
-    sums_arr = np.asarray(sums).reshape(-1, 5)
-    out = np.stack(
-        [
-            np.round(sums_arr[:, 1] / sums_arr[:, 0]),
-            sums_arr[:, 3],
-            np.round(sums_arr[:, 2] / sums_arr[:, 0]),
-            sums_arr[:, 4],
-            sums_arr[:, 0],
-        ],
-        axis=1,
+            sums[line][[0, 1, 2, 5]] += width, width * y0, width * y1, width * heights[i]
+            sums[line][3] = min(sums[line][3], x0)
+            sums[line][4] = max(sums[line][4], x1)
+            members[line].append(i)
+    sums_arr = np.asarray(sums).reshape(-1, 6)
+    x0, x1, covered = sums_arr[:, 3], sums_arr[:, 4], sums_arr[:, 0]
+    top = np.round(sums_arr[:, 1] / covered)
+    bottom = np.round(sums_arr[:, 2] / covered)
+    centres, thickness = (top + bottom) / 2, bottom - top
+    tilts = np.zeros(len(sums))
+    if field is not None:  # A turned line's centre and slope fitted through its pixels.
+        line_moments = np.stack([moments[m].sum(axis=0) for m in members])
+        tilts = _slopes(line_moments)
+        centres = _fit_at(line_moments, (x0 + x1) / 2)
+        thickness = line_moments[:, 0] / covered
+    # A level line's ends reach along its long runs, through the barlines that close it (cut
+    # as thick); a turned line's last staircase step is shorter than a staff-line run, so
+    # its ends reach along any ink on it.
+    ends_on = long_runs if field is None else ink_mask
+    out = []
+    for i in np.flatnonzero(x1 - x0 >= _MIN_LINE * space):
+        middle = (x0[i] + x1[i]) / 2
+
+        def reaches(x: int, i: int = i, middle: float = middle) -> bool:
+            top, bottom = _rows(centres[i] + tilts[i] * (x + 0.5 - middle), thickness[i])
+            return bool(ends_on[max(top, 0) : bottom, x].any())
+
+
+        left, right = int(x0[i]), int(x1[i])
+        while left > 0 and reaches(left - 1):
+            left -= 1
+        while right < long_runs.shape[1] and reaches(right):
+            right += 1
+        ends = centres[i] + tilts[i] * (np.array([left, right]) - middle)
+        half = thickness[i] / 2
+        out.append([ends.min() - half, left, ends.max() + half, right, covered[i], tilts[i]])
+    out_arr = np.asarray(out, np.float64).reshape(-1, 6)
+    return out_arr[np.argsort((out_arr[:, 0] + out_arr[:, 2]) / 2, kind="stable")].astype(
+        np.float32
     )
-    out = out[out[:, 3] - out[:, 1] >= _MIN_LINE * space]
-    for line in out:  # Ends through the barlines that close the line (cut as thick).
-        rows = long_runs[int(line[0]) : int(line[2])].any(axis=0)
-        x0, x1 = int(line[1]), int(line[3])
-        while x0 > 0 and rows[x0 - 1]:
-            x0 -= 1
-        while x1 < len(rows) and rows[x1]:
-            x1 += 1
-        line[1], line[3] = x0, x1
-    return out[np.argsort((out[:, 0] + out[:, 2]) / 2, kind="stable")].astype(np.float32)
 
 
-def _line_at(sums: list[np.ndarray], centre: float, tolerance: float) -> np.ndarray | None:
-    """The line (a row of `_lines`' sums, in order of height) whose weighted centre is within
-    `tolerance` of `centre`, searching up from the last; None where there is none."""
-    for line in reversed(sums):
-        here = (line[1] + line[2]) / (2 * line[0])
-        if abs(centre - here) <= tolerance:
-            return line
-        if centre - here > tolerance:
+def _tilt_field(
+    moments: np.ndarray, widths: np.ndarray, shape: tuple[int, int], space: float
+) -> tuple[float, float] | None:
+    """(a, b): the slope of the page's lines at row y is a + b * y (a turned page, or one
+    photographed from a tilted camera, whose lines converge), fitted through the line
+    pieces' own slopes (f64[P, 5] `_moments`, f32[P] widths) weighted by their widths; None
+    where they drift less than a quarter space across the page: the lines are level."""
+    slopes = _slopes(moments)
+    y = moments[:, 2] / moments[:, 0]
+    keep = np.abs(slopes) < _MAX_TILT
+    coef = np.zeros(2)
+    for _ in range(3):  # Pieces off the fit (a slur's, a hairpin's) are dropped, and refit.
+        if keep.sum() < 2:
+            return None
+        design = np.stack([np.ones(keep.sum()), y[keep]], axis=1) * widths[keep, None]
+        coef = np.linalg.lstsq(design, slopes[keep] * widths[keep], rcond=None)[0]
+        residual = np.abs(slopes - coef[0] - coef[1] * y)
+        spread = np.sqrt(np.average(residual[keep] ** 2, weights=widths[keep]))
+        keep &= residual <= 2.5 * spread
+    height, width = shape
+    drift = width * max(abs(coef[0]), abs(coef[0] + coef[1] * height))
+    return None if drift < 0.25 * space else (float(coef[0]), float(coef[1]))
+
+
+def _line_at(sums: list[np.ndarray], height: float, tolerance: float) -> int | None:
+    """The line (a row of `_lines`' sums, in order of height) whose width-weighted height is
+    within `tolerance` of `height`, searching up from the last; None where there is none."""
+    for i in range(len(sums) - 1, -1, -1):
+        here = sums[i][5] / sums[i][0]
+        if abs(height - here) <= tolerance:
+            return i
+        if height - here > tolerance:
             return None
     return None
+
+
+def _moments(labels: np.ndarray, count: int) -> np.ndarray:
+    """f64[count, 5]: per label 1..count, the pixel count and the sums of x, y, x * x and x * y
+    over its pixels' centres (pixel (r, c) at (r + 0.5, c + 0.5))."""
+    rows, cols = np.nonzero(labels)
+    index = labels[rows, cols]
+    x, y = cols + 0.5, rows + 0.5
+    return np.stack(
+        [np.bincount(index, w, minlength=count + 1)[1:] for w in (None, x, y, x * x, x * y)],
+        axis=1,
+    ).astype(np.float64)
+
+
+def _slopes(moments: np.ndarray) -> np.ndarray:
+    """f64[L]: the least-squares slope (rows per column) of each moment row's pixels."""
+    n, sx, sy, sxx, sxy = moments.T
+    return (sxy - sx * sy / n) / np.maximum(sxx - sx * sx / n, 1e-9)
+
+
+def _fit_at(moments: np.ndarray, x: float | np.ndarray) -> np.ndarray:
+    """f64[L]: each moment row's least-squares centre row at column position(s) x."""
+    n, sx, sy = moments[:, 0], moments[:, 1], moments[:, 2]
+    return sy / n + _slopes(moments) * (x - sx / n)
+
+
+def _rows(centre: float | np.ndarray, thickness: float) -> tuple:
+    """(first row, row past the last) holding a line `thickness` thick centred at `centre`
+    (per column where `centre` is an array): every row it covers in part."""
+    top = np.floor(np.asarray(centre) - thickness / 2).astype(np.int64)
+    bottom = np.ceil(np.asarray(centre) + thickness / 2).astype(np.int64)
+    bottom = np.maximum(bottom, top + 1)
+    if top.ndim == 0:
+        return int(top), int(bottom)
+    return top, bottom
 
 
 def _keep_runs(mask: np.ndarray, min_length: float) -> np.ndarray:
