@@ -421,6 +421,11 @@ def get_config() -> ml_collections.ConfigDict:
     # validation 10 beats 9.5 and 8.5 (DeepScoresV2's 17 px x 0.5) and a fixed data.scale.
     c.detect.staff_space = 10.0
     c.detect.scale = 0.0  # Fixed page scale, skipping the staff-space estimate; 0 = estimate.
+    # The network reads the page lit evenly (dwd_jax.omr.capture.even_light): a photograph's
+    # shadows taken out, the paper's and the ink's greys kept (training's degraded pages have
+    # grey paper and ink; flattening to white paper and black ink, as the rules read a page,
+    # thickens a blurred scan's strokes and lowers its figures). BENCHMARKS.md, "Robustness set".
+    c.detect.even_light = True
     c.detect.max_pixels = 2_560_000  # Pixels per forward pass; bigger pages go in bands.
     c.detect.overlap = 160  # Rows shared by neighbouring bands (> the tallest symbol).
     # The least score a detection needs to be written and drawn by `run.py detect`: per class

@@ -56,6 +56,26 @@ def test_flatten_finds_the_ink_under_grey_unevenly_lit_paper(page):
     assert (flat != clean).sum() < 0.05 * clean.sum()
 
 
+def test_even_light_takes_out_the_shadow_and_keeps_the_papers_and_inks_grey(page):
+    space = detect.estimate_staff_space(page)
+    np.testing.assert_array_equal(capture.even_light(page, space), page)  # Engraved.
+    grey = _degraded(page, "grey_paper", paper=(228.0, 228.0), ink=(40.0, 40.0))
+    np.testing.assert_array_equal(capture.even_light(grey, space), grey)  # An even scan.
+    dark = _degraded(grey, "uneven_light", darkest=(0.5, 0.5))
+    even = capture.even_light(dark, space)
+    paper, ink_ = page == 255, page == 0
+    # The shadow halved the paper's grey in a corner; evened, the paper is one grey, its lit
+    # part's, within a few levels, and the ink keeps its grey relative to it (not stretched
+    # to black).
+    lit = np.median(even[paper])
+    assert np.abs(dark[paper].astype(int) - lit).max() > 100
+    assert np.abs(even[paper].astype(int) - lit).mean() < 3
+    assert np.percentile(np.abs(even[paper].astype(int) - lit), 99) < 12
+    assert np.median(even[ink_]) == pytest.approx(40 * lit / 228, abs=3)
+    # Flattening, as the rules read a page, makes the paper white and the ink black.
+    assert np.median(capture.flatten(dark, space)[ink_]) < 5
+
+
 @pytest.mark.parametrize("degrees", [0.0, 0.6, -1.0, 2.0])
 def test_skew_is_the_angle_the_page_was_turned_by(page, degrees):
     turned = image.rotate(page, degrees)

@@ -19,6 +19,7 @@ from dwd_jax import classes as classes_lib
 from dwd_jax import image
 from dwd_jax.data import degrade
 from dwd_jax.detection import detect
+from dwd_jax.omr import capture
 
 
 def staff_page(space=14.0, thickness=2, height=400, width=300, staves=3):
@@ -194,6 +195,25 @@ def test_rescale_and_page_scale():
     small = image.resize(page, 0.5)
     assert small.shape == (200, 150) and small.dtype == np.uint8
     assert detect.estimate_staff_space(small) == pytest.approx(8.5, abs=0.3)
+
+
+def test_the_network_reads_a_shadowed_page_lit_evenly():
+    page = staff_page(17.0, thickness=4)
+    shadowed = degrade.uneven_light(
+        page, np.zeros((0, 4), np.float32), np.random.default_rng(0), darkest=(0.5, 0.5)
+    )[0]
+    bands, layout = detect.prepare_page(shadowed, config=config())
+    space = layout.staff_space
+    want = image.resize(capture.even_light(shadowed, space), layout.scale)
+    np.testing.assert_array_equal(bands[0, : want.shape[0], : want.shape[1]], want)
+    assert not np.array_equal(capture.even_light(shadowed, space), shadowed)
+    # An even page reaches the network as it is.
+    bands, layout = detect.prepare_page(page, config=config())
+    want = image.resize(page, layout.scale)
+    np.testing.assert_array_equal(bands[0, : want.shape[0], : want.shape[1]], want)
+    bands, layout = detect.prepare_page(shadowed, config=config(even_light=False))
+    want = image.resize(shadowed, layout.scale)
+    np.testing.assert_array_equal(bands[0, : want.shape[0], : want.shape[1]], want)
 
 
 # --- bands --------------------------------------------------------------------------------------

@@ -430,9 +430,11 @@ def prepare_page(
 ) -> tuple[np.ndarray, Layout]:
     """A page at model scale, cut into bands of one padded shape: the host half of detection.
 
-    The page is rescaled (`page_scale`, `image.resize`: the training resampler), cut into
-    bands if large (`band_layout`), and each band padded white to `data.pad_multiple`, which
-    is also the bucket that batches pages of similar sizes into one compiled shape.
+    With `detect.even_light` the page is first lit evenly (`capture.even_light`: a
+    photograph's shadows taken out; an engraved page stays as it is, bit for bit). It is
+    rescaled (`page_scale`, `image.resize`: the training resampler), cut into bands if large
+    (`band_layout`), and each band padded white to `data.pad_multiple`, which is also the
+    bucket that batches pages of similar sizes into one compiled shape.
 
     Args:
       page: u8[H, W] grey page (e.g. from `load_page`).
@@ -446,6 +448,8 @@ def prepare_page(
     """
     d = config.detect
     scale, space = page_scale(page, config)
+    if d.even_light:
+        page = capture.even_light(page, space)
     notes = []
     multiple = config.data.pad_multiple
     widest = max_band_width(max_pixels=d.max_pixels, overlap=d.overlap, multiple=multiple)
