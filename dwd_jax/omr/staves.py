@@ -129,7 +129,8 @@ def erase_lines(ink_mask: np.ndarray, staves: Staves) -> np.ndarray:
     pixel's column (or diagonally, one column aside): a note head or a sharp on a line, a
     slur across one. Everything else of the line goes, so a symbol that only touches a line
     (a whole note in a space, a rest on a line) comes away from it with its own box (classic
-    staff removal).
+    staff removal). A line whose ink runs are thicker than the finder measured (a noisy
+    scan's ragged rows) is erased a row thicker, except in columns where its run is longer.
 
     Args:
       ink_mask: bool[H, W] the page's ink.
@@ -145,14 +146,42 @@ def erase_lines(ink_mask: np.ndarray, staves: Staves) -> np.ndarray:
         staves.lines.reshape(-1, 4), staves.tilts.reshape(-1), thick, strict=True
     ):
         cols = np.arange(int(x0), int(x1))
-        top, bottom = _rows((y0 + y1) / 2 + tilt * (cols + 0.5 - (x0 + x1) / 2), t)
+        centre = (y0 + y1) / 2 + tilt * (cols + 0.5 - (x0 + x1) / 2)
+        runs = _runs(out, centre, cols, t)
+        # A noisy page's ragged line is thicker on the ink than the finder's whole rows, so
+        # ink right above and below it met everywhere and none of it went: it is erased as
+        # thick as its median run, by a row at most (a warped line's runs, off its fitted
+        # centre, are a symbol's), and kept where its run is longer than that (a symbol on
+        # it, which the wider band would cut).
+        on = runs[runs > 0]
+        wider = min(max(t, float(np.median(on)) if len(on) else 0.0), t + 1)
+        top, bottom = _rows(centre, wider)
         inside = (top >= 1) & (bottom < height)  # Nothing crosses a line on the page's edge.
         cols, top, bottom = cols[inside], top[inside], bottom[inside]
         keep = _crossed(out[top - 1, cols], out[bottom, cols])
+        if wider > t:
+            keep |= runs[inside] > wider + 1
         for k in range(int((bottom - top).max()) if len(cols) else 0):
             on = top + k < bottom
             out[top[on] + k, cols[on]] &= keep[on]
     return out
+
+
+def _runs(mask: np.ndarray, centre: np.ndarray, cols: np.ndarray, thickness: float) -> np.ndarray:
+    """f32[C]: the length of `mask`'s vertical ink run through a line's centre row at each
+    column (centres f32[C] at columns i64[C]; 0 where the centre is not ink), read up to
+    twice `thickness` + 2 rows each way."""
+    height = mask.shape[0]
+    rows = np.clip(np.floor(centre).astype(np.int64), 0, height - 1)
+    on = mask[rows, cols]
+    length = on.astype(np.float32)
+    for step in (-1, 1):
+        going = on.copy()
+        for k in range(1, int(2 * thickness) + 3):
+            r = rows + step * k
+            going &= (r >= 0) & (r < height) & mask[np.clip(r, 0, height - 1), cols]
+            length += going
+    return length
 
 
 def _crossed(above: np.ndarray, below: np.ndarray) -> np.ndarray:
