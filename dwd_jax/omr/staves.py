@@ -133,9 +133,9 @@ def erase_lines(ink_mask: np.ndarray, staves: Staves) -> np.ndarray:
     pixel's column (or diagonally, one column aside): a note head or a sharp on a line, a
     slur across one. Everything else of the line goes, so a symbol that only touches a line
     (a whole note in a space, a rest on a line) comes away from it with its own box (classic
-    staff removal). A line that this leaves in most of its columns (a noisy scan's ragged
-    rows, thicker on the ink than the finder measured) is erased a row thicker, except in
-    columns where its run is longer.
+    staff removal). A line that this leaves in more than `_ERASE_FAILED` of its columns (a
+    noisy scan's ragged rows, thicker on the ink than the finder measured) is erased up to a
+    row thicker, except in columns where its run is longer.
 
     Args:
       ink_mask: bool[H, W] the page's ink.
@@ -153,15 +153,15 @@ def erase_lines(ink_mask: np.ndarray, staves: Staves) -> np.ndarray:
         centre = (y0 + y1) / 2 + tilt * (cols + 0.5 - (x0 + x1) / 2)
         band = _band(out, centre, cols, t)
         # A noisy scan's ragged line is thicker on the ink than the finder's whole rows, so
-        # ink right above and below the band meets in most columns and the line stays: it is
+        # ink right above and below the band meets in many columns and the line stays: it is
         # then erased as thick as its median run, by a row at most (a warped line's runs, off
         # its fitted centre, are a symbol's), and kept where its run is longer (a symbol on
         # it, which the wider band would cut). A line mostly erased keeps the finder's band:
         # a wider one cuts thin strokes on it (a flat's bowl on a coarse capture).
         if len(band[0]) and band[3].mean() > _ERASE_FAILED:
             runs = _runs(out, centre, cols, t)
-            on = runs[runs > 0]
-            wider = min(max(t, float(np.median(on)) if len(on) else 0.0), t + 1)
+            inked = runs[runs > 0]
+            wider = min(max(t, float(np.median(inked)) if len(inked) else 0.0), t + 1)
             if wider > t:
                 band = _band(out, centre, cols, wider, runs)
         cols, top, bottom, keep = band
