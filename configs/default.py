@@ -54,7 +54,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.degrade = ml_collections.ConfigDict()
     # Share of training pages degraded at all (each family below then with its own `prob`);
     # 0 leaves every page clean. Half: real pages are scanned or photographed, and the clean
-    # half keeps clean pages' figures (not tuned; each trial is a training run).
+    # half keeps clean pages' figures. Not tuned (each trial is a training run); against 0, it
+    # lifts the held-out real page under every capture, the scans of validation from 0.88x of
+    # their clean figure to 0.94x, and costs some clean validation (BENCHMARKS.md,
+    # "Degradations in training").
     c.data.degrade.rate = 0.5
     # Each family's `prob` is its chance on a degraded page.
     # The verso mirrored, blurred by `sigma` px and darkening the paper by up to `alpha`.
