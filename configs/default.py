@@ -56,7 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
     # 0 leaves every page clean. Half: real pages are scanned or photographed, and the clean
     # half keeps clean pages' figures. Not tuned (each trial is a training run); against 0, it
     # lifts the held-out real page under every capture, the scans of validation from 0.88x of
-    # their clean figure to 0.94x, and costs some clean validation (BENCHMARKS.md,
+    # their clean figure to 0.94-0.99x (two seeds), and costs some clean validation (BENCHMARKS.md,
     # "Degradations in training").
     c.data.degrade.rate = 0.5
     # Each family's `prob` is its chance on a degraded page.
