@@ -200,6 +200,30 @@ def test_a_symbol_keeps_its_box_when_its_component_is_not_its_size():
     np.testing.assert_array_equal(out, [[10, 10, 40, 70], [45, 90, 50, 95]])
 
 
+def test_two_symbols_on_one_component_keep_their_boxes_when_one_is_too_small_for_it():
+    """A key signature's flat touching the next on a blurred scan: one component, 1.7 times
+    the first flat's box (within the factor) and 2.2 times the second's width (beyond it).
+    Neither takes it, whichever is decoded first; a detection inside the first flat's box is
+    its fragment, not another object, and alone the flat takes its own ink."""
+    k = classes_lib.label_of("keyFlat") + 1
+    mask = np.zeros((80, 60), bool)
+    mask[10:40, 10:20] = True  # The first flat...
+    mask[35:65, 20:30] = True  # ...touching the second.
+    boxes = np.float32([[9, 9, 41, 21], [34, 21, 66, 30]])
+    merged = [10, 10, 65, 30]
+
+    def snap(boxes, scores):
+        return ink.snap_symbols(mask, boxes, np.full(len(boxes), k), np.float32(scores), [k], 2.0)
+
+    for scores in ([0.9, 0.8], [0.8, 0.9]):
+        out, keep = snap(boxes, scores)
+        np.testing.assert_array_equal(out, boxes)
+        assert keep.all()
+    np.testing.assert_array_equal(snap(boxes[:1], [0.9])[0], [merged])
+    inside = np.float32([boxes[0], [20, 12, 30, 17]])  # Centre (25, 14.5): in the first's box.
+    np.testing.assert_array_equal(snap(inside, [0.9, 0.8])[0][0], merged)
+
+
 def test_whole_notes_on_a_staff_line_the_erasure_missed_keep_their_boxes():
     """On a photograph the staff-line erasure can miss a piece of line: two whole notes on it
     are one long component. Neither is a stroke's fragment, and neither takes the line's box."""

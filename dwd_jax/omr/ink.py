@@ -352,7 +352,8 @@ def name_accidentals(
         (`snap_symbols`: read from a decoded box, a note head beside it can be the larger
         component).
       classes: i32[N] model classes; scores: f32[N].
-      max_change, min_share: as `snap_symbols`'.
+      max_change, min_share: as `snap_symbols`'; an accidental whose component fails
+        them keeps the network's class (`accidentals.shape`).
 
     Returns:
       (boxes f32[M, 4], classes i32[M], scores f32[M]).
@@ -361,7 +362,7 @@ def name_accidentals(
     for family in accidentals.FAMILIES:
         family_labels = classes_lib.model_labels(family)
         chosen = np.flatnonzero(np.isin(classes, family_labels))
-        shapes = accidentals.shape(symbols_mask, boxes[chosen])
+        shapes = accidentals.shape(symbols_mask, boxes[chosen], max_change, min_share)
         classes[chosen] = np.where(shapes > 0, family_labels[shapes - 1], classes[chosen])
     every = classes_lib.model_labels([name for family in accidentals.FAMILIES for name in family])
     boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, every, max_change, min_share)
@@ -473,13 +474,24 @@ def _snap_to_components(
     """`snap_solids`' matching of detections `chosen` (i64[K]) to the 8-connected components
     of `mask` (bool[H, W]); a compact component more than `max_growth` times a box's height or
     width, or less than 1 / `max_shrink`, or holding less than `min_share` of the ink inside
-    the box, leaves the box as it is. Returns (f32[N, 4] boxes, bool[N] keep)."""
+    the box, leaves the box as it is. A compact component too large for one detection whose
+    centre lies outside the box of another of its class holds two objects (on a blurred scan
+    a key signature's flat touches the next): neither takes it. Returns (f32[N, 4] boxes,
+    bool[N] keep)."""
     out = np.array(boxes, np.float32, copy=True)
     keep = np.ones(len(boxes), bool)
     components, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
     slices = ndimage.find_objects(components)
     height, width = mask.shape
     taken: dict[tuple[int, int], int] = {}  # (class, component) -> detection.
+    # (class, component) -> detections the component was too large for.
+    outgrown: dict[tuple[int, int], list[int]] = {}
+
+    def apart(i: int, j: int) -> bool:
+        """Detection i's centre lies outside detection j's decoded box: another object."""
+        y0, x0, y1, x1 = boxes[j]
+        y, x = (boxes[i, 0] + boxes[i, 2]) / 2, (boxes[i, 1] + boxes[i, 3]) / 2
+        return not (y0 <= y <= y1 and x0 <= x <= x1)
     for i in chosen[np.argsort(-scores[chosen], kind="stable")]:
         y0, x0, y1, x1 = boxes[i]
         inside = components[
@@ -510,11 +522,20 @@ def _snap_to_components(
             or max_shrink * (rows.stop - rows.start) < y1 - y0
             or max_shrink * (cols.stop - cols.start) < x1 - x0
         ):
-            continue  # The component holds more than this object: kept, and no claim on it.
+            # The component holds more than this object: kept, and no claim on it. Nor, if it
+            # is compact (a stroke's fragments lie beside each other), for the detection that
+            # took it, if this is another object.
+            key = (int(classes[i]), label)
+            if long_side < _STROKE_ASPECT * short_side:
+                outgrown.setdefault(key, []).append(i)
+                if key in taken and apart(i, taken[key]):
+                    out[taken[key]] = boxes[taken[key]]
+            continue
         key = (int(classes[i]), label)
         if key not in taken:
             taken[key] = i
-            out[i] = box
+            if not any(apart(j, i) for j in outgrown.get(key, ())):
+                out[i] = box
         elif (
             stroke
             or boxes_lib.box_iou(boxes[i : i + 1], boxes[taken[key]][None])[0, 0] >= _FRAGMENT_IOU
