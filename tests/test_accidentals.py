@@ -44,17 +44,15 @@ def test_each_accidental_is_named_by_its_strokes():
 
 def test_an_accidental_that_fell_apart_is_undecided():
     """A natural cut across its middle (a photograph's faded stroke): its larger piece, the
-    upper half, holds about half its ink and reaches like a flat. With `ink.snap_symbols`'
-    guards (the share of the box's ink, the size against the box's) it is undecided."""
+    upper half, holds about half its ink and reaches like a flat. Held to
+    `ink.snap_symbols`' share of the box's ink, it is undecided."""
     page = _page()
     page[30:32, 56:76] = False
     np.testing.assert_array_equal(accidentals.shape(page, BOXES[1:2]), [accidentals.FLAT])
-    np.testing.assert_array_equal(accidentals.shape(page, BOXES[1:2], 2.0, 0.6), [0])
-    # The piece spans half the box's height: too small at a factor of 1.5, not at 2.5.
-    np.testing.assert_array_equal(accidentals.shape(page, BOXES[1:2], 1.5), [0])
-    np.testing.assert_array_equal(accidentals.shape(page, BOXES[1:2], 2.5), [accidentals.FLAT])
+    np.testing.assert_array_equal(accidentals.shape(page, BOXES[1:2], 0.6), [0])
+    np.testing.assert_array_equal(accidentals.shape(page, BOXES[1:2], 0.5), [accidentals.FLAT])
     want = [accidentals.FLAT, accidentals.NATURAL, accidentals.SHARP, 0]  # Whole: as without.
-    np.testing.assert_array_equal(accidentals.shape(_page(), BOXES, 2.0, 0.6), want)
+    np.testing.assert_array_equal(accidentals.shape(_page(), BOXES, 0.6), want)
 
 
 def test_renamed_accidentals_keep_the_better_of_two_detections():

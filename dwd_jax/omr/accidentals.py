@@ -29,26 +29,21 @@ _HALF_STEMS = (0.6, 0.85)  # a natural's sides each span a share in this range;
 _FULL_STEMS = 0.85  # a sharp's sides each at least this.
 
 
-def shape(
-    symbols_mask: np.ndarray,
-    boxes: np.ndarray,
-    max_change: float = np.inf,
-    min_share: float = 0.0,
-) -> np.ndarray:
+def shape(symbols_mask: np.ndarray, boxes: np.ndarray, min_share: float = 0.0) -> np.ndarray:
     """i32[N] the shape of each box's accidental: `FLAT`, `NATURAL`, `SHARP`, or 0 where
     undecided.
 
-    An accidental that fell apart (a photograph's faded stroke, a low-resolution natural
-    cut by the staff-line erasure) is undecided: its largest piece reaches like another
-    shape. So is a box whose largest component holds less than `min_share` of its ink, or
-    spans less than 1 / `max_change` of its height or width (`ink.snap_symbols`' guards).
+    An accidental that fell apart (a photograph's faded stroke) is undecided: its largest
+    piece, holding less than `min_share` of the box's ink (`ink.snap_symbols`' guard),
+    reaches like another shape. (A piece small against the box is not refused as
+    `snap_symbols` refuses it: a key's natural cut by the staff-line erasure still reads
+    right from its larger half.)
 
     Args:
       symbols_mask: bool[H, W] the page's ink with its staff lines erased
         (`staves.erase_lines`), where an accidental is a component of its own.
       boxes: f32[N, 4] `[y0, x0, y1, x1]` page pixels, each over one accidental (its
         largest component inside the box is read).
-      max_change: the largest factor by which the component may be smaller than the box.
       min_share: the least share of the box's ink the component must hold.
     """
     named = np.zeros(len(boxes), np.int32)
@@ -64,14 +59,10 @@ def shape(
         counts = np.bincount(components.ravel())[1:]
         largest = counts.argmax() + 1
         rows, cols = np.nonzero(components == largest)
-        span, breadth = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
-        if (
-            counts.max() < min_share * counts.sum()
-            or max_change * span < window.shape[0]
-            or max_change * breadth < window.shape[1]
-        ):
+        if counts.max() < min_share * counts.sum():
             continue
-        side = max(int(round(_SIDE * breadth)), 1)
+        span = rows.max() - rows.min() + 1
+        side = max(int(round(_SIDE * (cols.max() - cols.min() + 1))), 1)
 
         def reach(on_side: np.ndarray, rows=rows, span=span) -> float:
             return (rows[on_side].max() - rows[on_side].min() + 1) / span

@@ -352,8 +352,9 @@ def name_accidentals(
         (`snap_symbols`: read from a decoded box, a note head beside it can be the larger
         component).
       classes: i32[N] model classes; scores: f32[N].
-      max_change, min_share: as `snap_symbols`'; an accidental whose component fails
-        them keeps the network's class (`accidentals.shape`).
+      max_change, min_share: as `snap_symbols`'; an accidental whose component holds
+        less than `min_share` of its box's ink keeps the network's class
+        (`accidentals.shape`).
 
     Returns:
       (boxes f32[M, 4], classes i32[M], scores f32[M]).
@@ -362,7 +363,7 @@ def name_accidentals(
     for family in accidentals.FAMILIES:
         family_labels = classes_lib.model_labels(family)
         chosen = np.flatnonzero(np.isin(classes, family_labels))
-        shapes = accidentals.shape(symbols_mask, boxes[chosen], max_change, min_share)
+        shapes = accidentals.shape(symbols_mask, boxes[chosen], min_share)
         classes[chosen] = np.where(shapes > 0, family_labels[shapes - 1], classes[chosen])
     every = classes_lib.model_labels([name for family in accidentals.FAMILIES for name in family])
     boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, every, max_change, min_share)
