@@ -347,8 +347,9 @@ def get_config() -> ml_collections.ConfigDict:
     # False = the network's.
     c.omr.dots_from_ink = True
     # Flats, naturals and sharps renamed by their shape on the ink (dwd_jax.omr.accidentals:
-    # how far the strokes at each side reach); the network confuses flats and naturals.
-    # False = the network's.
+    # how far the strokes at each side reach); the network confuses flats and naturals. One
+    # whose component holds less than symbol_min_share of its box's ink fell apart (a
+    # photograph's faded stroke) and keeps the network's class. False = the network's.
     c.omr.accidentals_by_shape = True
     # The rules read the page divided by its paper's level (dwd_jax.omr.capture.flatten), so
     # grey or unevenly lit paper is white; an engraved page is unchanged. False = as it is.
