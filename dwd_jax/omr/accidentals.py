@@ -57,10 +57,9 @@ def shape(symbols_mask: np.ndarray, boxes: np.ndarray, min_share: float = 0.0) -
         if not count:
             continue
         counts = np.bincount(components.ravel())[1:]
-        largest = counts.argmax() + 1
-        rows, cols = np.nonzero(components == largest)
         if counts.max() < min_share * counts.sum():
             continue
+        rows, cols = np.nonzero(components == counts.argmax() + 1)
         span = rows.max() - rows.min() + 1
         side = max(int(round(_SIDE * (cols.max() - cols.min() + 1))), 1)
 

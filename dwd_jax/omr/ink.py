@@ -517,6 +517,7 @@ def _snap_to_components(
             and along
             and max(box_h, box_w) >= _STROKE_BOX_ASPECT * min(box_h, box_w)
         )
+        key = (int(classes[i]), label)
         if not stroke and (
             rows.stop - rows.start > max_growth * (y1 - y0)
             or cols.stop - cols.start > max_growth * (x1 - x0)
@@ -526,13 +527,11 @@ def _snap_to_components(
             # The component holds more than this object: kept, and no claim on it. Nor, if it
             # is compact (a stroke's fragments lie beside each other), for the detection that
             # took it, if this is another object.
-            key = (int(classes[i]), label)
             if long_side < _STROKE_ASPECT * short_side:
                 outgrown.setdefault(key, []).append(i)
                 if key in taken and apart(i, taken[key]):
                     out[taken[key]] = boxes[taken[key]]
             continue
-        key = (int(classes[i]), label)
         if key not in taken:
             taken[key] = i
             if not any(apart(j, i) for j in outgrown.get(key, ())):
