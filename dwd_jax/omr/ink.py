@@ -512,8 +512,9 @@ def _snap_to_components(
             continue  # It only grazes that component: kept, and no claim on it.
         box_h, box_w = y1 - y0, x1 - x0
         along = (rows.stop - rows.start >= cols.stop - cols.start) == (box_h >= box_w)
+        elongated = long_side >= _STROKE_ASPECT * short_side
         stroke = (
-            long_side >= _STROKE_ASPECT * short_side
+            elongated
             and along
             and max(box_h, box_w) >= _STROKE_BOX_ASPECT * min(box_h, box_w)
         )
@@ -527,7 +528,7 @@ def _snap_to_components(
             # The component holds more than this object: kept, and no claim on it. Nor, if it
             # is compact (a stroke's fragments lie beside each other), for the detection that
             # took it, if this is another object.
-            if long_side < _STROKE_ASPECT * short_side:
+            if not elongated:
                 outgrown.setdefault(key, []).append(i)
                 if key in taken and apart(i, taken[key]):
                     out[taken[key]] = boxes[taken[key]]
