@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -331,3 +333,31 @@ def test_rasterize_maps_the_view_box_to_pixels_exactly():
     expected[20:30, 10:40] = True  # the rect: x 100..400, y 200..300 -> /10
     expected[99:101, 10:90] = True  # the line: y 990..1010, x 100..900
     assert (ink == expected).all()
+
+
+_DRAW_TEXT = """
+import sys
+import numpy as np
+from dwd_jax.engrave import raster
+if sys.argv[2] == "after-plain-text":
+    raster.text_box("3", 10.0)
+    raster.rasterize('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 50">'
+                     '<text x="5" y="40" font-size="30px">f 5</text></svg>', 100, 50)
+svg = ('<svg xmlns="http://www.w3.org/2000/svg"><svg class="definition-scale" '
+       'viewBox="0 0 4000 1000"><text x="100" y="700" font-size="500px">BDFV 2006 Mozart'
+       '<tspan font-style="italic"> Allegro</tspan></text></svg></svg>')
+np.save(sys.argv[1], raster.rasterize(svg, 400, 100))
+"""
+
+
+def test_a_page_is_drawn_the_same_whatever_the_process_drew_before(tmp_path):
+    """A worker engraves LilyPond and verovio pieces in whatever order they come: the text on
+    a verovio page must not depend on it (cairo resolves a font face once per process, with
+    the options of its first use). Each drawing runs in a fresh process."""
+    pages = []
+    for before in ("nothing", "after-plain-text"):
+        out = tmp_path / f"{before}.npy"
+        subprocess.run([sys.executable, "-c", _DRAW_TEXT, str(out), before], check=True)
+        pages.append(np.load(out))
+    assert (pages[0] < 128).sum() > 1000  # the text is drawn
+    np.testing.assert_array_equal(pages[0], pages[1])

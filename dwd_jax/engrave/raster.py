@@ -344,8 +344,11 @@ def rasterize(svg: str, width: int, height: int) -> np.ndarray:
     surface = cairo.ImageSurface(cairo.FORMAT_A8, width, height)
     ctx = cairo.Context(surface)
     ctx.set_source_rgba(0, 0, 0, 1)
-    if not verovio_css:
-        ctx.set_font_options(_unhinted())
+    # Every text in the process is drawn with these options: cairo resolves a font face once,
+    # with the options of its first use, so text drawn hinted here after unhinted text
+    # elsewhere (LilyPond pages, `text_box`) would look different from the same page drawn in
+    # a fresh process, and a corpus's pages would depend on which worker engraved them.
+    ctx.set_font_options(_unhinted())
     scale, dx, dy = page_transform(tuple(float(v) for v in inner.get("viewBox").split()),
                                    width, height)
     ctx.translate(dx, dy)
