@@ -55,6 +55,21 @@ def test_an_accidental_that_fell_apart_is_undecided():
     np.testing.assert_array_equal(accidentals.shape(_page(), BOXES, 0.6), want)
 
 
+def test_a_sharp_with_faded_stem_ends_is_not_a_natural():
+    """A photographed sharp whose left stem lost its top and right stem its bottom (the right
+    stem stands higher, as in most fonts) reaches about 0.8 of its height on each side, as a
+    natural does; but a natural's right half-stem starts lower than its left, and this one's
+    starts higher: undecided, so the network's class stands."""
+    rects = [(16.0, 102.0, 52.0, 104.0), (8.0, 110.0, 44.0, 112.0)]  # 0.82 of 8..52 each.
+    beams = [(100.0, 114.0, 22.0, 19.0, 5.0), (100.0, 114.0, 36.0, 33.0, 5.0)]
+    page = draw((64, 170), rects, [], beams) < ink.INK_BELOW
+    np.testing.assert_array_equal(accidentals.shape(page, BOXES[2:3]), [0])
+    # Mirrored left to right it is offset as a natural is, and reads as one.
+    np.testing.assert_array_equal(
+        accidentals.shape(page[:, ::-1], np.float32([[8, 56, 54, 70]])), [accidentals.NATURAL]
+    )
+
+
 def test_renamed_accidentals_keep_the_better_of_two_detections():
     page = _page()
     # The flat detected twice (as a natural, then as a flat), the natural as a flat, the sharp

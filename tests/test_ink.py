@@ -279,3 +279,31 @@ def test_a_beams_end_to_end_halves_are_one_beam():
     )
     np.testing.assert_array_equal(keep, [False, True])
     np.testing.assert_allclose(out[1], want, atol=1)
+
+
+def test_a_clef_joined_to_a_barline_keeps_its_box():
+    """On a blurred scan a G clef (2.4 : 1) touches a barline running through three staves:
+    one component four times the clef's height and nine times longer than wide. A clef is not
+    drawn as one stroke, so the size guard keeps its box; a slur's piece on such a component
+    takes it whole, as a beam's half takes its beam."""
+    mask = np.zeros((400, 60), bool)
+    mask[50:350, 10:14] = True  # The barline...
+    mask[150:222, 14:44] = True  # ...and the clef touching it.
+    box = np.float32([[148, 12, 224, 44]])
+    for name, want in (("clefG", box[0]), ("slur", [50, 10, 350, 44])):
+        k = classes_lib.label_of(name) + 1
+        out, keep = ink.snap_symbols(mask, box, np.int32([k]), np.float32([0.9]), [k], 2.0)
+        np.testing.assert_array_equal(out[0], want, err_msg=name)
+        assert keep.all()
+
+
+def test_a_thin_clef_decoded_too_large_takes_its_own_component():
+    """Leland's G clef is 3 : 1 and the network can box it 2.2 times too tall: beyond the
+    size guard's factor, but a long thin component along a box as elongated is the clef."""
+    k = classes_lib.label_of("clefG") + 1
+    mask = np.zeros((400, 120), bool)
+    mask[173:323, 61:109] = True
+    box = np.float32([[71, 45, 397, 109]])
+    out, keep = ink.snap_symbols(mask, box, np.int32([k]), np.float32([0.9]), [k], 2.0)
+    np.testing.assert_array_equal(out[0], [173, 61, 323, 109])
+    assert keep.all()

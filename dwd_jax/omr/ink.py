@@ -65,10 +65,12 @@ _FRAGMENT_IOU = 0.1
 # detection on it is a fragment, even beside the first rather than over it (a beam often
 # comes as two end-to-end halves). Two touching note heads are at most about 2.5 : 1.
 _STROKE_ASPECT = 3.0
-# ...but only for a detection whose own box is this elongated along the stroke: a whole note
-# (about 1.6 : 1) or a clef on a staff line the erasure missed (a photograph's, a scan's) is
-# not that line, and the size guard below keeps its box.
+# ...but only for a detection of a class drawn as one stroke, whose own box is this elongated
+# along it: a whole note (about 1.6 : 1) or a clef on a staff line the erasure missed (a
+# photograph's, a scan's) is not that line, nor is a G clef (2.2-3 : 1) that a blurred scan
+# joins to a barline or to the clef of the staff below; the size guard below keeps its box.
 _STROKE_BOX_ASPECT = 2.0
+_STROKE_CLASSES = ("beam", "slur", "tie")
 # A compact component this many times taller or wider than a detection's box holds more than
 # its object (a chord's second touching the note head the network boxed alone): the
 # detection keeps its own box rather than take both heads'.
@@ -382,12 +384,12 @@ def snap_solids(
 
     Ink (grey < 128) is opened with a square of 0.35 staff spaces, which removes thinner
     strokes, and cut into 8-connected components. A box takes the box of the component with
-    the most pixels inside it, if their IoU is at least 0.1 and, unless the component is one
-    stroke, it is at most 1.3 times the box's height and width; else it is kept. A later (lower
-    scoring) detection of the same class on the same component is a fragment, and dropped, if
-    its decoded box overlaps the first's (IoU >= 0.1) or the component is at least 3 times
-    longer than wide (one stroke); if not, the two are touching objects and both keep their
-    decoded boxes.
+    the most pixels inside it, if their IoU is at least 0.1 and the component is at most 1.3
+    times the box's height and width, or the detection is a beam's piece and the component
+    its stroke (at least 3 times longer than wide); else it is kept. A later (lower scoring)
+    detection of the same class on the same component is a fragment, and dropped, if its
+    decoded box overlaps the first's (IoU >= 0.1) or it is a beam's piece on its stroke; if
+    not, the two are touching objects and both keep their decoded boxes.
 
     Args:
       page: u8[H, W] grey page, 0 = ink.
@@ -473,14 +475,17 @@ def _snap_to_components(
     min_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`snap_solids`' matching of detections `chosen` (i64[K]) to the 8-connected components
-    of `mask` (bool[H, W]); a compact component more than `max_growth` times a box's height or
-    width, or less than 1 / `max_shrink`, or holding less than `min_share` of the ink inside
-    the box, leaves the box as it is. A compact component too large for one detection whose
+    of `mask` (bool[H, W]); a component more than `max_growth` times a box's height or width
+    (unless the detection is a piece of a stroke, `_STROKE_CLASSES`, and the component that
+    stroke), or less than 1 / `max_shrink` (unless the component is long and thin along the
+    box), or holding less than `min_share` of the ink inside the box, leaves the box as it
+    is. A compact component too large for one detection whose
     centre lies outside the box of another of its class holds two objects (on a blurred scan
     a key signature's flat touches the next): neither takes it. Returns (f32[N, 4] boxes,
     bool[N] keep)."""
     out = np.array(boxes, np.float32, copy=True)
     keep = np.ones(len(boxes), bool)
+    is_stroke = np.isin(classes, classes_lib.model_labels(_STROKE_CLASSES))
     components, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
     slices = ndimage.find_objects(components)
     height, width = mask.shape
@@ -513,17 +518,24 @@ def _snap_to_components(
         box_h, box_w = y1 - y0, x1 - x0
         along = (rows.stop - rows.start >= cols.stop - cols.start) == (box_h >= box_w)
         elongated = long_side >= _STROKE_ASPECT * short_side
-        stroke = (
-            elongated
-            and along
-            and max(box_h, box_w) >= _STROKE_BOX_ASPECT * min(box_h, box_w)
-        )
+        # A long thin component along a box as elongated is the symbol, however much smaller
+        # than the decoded box (the network's boxes of Leland's 3 : 1 G clefs reach 2.2 times
+        # their height); it may be larger only if the symbol is a stroke.
+        thin = elongated and along and max(box_h, box_w) >= _STROKE_BOX_ASPECT * min(box_h, box_w)
+        stroke = thin and is_stroke[i]
         key = (int(classes[i]), label)
-        if not stroke and (
-            rows.stop - rows.start > max_growth * (y1 - y0)
-            or cols.stop - cols.start > max_growth * (x1 - x0)
-            or max_shrink * (rows.stop - rows.start) < y1 - y0
-            or max_shrink * (cols.stop - cols.start) < x1 - x0
+        if (
+            not stroke
+            and (
+                rows.stop - rows.start > max_growth * (y1 - y0)
+                or cols.stop - cols.start > max_growth * (x1 - x0)
+            )
+        ) or (
+            not thin
+            and (
+                max_shrink * (rows.stop - rows.start) < y1 - y0
+                or max_shrink * (cols.stop - cols.start) < x1 - x0
+            )
         ):
             # The component holds more than this object: kept, and no claim on it. Nor, if it
             # is compact (a stroke's fragments lie beside each other), for the detection that
