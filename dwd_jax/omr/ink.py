@@ -479,10 +479,9 @@ def _snap_to_components(
     (unless the detection is a piece of a stroke, `_STROKE_CLASSES`, and the component that
     stroke), or less than 1 / `max_shrink` (unless the component is long and thin along the
     box), or holding less than `min_share` of the ink inside the box, leaves the box as it
-    is. A compact component too large for one detection whose
-    centre lies outside the box of another of its class holds two objects (on a blurred scan
-    a key signature's flat touches the next): neither takes it. Returns (f32[N, 4] boxes,
-    bool[N] keep)."""
+    is. A compact component too large for one detection whose centre lies outside the box of
+    another of its class holds two objects (on a blurred scan a key signature's flat touches
+    the next): neither takes it. Returns (f32[N, 4] boxes, bool[N] keep)."""
     out = np.array(boxes, np.float32, copy=True)
     keep = np.ones(len(boxes), bool)
     is_stroke = np.isin(classes, classes_lib.model_labels(_STROKE_CLASSES))
