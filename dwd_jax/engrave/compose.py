@@ -16,6 +16,8 @@ engravers read.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from music21 import (
     articulations,
@@ -23,6 +25,7 @@ from music21 import (
     clef,
     dynamics,
     expressions,
+    instrument,
     key,
     layout,
     meter,
@@ -34,6 +37,7 @@ from music21 import (
 from music21 import chord as chord_lib
 from music21 import duration as duration_lib
 from music21 import pitch as pitch_lib
+from music21.musicxml.m21ToXml import GeneralObjectExporter
 
 # Raised whenever a seed's score changes, so that a corpus holding older generated music is
 # refused (the engraving settings record it) instead of mixed with the new.
@@ -99,8 +103,19 @@ def compose(seed: int, *, measures: tuple[int, int] = (16, 28)) -> stream.Score:
 
 
 def write(seed: int, path: str) -> str:
-    """`compose(seed)` written to `path` as MusicXML; returns `path`."""
-    compose(seed).write("musicxml", fp=path)
+    """`compose(seed)` written to `path` as MusicXML; returns `path`.
+
+    One seed writes the same bytes on any day: the parts are named P1, P2, ... (music21 names
+    a part without an instrument by a random hash) and no encoding date is written.
+    """
+    score = compose(seed)
+    for i, part in enumerate(score.parts):
+        named = instrument.Instrument()
+        named.partId, named.instrumentId = f"P{i + 1}", f"P{i + 1}-I1"
+        part.insert(0, named)
+    data = GeneralObjectExporter(score).parse()
+    with open(path, "wb") as f:
+        f.write(re.sub(rb"\s*<encoding-date>[^<]*</encoding-date>", b"", data))
     return path
 
 
