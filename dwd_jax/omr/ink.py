@@ -511,11 +511,12 @@ def _snap_to_components(
             continue  # The symbol fell apart (a blurred ring, a faded clef): kept as decoded.
         rows, cols = slices[label - 1]
         box = np.float32([rows.start, cols.start, rows.stop, cols.stop])
-        long_side, short_side = sorted((rows.stop - rows.start, cols.stop - cols.start))[::-1]
+        comp_h, comp_w = rows.stop - rows.start, cols.stop - cols.start
+        long_side, short_side = max(comp_h, comp_w), min(comp_h, comp_w)
         if boxes_lib.box_iou(box[None], boxes[i : i + 1])[0, 0] < _MIN_IOU:
             continue  # It only grazes that component: kept, and no claim on it.
         box_h, box_w = y1 - y0, x1 - x0
-        along = (rows.stop - rows.start >= cols.stop - cols.start) == (box_h >= box_w)
+        along = (comp_h >= comp_w) == (box_h >= box_w)
         elongated = long_side >= _STROKE_ASPECT * short_side
         # A long thin component along a box as elongated is the symbol, however much smaller
         # than the decoded box (the network's boxes of Leland's 3 : 1 G clefs reach 2.2 times
@@ -523,19 +524,9 @@ def _snap_to_components(
         thin = elongated and along and max(box_h, box_w) >= _STROKE_BOX_ASPECT * min(box_h, box_w)
         stroke = thin and is_stroke[i]
         key = (int(classes[i]), label)
-        if (
-            not stroke
-            and (
-                rows.stop - rows.start > max_growth * (y1 - y0)
-                or cols.stop - cols.start > max_growth * (x1 - x0)
-            )
-        ) or (
-            not thin
-            and (
-                max_shrink * (rows.stop - rows.start) < y1 - y0
-                or max_shrink * (cols.stop - cols.start) < x1 - x0
-            )
-        ):
+        grown = comp_h > max_growth * box_h or comp_w > max_growth * box_w
+        shrunk = max_shrink * comp_h < box_h or max_shrink * comp_w < box_w
+        if (grown and not stroke) or (shrunk and not thin):
             # The component holds more than this object: kept, and no claim on it. Nor, if it
             # is compact (a stroke's fragments lie beside each other), for the detection that
             # took it, if this is another object.
