@@ -307,3 +307,35 @@ def test_a_thin_clef_decoded_too_large_takes_its_own_component():
     out, keep = ink.snap_symbols(mask, box, np.int32([k]), np.float32([0.9]), [k], 2.0)
     np.testing.assert_array_equal(out[0], [173, 61, 323, 109])
     assert keep.all()
+
+
+def test_a_piece_of_staff_line_left_beside_a_symbol_is_cut_off():
+    """A verso's ghost thickens a staff line beside a key's flat, and the erasure leaves a
+    piece of it: the flat's component runs on to the left as a line 3 px thick (within the
+    size guard). A rest joined by such a piece to a barline likewise. Given the staff space,
+    both take their own ink; a flat's own stem above a box decoded short is not a spur."""
+    flat, rest, other_flat = (
+        classes_lib.label_of(name) + 1 for name in ("keyFlat", "restQuarter", "accidentalFlat")
+    )
+    mask = np.zeros((80, 200), bool)
+    mask[10:50, 40:55] = True  # The key's flat...
+    mask[30:33, 20:40] = True  # ...and the piece of line on its left.
+    mask[10:50, 90:105] = True  # The rest...
+    mask[30:33, 105:117] = True  # ...the piece of line...
+    mask[0:60, 117:120] = True  # ...and the barline.
+    mask[20:60, 150:153] = True  # A flat's stem...
+    mask[45:60, 150:162] = True  # ...and its bowl.
+    boxes = np.float32([[9, 38, 51, 57], [9, 89, 51, 105], [35, 149, 61, 163]])
+    classes = np.int32([flat, rest, other_flat])
+
+    def snap(staff_space):
+        return ink.snap_symbols(
+            mask, boxes, classes, np.float32([0.9, 0.8, 0.7]), classes, 2.0,
+            staff_space=staff_space,
+        )
+
+    out, keep = snap(20.0)  # The spur's columns inside the decoded box stay (38, 39).
+    np.testing.assert_array_equal(out, [[10, 38, 50, 55], [10, 90, 50, 105], [20, 150, 60, 162]])
+    assert keep.all()
+    out, _ = snap(0.0)  # Spurs not cut: the component's box.
+    np.testing.assert_array_equal(out, [[10, 20, 50, 55], [0, 90, 60, 120], [20, 150, 60, 162]])

@@ -75,6 +75,16 @@ _STROKE_CLASSES = ("beam", "slur", "tie")
 # its object (a chord's second touching the note head the network boxed alone): the
 # detection keeps its own box rather than take both heads'.
 _MAX_GROWTH = 1.3
+# A symbol's component ends where, beyond its decoded box, it runs on sideways as a stroke
+# thinner than _SPUR_WIDTH staff spaces for at least _SPUR_LENGTH: a piece of staff line that
+# the erasure left (a verso's ghost, JPEG ringing or blur thickened the line there) joins a
+# key's flat or a rest to a clef or a barline, and the symbol would take the piece. Not up
+# or down: a flat's, a natural's or an eighth rest's own stem runs on that way beyond a box
+# the network decoded short (cutting rows too lowered those classes on clean pages). Widths
+# of 0.25-0.5 cut the same pieces on the robustness set; a length of a whole staff space
+# misses most of them.
+_SPUR_WIDTH = 0.35
+_SPUR_LENGTH = 0.5
 # A network dot detection is of a dot found on the ink if their boxes overlap this much: the
 # decoded box of a 7-px dot is a few pixels off at stride 2, so IoU 0.5 would miss some.
 _SEEN_IOU = 0.3
@@ -225,12 +235,12 @@ def refine_upright(
     if len(d.symbol_classes):
         boxes, keep = snap_symbols(
             symbols, boxes, classes, scores, classes_lib.model_labels(d.symbol_classes),
-            d.symbol_max_change, d.symbol_min_share,
+            d.symbol_max_change, d.symbol_min_share, staff_space,
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if d.accidentals_by_shape:
         boxes, classes, scores = name_accidentals(
-            symbols, boxes, classes, scores, d.symbol_max_change, d.symbol_min_share
+            symbols, boxes, classes, scores, d.symbol_max_change, d.symbol_min_share, staff_space
         )
     if d.dots_from_ink:
         boxes, classes, scores = use_dots(
@@ -343,6 +353,7 @@ def name_accidentals(
     scores: np.ndarray,
     max_change: float = np.inf,
     min_share: float = 0.0,
+    staff_space: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detections with each flat, natural and sharp (of a key signature, or beside a note)
     named by its shape (`accidentals.shape`), where the shape decides; two detections of one
@@ -354,8 +365,8 @@ def name_accidentals(
         (`snap_symbols`: read from a decoded box, a note head beside it can be the larger
         component).
       classes: i32[N] model classes; scores: f32[N].
-      max_change, min_share: as `snap_symbols`'; an accidental whose component holds
-        less than `min_share` of its box's ink keeps the network's class
+      max_change, min_share, staff_space: as `snap_symbols`'; an accidental whose component
+        holds less than `min_share` of its box's ink keeps the network's class
         (`accidentals.shape`).
 
     Returns:
@@ -368,7 +379,9 @@ def name_accidentals(
         shapes = accidentals.shape(symbols_mask, boxes[chosen], min_share)
         classes[chosen] = np.where(shapes > 0, family_labels[shapes - 1], classes[chosen])
     every = classes_lib.model_labels([name for family in accidentals.FAMILIES for name in family])
-    boxes, keep = snap_symbols(symbols_mask, boxes, classes, scores, every, max_change, min_share)
+    boxes, keep = snap_symbols(
+        symbols_mask, boxes, classes, scores, every, max_change, min_share, staff_space
+    )
     return boxes[keep], classes[keep], scores[keep]
 
 
@@ -430,6 +443,7 @@ def snap_symbols(
     symbol_classes: Sequence[int],
     max_change: float = np.inf,
     min_share: float = 0.0,
+    staff_space: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes of symbol classes replaced by their ink component's once staff lines are erased.
 
@@ -440,7 +454,9 @@ def snap_symbols(
     of one object dropped). A compact component more than `max_change` times taller or wider
     than the box, or less than 1 / `max_change`, is not the symbol's (on a blurred page a
     symbol merges with its neighbour), nor is one holding less than `min_share` of the ink
-    inside the box (the symbol fell apart): the box stays as decoded.
+    inside the box (the symbol fell apart): the box stays as decoded. Given the
+    `staff_space`, a component is cut where it runs on beyond the decoded box as a thin
+    spur (`_trim_spurs`: a piece of staff line the erasure left).
 
     Args:
       symbols_mask: bool[H, W] the page's ink with its staff lines erased
@@ -450,6 +466,7 @@ def snap_symbols(
       symbol_classes: model classes to re-measure.
       max_change: the largest factor between the component's and the box's sizes.
       min_share: the least share of the box's ink the component must hold.
+      staff_space: the page's staff space in pixels; 0 = spurs are not cut.
 
     Returns:
       (f32[N, 4] boxes, bool[N] keep): keep is False for a fragment.
@@ -459,7 +476,7 @@ def snap_symbols(
         return np.array(boxes, np.float32, copy=True), np.ones(len(boxes), bool)
     return _snap_to_components(
         symbols_mask, boxes, classes, scores, chosen, max_growth=max_change,
-        max_shrink=max_change, min_share=min_share,
+        max_shrink=max_change, min_share=min_share, staff_space=staff_space,
     )
 
 
@@ -473,6 +490,7 @@ def _snap_to_components(
     max_growth: float = np.inf,
     max_shrink: float = np.inf,
     min_share: float = 0.0,
+    staff_space: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`snap_solids`' matching of detections `chosen` (i64[K]) to the 8-connected components
     of `mask` (bool[H, W]); a component more than `max_growth` times a box's height or width
@@ -481,7 +499,10 @@ def _snap_to_components(
     box), or holding less than `min_share` of the ink inside the box, leaves the box as it
     is. A compact component too large for one detection whose centre lies outside the box of
     another of its class holds two objects (on a blurred scan a key signature's flat touches
-    the next): neither takes it. Returns (f32[N, 4] boxes, bool[N] keep)."""
+    the next): neither takes it. With a `staff_space`, a component a detection takes loses
+    its spurs beyond the box (`_trim_spurs`; not for strokes): the trim refines a box the
+    guards accepted and never lets a component they refused in. Returns (f32[N, 4] boxes,
+    bool[N] keep)."""
     out = np.array(boxes, np.float32, copy=True)
     keep = np.ones(len(boxes), bool)
     is_stroke = np.isin(classes, classes_lib.model_labels(_STROKE_CLASSES))
@@ -538,6 +559,10 @@ def _snap_to_components(
         if key not in taken:
             taken[key] = i
             if not any(apart(j, i) for j in outgrown.get(key, ())):
+                if staff_space > 0 and not is_stroke[i]:
+                    piece = components[rows, cols] == label
+                    rows, cols = _trim_spurs(piece, rows, cols, boxes[i], staff_space)
+                    box = np.float32([rows.start, cols.start, rows.stop, cols.stop])
                 out[i] = box
         elif (
             stroke
@@ -547,6 +572,40 @@ def _snap_to_components(
         else:  # Two objects on one component (a chord's touching note heads): as decoded.
             out[taken[key]] = boxes[taken[key]]
     return out, keep
+
+
+def _trim_spurs(
+    piece: np.ndarray, rows: slice, cols: slice, box: np.ndarray, staff_space: float
+) -> tuple[slice, slice]:
+    """The rows and columns of a component (`piece`: bool[h, w] over `rows`, `cols` of the
+    page) without a spur it runs on into beyond the decoded `box` (f32[4] `[y0, x0, y1,
+    x1]`): outward from each side of the box, at the first run of `_SPUR_LENGTH` staff spaces
+    of columns holding at most `_SPUR_WIDTH` staff spaces of its ink (a piece of staff line),
+    the component is cut, with whatever lies beyond (a barline, a clef)."""
+    thin = piece.sum(axis=0) <= _SPUR_WIDTH * staff_space
+    length = max(int(np.ceil(_SPUR_LENGTH * staff_space)), 1)
+    left = int(np.floor(box[1])) - cols.start
+    right = int(np.ceil(box[3])) - cols.start
+    first, stop = 0, len(thin)
+    run = 0
+    for k in range(min(left, len(thin)) - 1, -1, -1):
+        run = run + 1 if thin[k] else 0
+        if run == length:
+            first = k + length
+            break
+    run = 0
+    for k in range(max(right, 0), len(thin)):
+        run = run + 1 if thin[k] else 0
+        if run == length:
+            stop = k - length + 1
+            break
+    # What is left may hold fewer rows and, past a cut, empty columns.
+    ys = np.flatnonzero(piece[:, first:stop].any(axis=1))
+    xs = np.flatnonzero(piece[:, first:stop].any(axis=0))
+    if not len(ys):
+        return rows, cols
+    top, left_edge = rows.start + ys[0], cols.start + first + xs[0]
+    return slice(top, rows.start + ys[-1] + 1), slice(left_edge, cols.start + first + xs[-1] + 1)
 
 
 def snap_lines(
