@@ -43,3 +43,21 @@ def test_the_default_config_builds_the_shipped_network_and_line_targets_do_not()
     config.targets.line_reach = 8.0
     assert pretrained.is_compatible(config)
     assert not pretrained.is_compatible(line_targets.get_config())
+
+
+def test_the_stem_group_variant_gives_stems_a_third_group_and_keeps_the_line_classes():
+    from configs import line_targets
+    from dwd_jax.modeling import targets
+
+    lines, stem_group = line_targets.get_config(), line_targets.get_config("stem_group")
+    assert tuple(stem_group.targets.line_classes) == tuple(lines.targets.line_classes)
+    groups = targets.group_of_class(stem_group)
+    stem, beam, staff = (
+        classes_lib.model_class(stem_group, name) for name in ("stem", "beam", "staff")
+    )
+    assert targets.num_groups(stem_group) == 3
+    assert (groups[stem], groups[beam], groups[staff]) == (2, 1, 1)
+    assert (groups == 2).sum() == 1
+    assert not pretrained.is_compatible(stem_group)
+    with pytest.raises(ValueError, match="stem_group"):
+        line_targets.get_config("stems")
