@@ -124,21 +124,7 @@ def shipped_detector():
     return config, inference.Detector(config, pretrained.load_params())
 
 
-@pytest.mark.parametrize(
-    "condition",
-    [
-        "rotated",
-        pytest.param(
-            "scan",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="on the scanned real page the shipped rules lower one class by just "
-                "over one object's worth: eighth rests re-measured on the ink (AP@.5 0.91 "
-                "against the network's 1.00, 12 objects); the rule raises the validation means",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("condition", ["rotated", "scan"])
 def test_post_processing_lowers_no_class_on_a_turned_or_noisy_real_page(
     shipped_detector, sample_dir, condition
 ):
