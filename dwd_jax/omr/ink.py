@@ -586,19 +586,10 @@ def _trim_spurs(
     length = max(int(np.ceil(_SPUR_LENGTH * staff_space)), 1)
     left = int(np.floor(box[1])) - cols.start
     right = int(np.ceil(box[3])) - cols.start
-    first, stop = 0, len(thin)
-    run = 0
-    for k in range(min(left, len(thin)) - 1, -1, -1):
-        run = run + 1 if thin[k] else 0
-        if run == length:
-            first = k + length
-            break
-    run = 0
-    for k in range(max(right, 0), len(thin)):
-        run = run + 1 if thin[k] else 0
-        if run == length:
-            stop = k - length + 1
-            break
+    cut_left = _run_start(thin, range(min(left, len(thin)) - 1, -1, -1), length)
+    cut_right = _run_start(thin, range(max(right, 0), len(thin)), length)
+    first = 0 if cut_left is None else cut_left + 1
+    stop = len(thin) if cut_right is None else cut_right
     # What is left may hold fewer rows and, past a cut, empty columns.
     ys = np.flatnonzero(piece[:, first:stop].any(axis=1))
     xs = np.flatnonzero(piece[:, first:stop].any(axis=0))
@@ -606,6 +597,17 @@ def _trim_spurs(
         return rows, cols
     top, left_edge = rows.start + ys[0], cols.start + first + xs[0]
     return slice(top, rows.start + ys[-1] + 1), slice(left_edge, cols.start + first + xs[-1] + 1)
+
+
+def _run_start(thin: np.ndarray, steps: range, length: int) -> int | None:
+    """Where along `steps` (indices into bool[n] `thin`) the first run of `length` True
+    entries begins, or None."""
+    run = 0
+    for k in steps:
+        run = run + 1 if thin[k] else 0
+        if run == length:
+            return k - steps.step * (length - 1)
+    return None
 
 
 def snap_lines(
