@@ -39,7 +39,7 @@ from scipy import ndimage
 from dwd_jax import boxes as boxes_lib
 from dwd_jax import classes as classes_lib
 from dwd_jax import image as image_lib
-from dwd_jax.omr import accidentals, capture, ledgers
+from dwd_jax.omr import accidentals, capture, clefs, ledgers
 from dwd_jax.omr import dots as dots_lib
 from dwd_jax.omr import staves as staves_lib
 from dwd_jax.omr.capture import INK_BELOW
@@ -100,6 +100,7 @@ OFF = {
     "solid_classes": (),
     "symbol_classes": (),
     "accidentals_by_shape": False,
+    "c_clefs_by_line": False,
     "dots_from_ink": False,
     "staves_from_ink": False,
     "ledger_lines_from_heads": False,
@@ -197,7 +198,8 @@ def refine_upright(
     """The rules on an upright page with white paper, in this order: `snap_lines` for
     `config.line_classes`, `snap_solids` for `config.solid_classes`, `snap_symbols` for
     `config.symbol_classes`; then each rule that is on: `accidentals_by_shape`
-    (`name_accidentals`), `dots_from_ink` (`use_dots`), `staves_from_ink` (`use_staves`), and
+    (`name_accidentals`), `c_clefs_by_line` (`clefs.name_by_line`), `dots_from_ink`
+    (`use_dots`), `staves_from_ink` (`use_staves`), and
     `ledger_lines_from_heads` (the ledger lines of `ledgers.from_heads` in place of the
     network's). Where the ink shows no staff, the network's staffs and ledger lines stand;
     where it shows no dot, the network's dots do.
@@ -210,7 +212,7 @@ def refine_upright(
     boxes, classes, scores = detections
     d = config
     (ledger,) = classes_lib.model_labels(("ledgerLine",))
-    needs_staves = d.staves_from_ink or d.ledger_lines_from_heads
+    needs_staves = d.staves_from_ink or d.ledger_lines_from_heads or d.c_clefs_by_line
     without_lines = bool(len(d.symbol_classes)) or d.accidentals_by_shape or d.dots_from_ink
     if needs_staves or without_lines:
         ink_mask = np.asarray(page) < INK_BELOW
@@ -242,6 +244,8 @@ def refine_upright(
         boxes, classes, scores = name_accidentals(
             symbols, boxes, classes, scores, d.symbol_max_change, d.symbol_min_share, staff_space
         )
+    if d.c_clefs_by_line:
+        classes = clefs.name_by_line(found, boxes, classes)
     if d.dots_from_ink:
         boxes, classes, scores = use_dots(
             symbols, ink_mask, found, boxes, classes, scores, staff_space
