@@ -19,9 +19,12 @@ def _clef(centre_y, x0):
     return [centre_y - 2 * SPACE, x0, centre_y + 2 * SPACE, x0 + 24.0]
 
 
+def _lines():
+    return [(TOP + k * SPACE, 0.0, TOP + k * SPACE + 2, 600.0) for k in range(5)]
+
+
 def _page():
-    lines = [(TOP + k * SPACE, 0.0, TOP + k * SPACE + 2, 600.0) for k in range(5)]
-    return draw((220, 600), lines)
+    return draw((220, 600), _lines())
 
 
 def test_c_clefs_are_named_by_the_line_nearest_their_centre():
@@ -52,8 +55,28 @@ def test_c_clefs_are_named_by_the_line_nearest_their_centre():
     np.testing.assert_array_equal(clefs.name_by_line(none, boxes, classes), classes)
 
 
+def test_a_box_decoded_off_its_line_is_named_by_the_clefs_thick_bar():
+    # A C clef's thick bar, four spaces tall, centred on the middle line (row 73); the network
+    # decoded its box 0.6 spaces too high, nearer the second line.
+    bar = (73.0 - 2 * SPACE, 100.0, 73.0 + 2 * SPACE, 106.0)
+    # A system's barline in its columns, 9 spaces tall: too long to be taken for the bar.
+    barline = (TOP - 40.0, 115.0, TOP + 4 * SPACE + 42.0, 117.0)
+    page = draw((220, 600), [*_lines(), bar, barline])
+    boxes = np.float32([_clef(73.0 - 0.6 * SPACE, 96.0)])
+    found = staves.find(page < ink.INK_BELOW, SPACE)
+    assert clefs.name_by_line(found, boxes, np.int32([ALTO]))[0] == TENOR
+    got = clefs.name_by_line(found, boxes, np.int32([TENOR]), page < ink.INK_BELOW)
+    np.testing.assert_array_equal(got, [ALTO])
+    # No bar in its columns: no whole C clef on the ink (a piece of one, another symbol), so
+    # the network's name stands, though the box's centre is nearest the second line.
+    empty = np.float32([_clef(73.0 - 0.6 * SPACE, 300.0)])
+    got = clefs.name_by_line(found, empty, np.int32([ALTO]), page < ink.INK_BELOW)
+    np.testing.assert_array_equal(got, [ALTO])
+
+
 def test_the_rule_runs_in_refine_and_switches_off():
-    page = _page()
+    bar = (57.0 - 2 * SPACE, 204.0, 57.0 + 2 * SPACE, 210.0)  # A tenor clef's thick bar.
+    page = draw((220, 600), [*_lines(), bar])
     detections = (np.float32([_clef(57.0, 200.0)]), np.int32([ALTO]), np.float32([0.4]))
     config = default.get_config().omr
     config.update(ink.OFF)

@@ -1,14 +1,16 @@
 """C clefs named by the staff line they mark (classic OMR).
 
 A C clef is one glyph whichever line it marks: the point between its two arcs sits on the
-line that is middle C, and the glyph is symmetric about it, so its box's centre row is that
-line. DeepScoresV2 names it by the line: `clefCTenor` on the second line from the top,
-`clefCAlto` on any other (the alto's middle line, and the rarer soprano, mezzo-soprano and
-baritone lines, which have no class of their own; both engravers of the embedded corpus label
-them so). The network, reading a crop, gives a C clef either name at low scores, the wrong one
-as often as not; the staves found on the ink give the line. Its decoded box can sit a third
-of a staff space off the line, so the nearest line names it (re-measured on the ink first, as
-a `config.omr.symbol_classes` member, it sits closer).
+line that is middle C, and the glyph is symmetric about it. DeepScoresV2 names it by the line:
+`clefCTenor` on the second line from the top, `clefCAlto` on any other (the alto's middle line,
+and the rarer soprano, mezzo-soprano and baritone lines, which have no class of their own;
+both engravers of the embedded corpus label them so). The network, reading a crop, gives a C
+clef either name at low scores, the wrong one as often as not; the staves found on the ink
+give the line. Its decoded box can sit half a staff space off the line (on the real
+DeepScoresV2 page), so the line is read from the clef's thick bar on the ink, which spans the
+glyph: the middle of the longest vertical ink run 3-5 staff spaces long in the box's columns
+(a system's barline is longer, a stem shorter). A detection with no such run is no whole C
+clef on the ink (a piece of one, or another symbol) and keeps the network's name.
 """
 
 from __future__ import annotations
@@ -20,20 +22,25 @@ from dwd_jax.omr import staves as staves_lib
 
 
 def name_by_line(
-    found: staves_lib.Staves, boxes: np.ndarray, classes: np.ndarray
+    found: staves_lib.Staves,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    ink_mask: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The classes with every C clef on a staff named by the staff line nearest its centre.
+    """The classes with every C clef on a staff named by the staff line nearest its middle.
 
-    A C-clef detection (`clefCAlto` or `clefCTenor`) whose centre lies within a staff's
-    columns and within a staff space of its outer lines is named `clefCTenor` if the second
-    line from the top is the nearest to its centre and `clefCAlto` otherwise; the others, and
-    every detection where the ink shows no staff, keep the network's name. Boxes and scores are
-    not changed: one clef named twice stays two detections (dropping the lower-scored one
-    scored no higher on validation).
+    A C-clef detection (`clefCAlto` or `clefCTenor`) whose middle (with `ink_mask`, its
+    thick bar's, and a detection without one is left alone; else its box's centre) lies
+    within a staff's columns and within a staff space of its outer lines is named
+    `clefCTenor` if the second line from the top is the nearest to it and `clefCAlto`
+    otherwise; the others, and every detection where the ink shows no staff, keep the
+    network's name. Boxes and scores are not changed: one clef named twice
+    stays two detections (dropping the lower-scored one scored no higher on validation).
 
     Args:
       found: the page's staves (`staves.find`), on the page the boxes are in.
       boxes: f32[N, 4] `[y0, x0, y1, x1]`; classes: i32[N] model classes.
+      ink_mask: bool[H, W] the page's ink with its staff lines (None: the boxes' centres).
 
     Returns:
       i32[N] model classes.
@@ -46,6 +53,11 @@ def name_by_line(
     cx = (boxes[clef, 1] + boxes[clef, 3]) / 2
     lines = staves_lib.centres_at(found, cx)  # [K, S, 5]
     space = (lines[:, :, 4] - lines[:, :, 0]) / 4  # [K, S]
+    bar = np.ones(len(clef), bool)
+    if ink_mask is not None:
+        spacing = float(np.median(space))
+        cy = np.array([_bar_middle(ink_mask, boxes[i], spacing) for i in clef])
+        bar = ~np.isnan(cy)
     on_staff = (
         (cx[:, None] >= found.boxes[:, 1])
         & (cx[:, None] <= found.boxes[:, 3])
@@ -55,7 +67,30 @@ def name_by_line(
     staff = np.argmin(np.where(on_staff, np.abs(cy[:, None] - lines[:, :, 2]), np.inf), axis=1)
     k = np.arange(len(clef))
     nearest = np.argmin(np.abs(cy[:, None] - lines[k, staff]), axis=1)  # 0 = the top line.
-    named = on_staff[k, staff]
+    named = on_staff[k, staff] & bar
     classes = classes.copy()
     classes[clef[named]] = np.where(nearest[named] == 1, tenor, alto)
     return classes
+
+
+def _bar_middle(ink_mask: np.ndarray, box: np.ndarray, space: float) -> float:
+    """The middle row of the longest vertical ink run 3-5 staff spaces long in the box's
+    columns (a C clef's thick bar spans the glyph), searched a space beyond its rows; NaN if
+    there is none."""
+    h, w = ink_mask.shape
+    r0, r1 = int(max(0, box[0] - space)), int(min(h, np.ceil(box[2] + space)))
+    c0, c1 = int(max(0, box[1])), int(min(w, np.ceil(box[3])))
+    if r1 <= r0 or c1 <= c0:
+        return float("nan")
+    sub = np.pad(ink_mask[r0:r1, c0:c1], ((1, 1), (0, 0)))
+    edges = np.diff(sub.astype(np.int8), axis=0)
+    best, middle = 0, float("nan")
+    for col in range(sub.shape[1]):
+        starts, ends = np.flatnonzero(edges[:, col] == 1), np.flatnonzero(edges[:, col] == -1)
+        length = ends - starts
+        ok = (length >= 3 * space) & (length <= 5 * space)
+        if ok.any():
+            k = np.argmax(np.where(ok, length, 0))
+            if length[k] > best:
+                best, middle = length[k], r0 + (starts[k] + ends[k]) / 2
+    return float(middle)

@@ -245,7 +245,7 @@ def refine_upright(
             symbols, boxes, classes, scores, d.symbol_max_change, d.symbol_min_share, staff_space
         )
     if d.c_clefs_by_line:
-        classes = clefs.name_by_line(found, boxes, classes)
+        classes = clefs.name_by_line(found, boxes, classes, ink_mask)
     if d.dots_from_ink:
         boxes, classes, scores = use_dots(
             symbols, ink_mask, found, boxes, classes, scores, staff_space
