@@ -61,3 +61,18 @@ def test_the_stem_group_variant_gives_stems_a_third_group_and_keeps_the_line_cla
     assert not pretrained.is_compatible(stem_group)
     with pytest.raises(ValueError, match="stem_group"):
         line_targets.get_config("stems")
+
+
+def test_the_curves_variant_leaves_beams_and_ledger_lines_ovals():
+    from configs import default, line_targets
+
+    curves = line_targets.get_config("curves")
+    assert set(curves.targets.line_classes) == {
+        "slur", "tie", "dynamicCrescendoHairpin", "dynamicDiminuendoHairpin", "tupletBracket",
+        "ottavaBracket",
+    }
+    assert set(line_targets.get_config().targets.line_classes) - set(
+        curves.targets.line_classes
+    ) == {"beam", "ledgerLine"}
+    assert curves.targets.energy_groups == default.get_config().targets.energy_groups
+    assert not pretrained.is_compatible(curves)
