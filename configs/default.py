@@ -357,9 +357,9 @@ def get_config() -> ml_collections.ConfigDict:
     # whose component holds less than symbol_min_share of its box's ink fell apart (a
     # photograph's faded stroke) and keeps the network's class. False = the network's.
     c.omr.accidentals_by_shape = True
-    # C clefs named by the staff line nearest their centre (dwd_jax.omr.clefs): tenor on the
-    # second line from the top, alto on any other, as DeepScores names them; the network
-    # confuses the two. False = the network's.
+    # C clefs named by the staff line nearest the middle of their thick bar on the ink
+    # (dwd_jax.omr.clefs): tenor on the second line from the top, alto on any other, as
+    # DeepScores names them; the network confuses the two. False = the network's.
     c.omr.c_clefs_by_line = True
     # The rules read the page divided by its paper's level (dwd_jax.omr.capture.flatten), so
     # grey or unevenly lit paper is white; an engraved page is unchanged. False = as it is.

@@ -34,8 +34,8 @@ def name_by_line(
     within a staff's columns and within a staff space of its outer lines is named
     `clefCTenor` if the second line from the top is the nearest to it and `clefCAlto`
     otherwise; the others, and every detection where the ink shows no staff, keep the
-    network's name. Boxes and scores are not changed: one clef named twice
-    stays two detections (dropping the lower-scored one scored no higher on validation).
+    network's name. Boxes and scores are not changed: one clef named twice stays two
+    detections (dropping the lower-scored one scored no higher on validation).
 
     Args:
       found: the page's staves (`staves.find`), on the page the boxes are in.
@@ -53,11 +53,9 @@ def name_by_line(
     cx = (boxes[clef, 1] + boxes[clef, 3]) / 2
     lines = staves_lib.centres_at(found, cx)  # [K, S, 5]
     space = (lines[:, :, 4] - lines[:, :, 0]) / 4  # [K, S]
-    bar = np.ones(len(clef), bool)
-    if ink_mask is not None:
+    if ink_mask is not None:  # NaN where there is no bar: on no staff, so left alone.
         spacing = float(np.median(space))
         cy = np.array([_bar_middle(ink_mask, boxes[i], spacing) for i in clef])
-        bar = ~np.isnan(cy)
     on_staff = (
         (cx[:, None] >= found.boxes[:, 1])
         & (cx[:, None] <= found.boxes[:, 3])
@@ -67,7 +65,7 @@ def name_by_line(
     staff = np.argmin(np.where(on_staff, np.abs(cy[:, None] - lines[:, :, 2]), np.inf), axis=1)
     k = np.arange(len(clef))
     nearest = np.argmin(np.abs(cy[:, None] - lines[k, staff]), axis=1)  # 0 = the top line.
-    named = on_staff[k, staff] & bar
+    named = on_staff[k, staff]
     classes = classes.copy()
     classes[clef[named]] = np.where(nearest[named] == 1, tenor, alto)
     return classes
