@@ -261,6 +261,36 @@ def test_a_symbol_that_fell_apart_keeps_its_box():
     np.testing.assert_array_equal(snap(0.0), [[10, 34, 22, 50], [10, 70, 22, 100]])
 
 
+def test_the_pieces_of_a_symbol_joined_by_pale_ink_are_one():
+    """A tuplet 3 on a coarse capture: its thin lower tip comes away from its body at grey
+    128, joined to it only by paler ink, and the decoded box stops short of the tip. The body
+    alone holds the share of the box's ink, so without the pale ink it takes a box a third
+    too narrow; with it, body and tip. A note head joined to the body by the same pale ink,
+    mostly beyond the box, stays out, and so does a speck of staff line below (2 px)."""
+    k = classes_lib.label_of("tuplet3") + 1
+    page = np.full((60, 90), 255, np.uint8)
+    page[10:40, 20:32] = 40  # The body...
+    page[34:38, 14:18] = 40  # ...its tip...
+    page[35:37, 18:20] = 170  # ...joined by pale ink.
+    page[18:30, 33:53] = 40  # A note head...
+    page[22:24, 32:33] = 170  # ...as close.
+    page[41:42, 25:27] = 40  # A speck...
+    page[40:41, 25:27] = 170  # ...as close.
+    box = np.float32([[9, 16, 41, 33]])
+    pale = ink.pale_ink(page, 10.0)
+
+    def snap(pale_mask):
+        return ink.snap_symbols(
+            page < 128, box, np.int32([k]), np.float32([0.9]), [k], 2.0, 0.6,
+            staff_space=10.0, pale_mask=pale_mask,
+        )[0][0]
+
+    np.testing.assert_array_equal(snap(pale), [10, 14, 40, 32])
+    np.testing.assert_array_equal(snap(None), [10, 20, 40, 32])
+    page[35:37, 18:20] = 255  # Paper between them: two symbols.
+    np.testing.assert_array_equal(snap(ink.pale_ink(page, 10.0)), [10, 20, 40, 32])
+
+
 def test_a_beams_end_to_end_halves_are_one_beam():
     """Decoded side by side (IoU 0.02, so not by overlap), but on one long component: the
     better half takes the whole beam and the other is dropped."""

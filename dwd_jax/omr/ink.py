@@ -22,7 +22,9 @@ component the best-scoring is kept if they overlap or the component is a long st
 
 Symbols (`config.omr.symbol_classes`: clefs, accidentals, dots, ...) are re-measured the
 same way on the ink without its staff lines (`staves.erase_lines`), where each is a
-component of its own. With `config.omr.staves_from_ink` the `staff` class is the staves
+component of its own; on a coarse or blurred capture a symbol's thin strokes can fade above
+grey 128 and leave it in dark pieces, which the paler ink between them joins again
+(`pale_ink`, `_joined_pieces`). With `config.omr.staves_from_ink` the `staff` class is the staves
 found on the ink (`staves.find`); with `config.omr.ledger_lines_from_heads` ledger lines
 are those the detected note heads beyond a staff stand on (`ledgers.from_heads`).
 """
@@ -85,6 +87,21 @@ _MAX_GROWTH = 1.3
 # misses most of them.
 _SPUR_WIDTH = 0.35
 _SPUR_LENGTH = 0.5
+# A symbol that fell apart on a coarse or blurred capture (a tuplet 3's thin tips) leaves
+# dark pieces joined by paler ink: below this grey level, within its decoded box grown by
+# _PIECE_REACH staff spaces (a decoded box can stop short of a tip), pieces joined to its
+# largest are one symbol with it. 128 is the ink itself.
+_PALE_BELOW = 192
+_PIECE_REACH = 0.25
+# ...if each lies at least this share inside that window (a neighbour's piece, a note head
+# beside an accidental, only pokes in) and holds at least _PIECE_LEAST square staff spaces:
+# a blurred scan's specks of erased staff line beside a rest or an accidental are smaller,
+# and joined they widened its box (0.06 missed a coarse capture's tuplet tips).
+_PIECE_INSIDE = 0.8
+_PIECE_LEAST = 0.03
+# Pale horizontal runs this many staff spaces long are staff lines and their halos, found
+# or not, which would join every piece along a staff.
+_LINE_RUN = 2.0
 # A network dot detection is of a dot found on the ink if their boxes overlap this much: the
 # decoded box of a 7-px dot is a few pixels off at stride 2, so IoU 0.5 would miss some.
 _SEEN_IOU = 0.3
@@ -234,15 +251,17 @@ def refine_upright(
         return boxes, classes, scores
     if without_lines:
         symbols = staves_lib.erase_lines(ink_mask, found)
+        pale = pale_ink(page, staff_space)
     if len(d.symbol_classes):
         boxes, keep = snap_symbols(
             symbols, boxes, classes, scores, classes_lib.model_labels(d.symbol_classes),
-            d.symbol_max_change, d.symbol_min_share, staff_space,
+            d.symbol_max_change, d.symbol_min_share, staff_space, pale,
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if d.accidentals_by_shape:
         boxes, classes, scores = name_accidentals(
-            symbols, boxes, classes, scores, d.symbol_max_change, d.symbol_min_share, staff_space
+            symbols, boxes, classes, scores, d.symbol_max_change, d.symbol_min_share,
+            staff_space, pale,
         )
     if d.c_clefs_by_line:
         classes = clefs.name_by_line(found, boxes, classes, ink_mask)
@@ -358,6 +377,7 @@ def name_accidentals(
     max_change: float = np.inf,
     min_share: float = 0.0,
     staff_space: float = 0.0,
+    pale_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detections with each flat, natural and sharp (of a key signature, or beside a note)
     named by its shape (`accidentals.shape`), where the shape decides; two detections of one
@@ -369,8 +389,8 @@ def name_accidentals(
         (`snap_symbols`: read from a decoded box, a note head beside it can be the larger
         component).
       classes: i32[N] model classes; scores: f32[N].
-      max_change, min_share, staff_space: as `snap_symbols`'; an accidental whose component
-        holds less than `min_share` of its box's ink keeps the network's class
+      max_change, min_share, staff_space, pale_mask: as `snap_symbols`'; an accidental whose
+        component holds less than `min_share` of its box's ink keeps the network's class
         (`accidentals.shape`).
 
     Returns:
@@ -384,7 +404,8 @@ def name_accidentals(
         classes[chosen] = np.where(shapes > 0, family_labels[shapes - 1], classes[chosen])
     every = classes_lib.model_labels([name for family in accidentals.FAMILIES for name in family])
     boxes, keep = snap_symbols(
-        symbols_mask, boxes, classes, scores, every, max_change, min_share, staff_space
+        symbols_mask, boxes, classes, scores, every, max_change, min_share, staff_space,
+        pale_mask,
     )
     return boxes[keep], classes[keep], scores[keep]
 
@@ -448,6 +469,7 @@ def snap_symbols(
     max_change: float = np.inf,
     min_share: float = 0.0,
     staff_space: float = 0.0,
+    pale_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes of symbol classes replaced by their ink component's once staff lines are erased.
 
@@ -458,9 +480,12 @@ def snap_symbols(
     of one object dropped). A compact component more than `max_change` times taller or wider
     than the box, or less than 1 / `max_change`, is not the symbol's (on a blurred page a
     symbol merges with its neighbour), nor is one holding less than `min_share` of the ink
-    inside the box (the symbol fell apart): the box stays as decoded. Given the
-    `staff_space`, a component is cut where it runs on beyond the decoded box as a thin
-    spur (`_trim_spurs`: a piece of staff line the erasure left).
+    inside the box (the symbol fell apart): the box stays as decoded. Given a `pale_mask`,
+    the pieces of a symbol that fell apart on a coarse or blurred capture count as one
+    component with the largest: those joined to it by pale ink inside the decoded box and
+    lying mostly inside it (`_joined_pieces`). Given the `staff_space`, a component is cut
+    where it runs on beyond the decoded box as a thin spur (`_trim_spurs`: a piece of staff
+    line the erasure left).
 
     Args:
       symbols_mask: bool[H, W] the page's ink with its staff lines erased
@@ -471,6 +496,7 @@ def snap_symbols(
       max_change: the largest factor between the component's and the box's sizes.
       min_share: the least share of the box's ink the component must hold.
       staff_space: the page's staff space in pixels; 0 = spurs are not cut.
+      pale_mask: bool[H, W] the page's pale ink (`pale_ink`), or None: pieces never join.
 
     Returns:
       (f32[N, 4] boxes, bool[N] keep): keep is False for a fragment.
@@ -481,7 +507,38 @@ def snap_symbols(
     return _snap_to_components(
         symbols_mask, boxes, classes, scores, chosen, max_growth=max_change,
         max_shrink=max_change, min_share=min_share, staff_space=staff_space,
+        pale_mask=pale_mask,
     )
+
+
+def pale_ink(page: np.ndarray, staff_space: float) -> np.ndarray:
+    """bool[H, W]: the pixels of u8[H, W] `page` darker than `_PALE_BELOW`, less every
+    horizontal run of them `_LINE_RUN` staff spaces long (staff lines and their halos)."""
+    pale = (np.asarray(page) < _PALE_BELOW).astype(np.uint8)
+    run = max(int(round(_LINE_RUN * staff_space)), 3)
+    lines = cv2.morphologyEx(pale, cv2.MORPH_OPEN, np.ones((1, run), np.uint8))
+    return (pale > 0) & (lines == 0)
+
+
+def _joined_pieces(
+    components: np.ndarray,
+    pale: np.ndarray,
+    window: tuple[slice, slice],
+    label: int,
+    sizes: np.ndarray,
+    least: float,
+) -> np.ndarray:
+    """i64[M] the labels of component `label` and of the pieces of its symbol around a decoded
+    box: the components of `components` (i32[H, W], the page's labelled ink) joined to it by
+    `pale` (bool[H, W], the page's pale ink) within `window` (the box grown by
+    `_PIECE_REACH`), each with at least `_PIECE_INSIDE` of its pixels (`sizes`, i64[K + 1])
+    inside the window and at least `least` pixels."""
+    inside = components[window]
+    linked, _ = ndimage.label(pale[window] | (inside > 0), structure=np.ones((3, 3), bool))
+    own = linked[inside == label][0]
+    joined, counts = np.unique(inside[(linked == own) & (inside > 0)], return_counts=True)
+    piece = (counts >= _PIECE_INSIDE * sizes[joined]) & (sizes[joined] >= least)
+    return joined[(joined == label) | piece]
 
 
 def _snap_to_components(
@@ -495,9 +552,11 @@ def _snap_to_components(
     max_shrink: float = np.inf,
     min_share: float = 0.0,
     staff_space: float = 0.0,
+    pale_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`snap_solids`' matching of detections `chosen` (i64[K]) to the 8-connected components
-    of `mask` (bool[H, W]); a component more than `max_growth` times a box's height or width
+    of `mask` (bool[H, W]) (with a `pale_mask`, a component and the pieces it joins,
+    `_joined_pieces`, are one); a component more than `max_growth` times a box's height or width
     (unless the detection is a piece of a stroke, `_STROKE_CLASSES`, and the component that
     stroke), or less than 1 / `max_shrink` (unless the component is long and thin along the
     box), or holding less than `min_share` of the ink inside the box, leaves the box as it
@@ -512,6 +571,7 @@ def _snap_to_components(
     is_stroke = np.isin(classes, classes_lib.model_labels(_STROKE_CLASSES))
     components, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
     slices = ndimage.find_objects(components)
+    sizes = np.bincount(components.ravel()) if pale_mask is not None else None
     height, width = mask.shape
     taken: dict[tuple[int, int], int] = {}  # (class, component) -> detection.
     # (class, component) -> detections the component was too large for.
@@ -524,17 +584,28 @@ def _snap_to_components(
         return not (y0 <= y <= y1 and x0 <= x <= x1)
     for i in chosen[np.argsort(-scores[chosen], kind="stable")]:
         y0, x0, y1, x1 = boxes[i]
-        inside = components[
-            max(int(y0), 0) : min(int(np.ceil(y1)), height),
-            max(int(x0), 0) : min(int(np.ceil(x1)), width),
-        ]
+        window = (
+            slice(max(int(y0), 0), min(int(np.ceil(y1)), height)),
+            slice(max(int(x0), 0), min(int(np.ceil(x1)), width)),
+        )
+        inside = components[window]
         counts = np.bincount(inside.ravel())
         if len(counts) < 2 or not counts[1:].any():
             continue
         label = int(counts[1:].argmax()) + 1
-        if counts[label] < min_share * counts[1:].sum():
+        members = np.array([label])
+        if pale_mask is not None:
+            reach = int(round(_PIECE_REACH * staff_space))
+            grown = (
+                slice(max(window[0].start - reach, 0), min(window[0].stop + reach, height)),
+                slice(max(window[1].start - reach, 0), min(window[1].stop + reach, width)),
+            )
+            least = _PIECE_LEAST * staff_space**2
+            members = _joined_pieces(components, pale_mask, grown, label, sizes, least)
+        held = counts[members[members < len(counts)]].sum()  # The box's ink they hold.
+        if held < min_share * counts[1:].sum():
             continue  # The symbol fell apart (a blurred ring, a faded clef): kept as decoded.
-        rows, cols = slices[label - 1]
+        rows, cols = _union(slices, members)
         box = np.float32([rows.start, cols.start, rows.stop, cols.stop])
         comp_h, comp_w = rows.stop - rows.start, cols.stop - cols.start
         long_side, short_side = max(comp_h, comp_w), min(comp_h, comp_w)
@@ -564,7 +635,7 @@ def _snap_to_components(
             taken[key] = i
             if not any(apart(j, i) for j in outgrown.get(key, ())):
                 if staff_space > 0 and not is_stroke[i]:
-                    piece = components[rows, cols] == label
+                    piece = np.isin(components[rows, cols], members)
                     rows, cols = _trim_spurs(piece, rows, cols, boxes[i], staff_space)
                     box = np.float32([rows.start, cols.start, rows.stop, cols.stop])
                 out[i] = box
@@ -576,6 +647,13 @@ def _snap_to_components(
         else:  # Two objects on one component (a chord's touching note heads): as decoded.
             out[taken[key]] = boxes[taken[key]]
     return out, keep
+
+
+def _union(slices: list[tuple[slice, slice]], labels: np.ndarray) -> tuple[slice, slice]:
+    """The (rows, cols) slices spanning components `labels` (1-based) of `slices`."""
+    spans = np.array([[s.start, s.stop] for label in labels for s in slices[label - 1]])
+    rows, cols = spans[0::2], spans[1::2]
+    return slice(rows[:, 0].min(), rows[:, 1].max()), slice(cols[:, 0].min(), cols[:, 1].max())
 
 
 def _trim_spurs(
