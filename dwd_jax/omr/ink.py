@@ -482,10 +482,10 @@ def snap_symbols(
     symbol merges with its neighbour), nor is one holding less than `min_share` of the ink
     inside the box (the symbol fell apart): the box stays as decoded. Given a `pale_mask`,
     the pieces of a symbol that fell apart on a coarse or blurred capture count as one
-    component with the largest: those joined to it by pale ink inside the decoded box and
-    lying mostly inside it (`_joined_pieces`). Given the `staff_space`, a component is cut
-    where it runs on beyond the decoded box as a thin spur (`_trim_spurs`: a piece of staff
-    line the erasure left).
+    component with the largest: those joined to it by pale ink near the decoded box, lying
+    mostly there and larger than specks (`_joined_pieces`). Given the `staff_space`, a
+    component is cut where it runs on beyond the decoded box as a thin spur (`_trim_spurs`:
+    a piece of staff line the erasure left).
 
     Args:
       symbols_mask: bool[H, W] the page's ink with its staff lines erased
