@@ -572,7 +572,6 @@ def _snap_to_components(
     components, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
     slices = ndimage.find_objects(components)
     sizes = np.bincount(components.ravel()) if pale_mask is not None else None
-    height, width = mask.shape
     taken: dict[tuple[int, int], int] = {}  # (class, component) -> detection.
     # (class, component) -> detections the component was too large for.
     outgrown: dict[tuple[int, int], list[int]] = {}
@@ -584,22 +583,14 @@ def _snap_to_components(
         return not (y0 <= y <= y1 and x0 <= x <= x1)
     for i in chosen[np.argsort(-scores[chosen], kind="stable")]:
         y0, x0, y1, x1 = boxes[i]
-        window = (
-            slice(max(int(y0), 0), min(int(np.ceil(y1)), height)),
-            slice(max(int(x0), 0), min(int(np.ceil(x1)), width)),
-        )
-        inside = components[window]
+        inside = components[_window(boxes[i], mask.shape)]
         counts = np.bincount(inside.ravel())
         if len(counts) < 2 or not counts[1:].any():
             continue
         label = int(counts[1:].argmax()) + 1
         members = np.array([label])
         if pale_mask is not None:
-            reach = int(round(_PIECE_REACH * staff_space))
-            grown = (
-                slice(max(window[0].start - reach, 0), min(window[0].stop + reach, height)),
-                slice(max(window[1].start - reach, 0), min(window[1].stop + reach, width)),
-            )
+            grown = _window(boxes[i], mask.shape, int(round(_PIECE_REACH * staff_space)))
             least = _PIECE_LEAST * staff_space**2
             members = _joined_pieces(components, pale_mask, grown, label, sizes, least)
         held = counts[members[members < len(counts)]].sum()  # The box's ink they hold.
@@ -647,6 +638,16 @@ def _snap_to_components(
         else:  # Two objects on one component (a chord's touching note heads): as decoded.
             out[taken[key]] = boxes[taken[key]]
     return out, keep
+
+
+def _window(box: np.ndarray, shape: tuple[int, int], grow: int = 0) -> tuple[slice, slice]:
+    """The (rows, cols) of a page of `shape` under f32[4] `box` `[y0, x0, y1, x1]`, grown by
+    `grow` pixels each way."""
+    y0, x0, y1, x1 = box
+    return (
+        slice(max(int(y0) - grow, 0), min(int(np.ceil(y1)) + grow, shape[0])),
+        slice(max(int(x0) - grow, 0), min(int(np.ceil(x1)) + grow, shape[1])),
+    )
 
 
 def _union(slices: list[tuple[slice, slice]], labels: np.ndarray) -> tuple[slice, slice]:
