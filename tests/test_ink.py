@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from drawing import draw as _page
-from scipy import ndimage
+from scipy import ndimage, optimize, special
 
 from configs import default
 from dwd_jax import classes as classes_lib
@@ -54,6 +54,28 @@ def test_a_ledger_line_on_scanned_paper_gets_its_rows():
     # Grey ink is lighter than black: the summed darkness reads the line about 0.8x as thick.
     assert abs((out[0, 0] + out[0, 2]) / 2 - 42.0) < 0.3
     assert 3.0 < out[0, 2] - out[0, 0] < 4.5
+    np.testing.assert_array_equal(out[0, [1, 3]], decoded[0, [1, 3]])
+
+
+def test_a_ledger_line_blurred_past_its_search_window_gets_its_rows():
+    """A blurred line decoded thinner than it is and off its centre: its halo reaches the
+    search window's edge, and its edges are where the blurred profile falls to half its
+    peak (the decoded box was kept)."""
+    ledger, sigma = (40.0, 10.0, 44.0, 50.0), 1.8  # 4 px high, 40 wide.
+    coverage = 1.0 - _page((80, 60), [ledger]).astype(np.float64) / 255.0
+    paper, ink_level = 232.0, 40.0
+    grey = paper - (paper - ink_level) * ndimage.gaussian_filter(coverage, sigma)
+    grey += np.random.default_rng(0).normal(0.0, 4.0, grey.shape)
+    page = np.clip(np.round(grey), 0, 255).astype(np.uint8)
+    decoded = np.float32([[42.5, 8.0, 44.5, 51.0]])  # Centred 1.5 px low, half as thick.
+    out = ink.snap_lines(page, decoded, np.int32([LEDGER]), [LEDGER])
+
+    def profile(y):  # The 4-px step pair blurred by the Gaussian, exactly.
+        scale = sigma * 2**0.5
+        return (special.erf((y - 40.0) / scale) - special.erf((y - 44.0) / scale)) / 2
+
+    reach = optimize.brentq(lambda d: profile(42.0 + d) - profile(42.0) / 2, 0.0, 10.0)
+    np.testing.assert_allclose(out[0, [0, 2]], [42.0 - reach, 42.0 + reach], atol=0.3)
     np.testing.assert_array_equal(out[0, [1, 3]], decoded[0, [1, 3]])
 
 

@@ -705,8 +705,10 @@ def snap_lines(
     the run of profile > 0.05 around the strong (>= 0.5) position nearest the decoded centre,
     within the decoded thickness plus 3 px on each side; its thickness is the run's summed
     darkness and its centre the midpoint of its edges, each read from its edge pixel's
-    darkness (exact for a box-filtered rectangle). A box without such a run,
-    or whose run reaches the search window's edge (something wider than a line), is kept.
+    darkness (exact for a box-filtered rectangle). Where the run reaches the search window's
+    edge (a blurred line's halo), the line's edges are where the profile falls to half its
+    peak. A box without such a run, or whose profile stays above half its peak to the
+    window's edge (something wider than a line), is kept.
 
     Args:
       page: u8[H, W] grey page, 0 = ink, at the boxes' resolution.
@@ -755,8 +757,12 @@ def _snap_across(dark: np.ndarray, box: tuple[float, float, float, float]):
     peak = strong[np.argmin(np.abs(position[strong] - centre))]
     faint = profile <= _FAINT
     before, after = np.flatnonzero(faint[:peak]), np.flatnonzero(faint[peak + 1 :])
-    if not len(before) or not len(after):  # The run reaches the window's edge: not a line.
-        return None
+    if not len(before) or not len(after):
+        # A blurred line's halo can reach the window's edge (a decoded box thinner than the
+        # line and off its centre): its edges are where it falls to half its peak, since a
+        # step blurred by any symmetric kernel is half dark at the step. Something wider than
+        # a line stays dark there too: None.
+        return _half_peak_span(profile, peak, c0)
     left, right = before[-1], peak + 1 + after[0]
     # An edge pixel's coverage a puts the line's edge a pixel-width inside it: the run starts
     # at (its first pixel + 1 - a) and ends at (its last pixel + a). The two edges' midpoint is
@@ -767,3 +773,26 @@ def _snap_across(dark: np.ndarray, box: tuple[float, float, float, float]):
     thickness = float(profile[first:right].sum())
     mid = (start + end) / 2
     return mid - thickness / 2, mid + thickness / 2
+
+
+def _half_peak_span(profile: np.ndarray, peak: int, offset: int) -> tuple[float, float] | None:
+    """(start, end) where `profile` (f32[W], the cross-profile of a window starting at pixel
+    `offset`) falls to half the top of the strong run through index `peak`, interpolated
+    between pixel centres; None where it does not fall that far on both sides in the window
+    (something wider than a line)."""
+    strong = profile >= _STRONG
+    lo, hi = peak, peak
+    while lo > 0 and strong[lo - 1]:
+        lo -= 1
+    while hi < len(profile) - 1 and strong[hi + 1]:
+        hi += 1
+    half = float(profile[lo : hi + 1].max()) / 2
+    below = profile < half
+    before, after = np.flatnonzero(below[:lo]), np.flatnonzero(below[hi + 1 :])
+    if not len(before) or not len(after):
+        return None
+    i, j = before[-1], hi + 1 + after[0]  # Last pixel below half on each side.
+    # Pixel centres sit at +0.5; the crossing lies between a pixel below half and its neighbour.
+    start = offset + i + 0.5 + (half - profile[i]) / (profile[i + 1] - profile[i])
+    end = offset + j - 0.5 + (profile[j - 1] - half) / (profile[j - 1] - profile[j])
+    return float(start), float(end)
