@@ -450,24 +450,24 @@ def get_config() -> ml_collections.ConfigDict:
     # not on one scale. Tuned on validation for the highest F1 at IoU 0.5 of each class with 20
     # objects there, the rest sharing one (benchmarks/score_thresholds.py prints both lines).
     # 0 and () write every detection; a model of your own wants its own (they are its scores').
-    c.detect.min_score = 0.49
+    c.detect.min_score = 0.44
     c.detect.class_min_scores = (
-        ("ledgerLine", 0.27), ("repeatDot", 0.22), ("clefG", 0.43), ("clefCAlto", 0.06),
-        ("clefF", 0.43), ("timeSig2", 0.54), ("timeSig4", 0.55), ("timeSig8", 0.45),
-        ("noteheadBlackOnLine", 0.52), ("noteheadBlackInSpace", 0.41), ("noteheadHalfOnLine", 0.62),
-        ("noteheadHalfInSpace", 0.60), ("noteheadWholeOnLine", 0.62),
-        ("noteheadWholeInSpace", 0.47), ("augmentationDot", 0.41), ("stem", 0.39),
-        ("flag8thUp", 0.52), ("flag8thDown", 0.54), ("flag16thDown", 0.33),
-        ("accidentalFlat", 0.29), ("accidentalNatural", 0.28), ("accidentalSharp", 0.51),
-        ("keyFlat", 0.42), ("keySharp", 0.48), ("articAccentBelow", 0.47),
-        ("articStaccatoAbove", 0.06), ("articStaccatoBelow", 0.17), ("articTenutoBelow", 0.33),
-        ("articStaccatissimoAbove", 0.52), ("articStaccatissimoBelow", 0.32),
-        ("articMarcatoAbove", 0.58), ("fermataAbove", 0.36), ("restDoubleWhole", 0.64),
-        ("restWhole", 0.67), ("restHalf", 0.68), ("restQuarter", 0.51), ("rest8th", 0.47),
-        ("rest16th", 0.62), ("dynamicP", 0.43), ("dynamicF", 0.33), ("dynamicS", 0.66),
-        ("ornamentTrill", 0.40), ("tuplet3", 0.39), ("slur", 0.14), ("beam", 0.16), ("tie", 0.23),
-        ("dynamicCrescendoHairpin", 0.07), ("tuplet5", 0.29), ("tupletBracket", 0.37),
-        ("staff", 0.67),
+        ("ledgerLine", 0.22), ("repeatDot", 0.20), ("clefG", 0.64), ("clefCAlto", 0.14),
+        ("clefF", 0.45), ("timeSig2", 0.53), ("timeSig4", 0.67), ("timeSig8", 0.60),
+        ("noteheadBlackOnLine", 0.65), ("noteheadBlackInSpace", 0.44),
+        ("noteheadHalfOnLine", 0.66), ("noteheadHalfInSpace", 0.55), ("noteheadWholeOnLine", 0.64),
+        ("noteheadWholeInSpace", 0.66), ("augmentationDot", 0.44), ("stem", 0.37),
+        ("flag8thUp", 0.48), ("flag8thDown", 0.65), ("flag16thDown", 0.50),
+        ("accidentalFlat", 0.50), ("accidentalNatural", 0.34), ("accidentalSharp", 0.62),
+        ("keyFlat", 0.40), ("keySharp", 0.58), ("articAccentBelow", 0.59),
+        ("articStaccatoAbove", 0.22), ("articStaccatoBelow", 0.17), ("articTenutoBelow", 0.40),
+        ("articStaccatissimoAbove", 0.68), ("articStaccatissimoBelow", 0.35),
+        ("articMarcatoAbove", 0.66), ("fermataAbove", 0.55), ("restDoubleWhole", 0.70),
+        ("restWhole", 0.58), ("restHalf", 0.70), ("restQuarter", 0.54), ("rest8th", 0.44),
+        ("rest16th", 0.59), ("dynamicP", 0.41), ("dynamicF", 0.61), ("dynamicS", 0.66),
+        ("ornamentTrill", 0.64), ("tuplet3", 0.57), ("slur", 0.16), ("beam", 0.19), ("tie", 0.20),
+        ("dynamicCrescendoHairpin", 0.11), ("dynamicDiminuendoHairpin", 0.29), ("tuplet5", 0.35),
+        ("tupletBracket", 0.48), ("staff", 0.67),
     )
     # Bands per device in one call; a batch is this times the local device count. On CPU a
     # batch of 2 costs twice one, so 1; raise it on accelerators.
