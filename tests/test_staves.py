@@ -273,3 +273,24 @@ def test_staves_are_followed_along_turned_and_converging_lines():
     head_box = np.float32([[head_above[0] - 6, 692, head_above[0] + 6, 708]])
     boxes, _ = ledgers.from_heads(ink_mask, found, head_box, np.float32([0.9]), SPACE)
     np.testing.assert_allclose(boxes, [[ledger_top, 685, ledger_top + 2, 715]], atol=1.0)
+
+
+def test_long_runs_are_those_a_run_length_count_keeps():
+    """`_keep_runs` against runs counted one row at a time, on random masks and lengths
+    (fractional lengths round up; runs at the page's edges are cut there)."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        height, width = rng.integers(1, 40, 2)
+        mask = rng.random((height, width)) < rng.random()
+        length = rng.uniform(0.0, 12.0)
+        want = np.zeros_like(mask)
+        for y in range(height):
+            x = 0
+            while x < width:
+                end = x
+                while end < width and mask[y, end]:
+                    end += 1
+                if end > x and end - x >= length:
+                    want[y, x:end] = True
+                x = max(end, x + 1)
+        np.testing.assert_array_equal(staves._keep_runs(mask, length), want)

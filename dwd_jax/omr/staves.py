@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -382,14 +383,14 @@ def _rows(centre: float | np.ndarray, thickness: float) -> tuple:
 
 
 def _keep_runs(mask: np.ndarray, min_length: float) -> np.ndarray:
-    """bool[H, W]: the pixels of `mask`'s horizontal runs at least `min_length` long."""
-    height, width = mask.shape
-    flat = np.pad(mask, ((0, 0), (1, 1))).ravel().astype(np.int8)
-    steps = np.diff(flat)
-    starts, ends = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
-    keep = ends - starts >= min_length
-    marks = np.zeros(flat.size + 1, np.int32)
-    np.add.at(marks, starts[keep] + 1, 1)
-    np.add.at(marks, ends[keep] + 1, -1)
-    padded = np.cumsum(marks[:-1]).reshape(height, width + 2).astype(bool)
-    return padded[:, 1:-1]
+    """bool[H, W]: the pixels of `mask`'s horizontal runs at least `min_length` long.
+
+    An opening by a 1 x ceil(min_length) line: the erosion keeps the first pixel of every
+    window of that many inked pixels, the dilation spreads each back over its window (the
+    anchors make the two windows mirror images, so nothing shifts), and outside the page is
+    paper. Several times faster than marking the runs' ends and summing along rows."""
+    n = max(int(np.ceil(min_length)), 1)
+    line = np.ones((1, n), np.uint8)
+    paper = {"borderType": cv2.BORDER_CONSTANT, "borderValue": 0}
+    first = cv2.erode(np.ascontiguousarray(mask, np.uint8), line, anchor=(0, 0), **paper)
+    return cv2.dilate(first, line, anchor=(n - 1, 0), **paper).astype(bool)
