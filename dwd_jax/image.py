@@ -111,3 +111,17 @@ def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
     matrix = boxes_lib.rotation_matrix(image.shape, degrees)
     height, width = image.shape
     return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=255)
+
+
+def open_rect(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """bool[H, W] `mask` opened by a `height` x `width` rectangle, exactly as
+    `ndimage.binary_opening` with that structure (paper beyond the border): what survives is
+    every pixel of some rectangle of that size wholly inside the mask. OpenCV's `morphologyEx`
+    dilates with the erosion's own anchor, which shifts an even-sized opening by a pixel; the
+    dilation here takes the mirrored anchor."""
+    kernel = np.ones((height, width), np.uint8)
+    anchor = (width // 2, height // 2)
+    mirrored = (width - 1 - anchor[0], height - 1 - anchor[1])
+    paper = {"borderType": cv2.BORDER_CONSTANT, "borderValue": 0}
+    eroded = cv2.erode(np.ascontiguousarray(mask, np.uint8), kernel, anchor=anchor, **paper)
+    return cv2.dilate(eroded, kernel, anchor=mirrored, **paper).astype(bool)

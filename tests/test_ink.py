@@ -10,6 +10,7 @@ from scipy import ndimage, optimize, special
 
 from configs import default
 from dwd_jax import classes as classes_lib
+from dwd_jax import image as image_lib
 from dwd_jax.detection import detect
 from dwd_jax.omr import ink
 
@@ -131,7 +132,7 @@ def test_opening_by_a_square_is_scipys_exactly(sample_page_path):
     for size in (2, 5, 8):
         want = ndimage.binary_opening(mask, structure=np.ones((size, size), bool))
         assert want.any() and (want != mask).any()
-        np.testing.assert_array_equal(ink.open_square(mask, size), want)
+        np.testing.assert_array_equal(image_lib.open_rect(mask, size, size), want)
 
 
 BEAM = classes_lib.label_of("beam") + 1
@@ -198,7 +199,7 @@ def test_a_head_the_network_boxed_alone_keeps_its_box_beside_a_touching_second()
     alone = _page((80, 80), [], heads[:1])
     out, _ = ink.snap_solids(alone, np.float32([[36.0, 24.5, 44.0, 35.5]]), np.int32([k]),
                              np.float32([0.9]), [k], 20.0)
-    rows, cols = np.nonzero(ink.open_square(alone < 128, 7))  # 0.35 staff spaces.
+    rows, cols = np.nonzero(image_lib.open_rect(alone < 128, 7, 7))  # 0.35 staff spaces.
     np.testing.assert_array_equal(out[0], [rows.min(), cols.min(), rows.max() + 1, cols.max() + 1])
 
 

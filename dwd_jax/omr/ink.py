@@ -443,21 +443,8 @@ def snap_solids(
     if not len(chosen):
         return np.array(boxes, np.float32, copy=True), np.ones(len(boxes), bool)
     size = max(int(round(_OPENING * staff_space)), 2)
-    solid = open_square(page < INK_BELOW, size)
+    solid = image_lib.open_rect(page < INK_BELOW, size, size)
     return _snap_to_components(solid, boxes, classes, scores, chosen, max_growth=_MAX_GROWTH)
-
-
-def open_square(mask: np.ndarray, size: int) -> np.ndarray:
-    """bool[H, W] `mask` opened by a `size` x `size` square, exactly as
-    `ndimage.binary_opening` with that structure (paper beyond the border). OpenCV's
-    `morphologyEx` dilates with the erosion's own anchor, which shifts an even-sized square's
-    opening by a pixel; the dilation here takes the mirrored anchor."""
-    kernel = np.ones((size, size), np.uint8)
-    anchor = size // 2
-    border = dict(borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    eroded = cv2.erode(mask.astype(np.uint8), kernel, anchor=(anchor, anchor), **border)
-    mirrored = size - 1 - anchor
-    return cv2.dilate(eroded, kernel, anchor=(mirrored, mirrored), **border).astype(bool)
 
 
 def snap_symbols(

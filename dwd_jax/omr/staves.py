@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 from scipy import ndimage
+
+from dwd_jax import image as image_lib
 
 _MIN_RUN = 4.0  # Staff spaces: shorter horizontal runs are symbols, not staff lines.
 _MAX_THICK = 0.4  # Staff spaces: thicker vertical runs are beams or solids, not lines.
@@ -383,14 +384,6 @@ def _rows(centre: float | np.ndarray, thickness: float) -> tuple:
 
 
 def _keep_runs(mask: np.ndarray, min_length: float) -> np.ndarray:
-    """bool[H, W]: the pixels of `mask`'s horizontal runs at least `min_length` long.
-
-    An opening by a 1 x ceil(min_length) line: the erosion keeps the first pixel of every
-    window of that many inked pixels, the dilation spreads each back over its window (the
-    anchors make the two windows mirror images, so nothing shifts), and outside the page is
-    paper. Several times faster than marking the runs' ends and summing along rows."""
-    n = max(int(np.ceil(min_length)), 1)
-    line = np.ones((1, n), np.uint8)
-    paper = {"borderType": cv2.BORDER_CONSTANT, "borderValue": 0}
-    first = cv2.erode(np.ascontiguousarray(mask, np.uint8), line, anchor=(0, 0), **paper)
-    return cv2.dilate(first, line, anchor=(n - 1, 0), **paper).astype(bool)
+    """bool[H, W]: the pixels of `mask`'s horizontal runs at least `min_length` long: its
+    opening by a 1 x ceil(min_length) line."""
+    return image_lib.open_rect(mask, 1, max(int(np.ceil(min_length)), 1))
