@@ -100,10 +100,19 @@ PRELUDE = r"""
    (define (tagged name body)
      (if (string-null? body) body
          (string-append "<g data-glyph=\"" name "\">\n" body "</g>\n")))
+   ;; A music glyph's outline is the same every time it is drawn in one font (its place is
+   ;; the enclosing group's): converted once, not per note head, a dense page is drawn ~8x
+   ;; faster. Not text glyphs: each one's offset along its string is in its path.
+   (define cache (make-hash-table 1024))
+   (define (cached key make)
+     (or (hash-ref cache key)
+         (let ((value (make))) (hash-set! cache key value) value)))
    (module-set!
     svg 'stencil-dispatch-alist
     (cons*
-     (cons 'named-glyph (lambda (font name) (tagged name (named-glyph font name))))
+     (cons 'named-glyph
+           (lambda (font name)
+             (cached (list font name) (lambda () (tagged name (named-glyph font name))))))
      (cons 'glyph-string
            (lambda (pango-font ps-name size cid? glyphs . rest)
              (let ((out (string-concatenate
@@ -223,8 +232,8 @@ def ly_from_music21(score) -> str:
     includes lilypond-book's preamble (which crops pages to the music) and forces the system
     breaks of the source file (`\\break`, which overfill LilyPond's lines at other staff
     sizes); the version is replaced, the rest removed, so LilyPond breaks lines itself (as
-    the verovio path's `breaks: auto`).
-    Its translator writes notes, rests, chords, beams, ties, tuplets, fermatas, lyrics, clefs,
+    the verovio path's `breaks: auto`). A score whose staves one brace joins is written as a
+    PianoStaff (music21 writes no staff groups). Its translator writes notes, rests, chords, beams, ties, tuplets, fermatas, lyrics, clefs,
     keys and time signatures; `_converter` adds dynamics, hairpins, slurs, articulations and
     ornaments. Grace notes are dropped by music21.
 
@@ -237,11 +246,29 @@ def ly_from_music21(score) -> str:
     converter = _converter()()
     converter.loadFromMusic21Object(score)
     text = str(converter.topLevelObject)
+    if _braced(score):  # music21 writes no staff groups: a piano's brace would be missing.
+        text = re.sub(r"(\\score\s*\{\s*)<<", r"\1\\new PianoStaff <<", text, count=1)
     text = text.replace('\\include "lilypond-book-preamble.ly"', "")
     text = re.sub(r"\\break\b", "", text)
     return re.sub(r'\\version\s+"[^"]*"', f'\\\\version "{_LY_VERSION}"', text, count=1)
 
 
+def _braced(score) -> bool:
+    """Whether one brace joins all of a score's staves (a piano's, a harp's): LilyPond's
+    PianoStaff. Groups of some of its staves are not written (music21 writes none)."""
+    parts = list(getattr(score, "parts", ()))
+    if len(parts) < 2:
+        return False
+    return any(
+        group.symbol == "brace" and set(map(id, group.getSpannedElements())) >= set(map(id, parts))
+        for group in score.getElementsByClass("StaffGroup")
+    )
+
+
+# (music21 clef sign, line) -> LilyPond clef name.
+_CLEF_NAMES = {("G", 2): "treble", ("F", 4): "bass", ("C", 3): "alto", ("C", 4): "tenor",
+               ("C", 1): "soprano", ("C", 2): "mezzosoprano", ("F", 3): "varbaritone",
+               ("C", 5): "baritone", ("G", 1): "french", ("F", 5): "subbass"}
 # music21 articulation / expression class -> LilyPond post-event.
 _ARTICULATIONS = {"Staccato": "-.", "Accent": "->", "Tenuto": "--", "Staccatissimo": "-!",
                   "StrongAccent": "-^", "UpBow": "\\upbow", "DownBow": "\\downbow"}
@@ -280,6 +307,33 @@ def _converter():
                 # default type, as verovio reads it) is drawn below the staff.
                 events = ["_\\fermata " if e == "\\fermata " else e for e in events]
             return events + _marks(generalNote, self._dynamics_done)
+
+        def lyEmbeddedScmFromClef(self, clefObj):
+            # music21 names only a few clefs and writes `\clef ""` (a treble clef) for the
+            # others: the bass clef an octave down among them.
+            scm = super().lyEmbeddedScmFromClef(clefObj)
+            base = _CLEF_NAMES.get((clefObj.sign, clefObj.line))
+            if '""' in scm.content and base is not None:
+                octave = {-2: "_15", -1: "_8", 0: "", 1: "^8", 2: "^15"}.get(
+                    clefObj.octaveChange or 0, "")
+                scm.content = scm.content.replace('""', f'"{base}{octave}"')
+            return scm
+
+        def closeMeasure(self, barChecksOnly=False):
+            # music21 writes an end repeat as a final barline and drops start repeats (a
+            # measure's left barline): the bar between two measures says both.
+            measure = self.currentMeasure
+            closing = super().closeMeasure(barChecksOnly)
+            if closing is None or barChecksOnly or self.variantMode:
+                return closing
+            ends = getattr(measure.rightBarline, "direction", None) == "end"
+            following = measure.next("Measure", activeSiteOnly=True)
+            starts = following is not None and (
+                getattr(following.leftBarline, "direction", None) == "start")
+            if ends or starts:
+                kind = ":|.|:" if ends and starts else ":|." if ends else ".|:"
+                closing.content = re.sub(r'\\bar "[^"]*"', f'\\\\bar "{kind}"', closing.content)
+            return closing
 
     return Converter
 
