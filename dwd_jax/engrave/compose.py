@@ -9,7 +9,11 @@ is as common as any other), a key of up to seven sharps or flats, both changing 
 within the piece (one signature per piece would leave its digits the rarest classes), and
 measures filled with notes, chords, rests and tuplets whose pitches walk stepwise within the
 clef's range, marked with articulations (a share placed below the staff whatever the stem),
-ornaments, upright and inverted fermatas, dynamics, hairpins, slurs, ties and grace notes.
+ornaments, upright and inverted fermatas, bowings, dynamics, hairpins, slurs, ties, repeats,
+double sharps and flats, and grace notes (a share of them chromatic, so that they carry small
+accidentals). How often each is drawn is set so that a few hundred pages hold at least a few
+hundred of each symbol (`benchmarks/corpus_counts.py` counts them): the rare symbols are
+drawn far more often than in real music, the common ones come from the corpus's pieces.
 The same seed gives the same score; `write(seed, path)` saves it as MusicXML, which both
 engravers read.
 """
@@ -41,17 +45,27 @@ from music21.musicxml.m21ToXml import GeneralObjectExporter
 
 # Raised whenever a seed's score changes, so that a corpus holding older generated music is
 # refused (the engraving settings record it) instead of mixed with the new.
-VERSION = 2
+VERSION = 3
 # Every digit 0-9 occurs; "c" and "cut" are common and alla breve time.
 TIME_SIGNATURES = (
     "2/4", "3/4", "4/4", "c", "cut", "2/2", "3/8", "6/8", "9/8", "12/8", "5/4", "7/8",
-    "5/8", "3/2", "6/4", "10/8", "4/8", "7/4", "9/4", "11/8",
+    "5/8", "3/2", "6/4", "10/8", "4/8", "7/4", "9/4", "11/8", "4/2",
 )
 SYMBOL_TIMES = ("c", "cut")  # Signatures without digits, drawn with this share:
-SYMBOL_TIME_SHARE = 0.15
-# Chance per measure (after the first) of a new time signature, and of a new key.
-TIME_CHANGE = 0.25
-KEY_CHANGE = 0.06
+SYMBOL_TIME_SHARE = 0.3
+# The others: a digit drawn with these weights, then a signature that holds it. The corpus's
+# pieces write 2, 4 and 8 by the thousand; 0, 5 and 6 are in fewest signatures, so weighted most.
+DIGIT_WEIGHTS = {"0": 0.18, "1": 0.06, "2": 0.04, "3": 0.1, "4": 0.03, "5": 0.16, "6": 0.16,
+                 "7": 0.14, "8": 0.03, "9": 0.1}
+# Chance per measure (after the first) of a new time signature, and of a new key (whose
+# naturals cancel the old one).
+TIME_CHANGE = 0.6
+KEY_CHANGE = 0.16
+# Chance per measure (after the first) of a clef change, to one of CHANGED_CLEFS.
+CLEF_CHANGE = 0.08
+CHANGED_CLEFS = ("alto", "tenor", "treble8vb", "bass8vb")
+# Chance per measure of an end repeat on its right, and of a start repeat on its left.
+END_REPEAT, START_REPEAT = 0.06, 0.04
 # Share of articulations placed below the staff (engravers otherwise put most above).
 BELOW_SHARE = 0.35
 # (clef, lowest MIDI pitch, highest) for a staff's line.
@@ -63,28 +77,51 @@ CLEFS = {
     "treble8vb": (clef.Treble8vbClef, 48, 72),
     "bass8vb": (clef.Bass8vbClef, 28, 52),
 }
+# Clefs of a solo or ensemble staff, with their weights (C clefs are rare in the corpus).
+CLEF_WEIGHTS = {"treble": 0.2, "bass": 0.15, "alto": 0.3, "tenor": 0.15, "treble8vb": 0.1,
+                "bass8vb": 0.1}
+# Chance per note of an articulation (one of these), of an ornament, of a fermata (and the
+# share of fermatas inverted: the corpus's are mostly upright) and of a grace note before it.
 ARTICULATIONS = (
     articulations.Accent, articulations.Tenuto, articulations.Staccato,
-    articulations.StrongAccent, articulations.Staccatissimo,
+    articulations.StrongAccent, articulations.Staccatissimo, articulations.UpBow,
+    articulations.DownBow,
 )
-ORNAMENTS = (expressions.Trill, expressions.Mordent, expressions.Turn, expressions.Fermata)
-DYNAMICS = ("ppp", "pp", "p", "mp", "mf", "f", "ff", "fff", "sf", "sfz", "fp", "rfz", "sfp")
-# Note values in quarter lengths, with their weights.
-VALUES = (4.0, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.25, 0.125)
-WEIGHTS = (0.03, 0.03, 0.1, 0.07, 0.3, 0.05, 0.27, 0.12, 0.03)
+ARTICULATION_RATE = 0.22
+ORNAMENTS = (expressions.Trill, expressions.Mordent, expressions.Turn, expressions.InvertedTurn)
+ORNAMENT_RATE = 0.06
+FERMATA_RATE, INVERTED_FERMATA_SHARE = 0.02, 0.7
+GRACE_RATE, CHROMATIC_GRACE_SHARE = 0.14, 0.7
+# Chance per note of a dynamic, drawn with these weights: those with the letters r, z, s and
+# m are weighted up (f and p come with the corpus's pieces).
+DYNAMIC_RATE = 0.1
+DYNAMICS = {"ppp": 0.04, "pp": 0.06, "p": 0.08, "mp": 0.1, "mf": 0.1, "f": 0.08, "ff": 0.06,
+            "fff": 0.03, "sf": 0.08, "sfz": 0.1, "fp": 0.05, "rfz": 0.17, "sfp": 0.05}
+# Note values in quarter lengths, with their weights; a rest with REST_RATE.
+# (a breve fits 4/2 and 9/4 only).
+VALUES = (8.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.25, 0.125, 0.0625)
+WEIGHTS = (0.2, 0.03, 0.03, 0.1, 0.07, 0.27, 0.05, 0.25, 0.12, 0.06, 0.03)
+# Chance that a note of a 16th or shorter stands between two rests of its own value, where
+# nothing beams it: its flag is drawn (beamed runs leave flags the rarest classes).
+FLAGGED_RATE = 0.35
+REST_RATE = 0.15
+# Chance per beat of a tuplet (of TUPLETS' sizes, drawn uniformly).
+TUPLET_RATE, TUPLETS = 0.12, (3, 5, 6, 7)
+# Chance per single note of a double sharp or flat spelling (each).
+DOUBLE_ACCIDENTAL_RATE = 0.04
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 
 
 def compose(seed: int, *, measures: tuple[int, int] = (16, 28)) -> stream.Score:
     """A generated score (see the module docstring); `measures` is the range of its length."""
     rng = np.random.default_rng(seed)
-    layout_kind = rng.choice(["piano", "solo", "ensemble"], p=[0.45, 0.3, 0.25])
+    layout_kind = rng.choice(["piano", "solo", "ensemble"], p=[0.5, 0.25, 0.25])
     if layout_kind == "piano":
         clefs = [("treble", "bass"), ("treble", "treble"), ("bass", "bass")][rng.integers(3)]
-    elif layout_kind == "solo":
-        clefs = (rng.choice(list(CLEFS)),)
     else:
-        clefs = tuple(rng.choice(list(CLEFS), size=int(rng.integers(2, 4))))
+        names, weights = zip(*CLEF_WEIGHTS.items(), strict=True)
+        size = 1 if layout_kind == "solo" else int(rng.integers(2, 4))
+        clefs = tuple(str(c) for c in rng.choice(names, size=size, p=weights))
     count = int(rng.integers(*measures))
     plan = _plan(rng, count)
     score = stream.Score()
@@ -95,10 +132,11 @@ def compose(seed: int, *, measures: tuple[int, int] = (16, 28)) -> stream.Score:
         parts.append(part)
         _fill(part, rng, clef_name, plan)
         score.insert(0, part)
-    if layout_kind == "piano":
-        score.insert(0, layout.StaffGroup(parts, symbol="brace", barTogether=True))
-    elif len(parts) > 1:
-        score.insert(0, layout.StaffGroup(parts, symbol="bracket", barTogether=True))
+    if len(parts) > 1:
+        # A piano's staves are braced; an ensemble's bracketed, or braced as a keyboard's.
+        braced = layout_kind == "piano" or rng.random() < 0.6
+        symbol = "brace" if braced else "bracket"
+        score.insert(0, layout.StaffGroup(parts, symbol=symbol, barTogether=True))
     return score
 
 
@@ -121,10 +159,12 @@ def write(seed: int, path: str) -> str:
 
 def time_signature(rng) -> str:
     """A time signature: common or alla breve time with `SYMBOL_TIME_SHARE`, otherwise a
-    digit drawn uniformly and then one of `TIME_SIGNATURES` that holds it."""
+    digit drawn with `DIGIT_WEIGHTS` and then one of
+    `TIME_SIGNATURES` that holds it."""
     if rng.random() < SYMBOL_TIME_SHARE:
         return str(rng.choice(SYMBOL_TIMES))
-    digit = str(rng.integers(10))
+    digits, weights = zip(*DIGIT_WEIGHTS.items(), strict=True)
+    digit = str(rng.choice(digits, p=np.asarray(weights) / sum(weights)))
     return str(rng.choice([t for t in TIME_SIGNATURES if digit in t]))
 
 
@@ -154,8 +194,11 @@ def _fill(part, rng, clef_name: str, plan: list[tuple[str | None, int | None]]) 
         measure = stream.Measure(number=number)
         if number == 1:
             measure.append(clef_class())
-        elif rng.random() < 0.03:  # A clef change.
-            measure.append(clef.TenorClef() if clef_name != "tenor" else clef.AltoClef())
+        elif rng.random() < CLEF_CHANGE:
+            changed = [c for c in CHANGED_CLEFS if c != clef_name]
+            measure.append(CLEFS[str(rng.choice(changed))][0]())
+        if number > 1 and rng.random() < START_REPEAT:
+            measure.leftBarline = bar.Repeat(direction="start")
         if new_sharps is not None:
             sharps = new_sharps
             tonic = (sharps * 7) % 12
@@ -168,23 +211,30 @@ def _fill(part, rng, clef_name: str, plan: list[tuple[str | None, int | None]]) 
         filled = 0.0
         while filled < bar_length - 1e-9:
             left = bar_length - filled
-            if rng.random() < 0.1 and left >= 1.0:  # A tuplet over one beat.
+            if rng.random() < TUPLET_RATE and left >= 1.0:  # A tuplet over one beat.
                 group = _tuplet(rng, pitch, scale, low, high, sharps)
                 measure.append(group)
                 notes.extend(n for n in group if not n.isRest)
                 filled += 1.0
                 continue
             value = _value(rng, left)
-            if rng.random() < 0.12:
+            if rng.random() < REST_RATE:
                 item = note.Rest(quarterLength=value)
             else:
                 pitch = _step(rng, pitch, scale, low, high)
                 item = _note(rng, pitch, value, sharps)
                 notes.append(item)
+                if value <= 0.25 and left >= 3 * value - 1e-9 and rng.random() < FLAGGED_RATE:
+                    measure.append(note.Rest(quarterLength=value))
+                    measure.append(item)
+                    item = note.Rest(quarterLength=value)
+                    filled += 2 * value
             measure.append(item)
             filled += value
         if number == count:
             measure.rightBarline = bar.Barline("final")
+        elif rng.random() < END_REPEAT:
+            measure.rightBarline = bar.Repeat(direction="end")
         elif rng.random() < 0.05:
             measure.rightBarline = bar.Barline("double")
         part.append(measure)
@@ -217,18 +267,26 @@ def _spelled(midi: int, sharps: int) -> pitch_lib.Pitch:
 
 def _note(rng, pitch: int, value: float, sharps: int):
     """A note, or a chord of two to four notes above `pitch`, spelled in the key (music21
-    shows the accidentals the key does not give when it writes the score)."""
+    shows the accidentals the key does not give when it writes the score); a note now and
+    then with a double sharp or flat instead."""
     if rng.random() < 0.18:
         size = int(rng.integers(2, 5))
         above = sorted(int(d) for d in rng.choice([3, 4, 5, 7, 8, 9, 12], size - 1, False))
         midis = [pitch, *(pitch + d for d in above)]
         return chord_lib.Chord([_spelled(m, sharps) for m in midis], quarterLength=value)
-    return note.Note(_spelled(pitch, sharps), quarterLength=value)
+    spelled = _spelled(pitch, sharps)
+    draw = rng.random()
+    if draw < 2 * DOUBLE_ACCIDENTAL_RATE:  # Spelled with a double sharp or flat, if it has one.
+        double = spelled.getLowerEnharmonic() if draw < DOUBLE_ACCIDENTAL_RATE else (
+            spelled.getHigherEnharmonic())
+        if double.accidental is not None and abs(double.accidental.alter) == 2:
+            spelled = double
+    return note.Note(spelled, quarterLength=value)
 
 
 def _tuplet(rng, pitch: int, scale: set[int], low: int, high: int, sharps: int) -> list:
     """Three, five, six or seven notes in one beat, as a tuplet."""
-    actual = int(rng.choice([3, 3, 3, 5, 6, 7]))
+    actual = int(rng.choice(TUPLETS))
     normal = {3: 2, 5: 4, 6: 4, 7: 4}[actual]
     base = 0.5 if normal == 2 else 0.25
     group = []
@@ -246,21 +304,24 @@ def _tuplet(rng, pitch: int, scale: set[int], low: int, high: int, sharps: int) 
 def _mark(part, notes: list, rng) -> None:
     """Articulations, ornaments, dynamics, hairpins, slurs, ties and grace notes."""
     for i, n in enumerate(notes):
-        if rng.random() < 0.15:
+        if rng.random() < ARTICULATION_RATE:
             mark = ARTICULATIONS[int(rng.integers(len(ARTICULATIONS)))]()
             if rng.random() < BELOW_SHARE:
                 mark.placement = "below"
             n.articulations.append(mark)
-        if rng.random() < 0.05:
-            ornament = ORNAMENTS[int(rng.integers(len(ORNAMENTS)))]()
-            if isinstance(ornament, expressions.Fermata):
-                # MusicXML's type: music21's default is "inverted", below the staff.
-                ornament.type = "inverted" if rng.random() < 0.5 else "upright"
-            n.expressions.append(ornament)
-        if rng.random() < 0.08:
+        if rng.random() < ORNAMENT_RATE:
+            n.expressions.append(ORNAMENTS[int(rng.integers(len(ORNAMENTS)))]())
+        if rng.random() < FERMATA_RATE:
+            fermata = expressions.Fermata()
+            # MusicXML's type: music21's default is "inverted", below the staff.
+            fermata.type = "inverted" if rng.random() < INVERTED_FERMATA_SHARE else "upright"
+            n.expressions.append(fermata)
+        if rng.random() < DYNAMIC_RATE:
             measure = n.getContextByClass(stream.Measure)
             if measure is not None:
-                measure.insert(n.offset, dynamics.Dynamic(str(rng.choice(DYNAMICS))))
+                names, weights = zip(*DYNAMICS.items(), strict=True)
+                value = str(rng.choice(names, p=np.asarray(weights) / sum(weights)))
+                measure.insert(n.offset, dynamics.Dynamic(value))
         if rng.random() < 0.05 and i + 2 < len(notes):
             span = notes[i : i + int(rng.integers(2, min(7, len(notes) - i) + 1))]
             wedge = dynamics.Crescendo if rng.random() < 0.5 else dynamics.Diminuendo
@@ -276,8 +337,13 @@ def _mark(part, notes: list, rng) -> None:
             and notes[i + 1].pitch.midi == n.pitch.midi
         ):
             n.tie = tie.Tie("start")
-        if rng.random() < 0.06 and isinstance(n, note.Note):
+        if rng.random() < GRACE_RATE and isinstance(n, note.Note):
             measure = n.getContextByClass(stream.Measure)
             if measure is not None:
-                grace = note.Note(n.pitch.midi + int(rng.choice([-2, -1, 1, 2])), type="eighth")
+                # Most of them a chromatic neighbour, spelled with a sharp, flat or natural.
+                step = int(rng.choice([-2, -1, 1, 2]))
+                grace = note.Note(n.pitch.midi + step, type="eighth")
+                if rng.random() < CHROMATIC_GRACE_SHARE:
+                    grace.pitch = n.pitch.transpose(1 if step > 0 else -1)
+                    grace.pitch.accidental = grace.pitch.accidental or "natural"
                 measure.insert(n.offset, grace.getGrace())
