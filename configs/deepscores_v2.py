@@ -81,6 +81,8 @@ def get_config() -> ml_collections.ConfigDict:
         ("combined", 30_000),
     )
 
+    # Grain workers decode and crop pages while the accelerator runs the step.
+    c.data.worker_count = 2
     c.train.steps = 100_000  # The schedule's total.
     c.train.optimizer = "rmsprop"  # TF1 RMSProp, decay 0.995, eps 1e-10 in the root (spec 4).
     c.train.learning_rate = 1e-4  # The original's rate (5e-5 was recommended for stability).

@@ -47,7 +47,10 @@ def get_config() -> ml_collections.ConfigDict:
     # Global batch size, split over all devices and processes. 1 here: on 2 CPU cores batch 2
     # costs 2-2.5x batch 1 (spec section 11), so it buys nothing; raise it on accelerators.
     c.data.batch_size = 1
-    c.data.worker_count = 2  # Background grain workers decoding and cropping pages.
+    # Background grain workers decoding and cropping pages; 0 = in the training process. On
+    # 2 CPU cores the workers only compete with the step (2.64 against 2.89 steps/s with 0;
+    # BENCHMARKS.md); a page is degraded and cropped the same for any count.
+    c.data.worker_count = 0
     # Degradations of scans and photographs (dwd_jax.data.degrade), applied to a training page after
     # data.scale and before cropping, in dwd_jax.data.degrade.FAMILIES' order. Parameters are in
     # pixels and grey levels of the scaled page; (a, b) are ranges a value is drawn from.
@@ -95,7 +98,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- Engraved corpus (dwd_jax.engrave, `run.py generate`) ---------------------------------
     c.engrave = ml_collections.ConfigDict()
-    c.engrave.num_pages = 300  # Pages to engrave from music21's corpus.
+    c.engrave.num_pages = 360  # Pages to engrave (music21's corpus and generated music).
     c.engrave.workers = 2  # Worker processes (verovio crashes are isolated per worker).
     # Each piece's engraver is drawn (seeded) from these: about half the pieces are engraved
     # by LilyPond (the engraver DeepScoresV2 was made with; ~18x verovio's time per page, a few
@@ -107,7 +110,7 @@ def get_config() -> ml_collections.ConfigDict:
     # marks, dynamics and hairpins, tuplets, every time-signature digit, tenor and octave
     # clefs, grace notes, piano systems with braces), which the music21 corpus barely holds.
     # 0 = the corpus alone. A corpus engraved with another share is refused.
-    c.engrave.generated_share = 0.3
+    c.engrave.generated_share = 0.5
     # Shares of works (not files or pages: every file of one mass, opus or numbered work lies
     # in one split, `engrave.corpus.work_of`) in the test and validation splits.
     c.engrave.test_fraction = 0.2
@@ -221,9 +224,11 @@ def get_config() -> ml_collections.ConfigDict:
 
     # --- Losses and training (dwd_jax.modeling.losses, dwd_jax.training.train) --------------------
     c.train = ml_collections.ConfigDict()
-    # Total optimiser steps (about 50 minutes on 2 CPU cores). 7500 steps take 37 minutes but
-    # score 0.09 mAP@.5 lower on validation, shipped and network alone (BENCHMARKS.md).
-    c.train.steps = 10000
+    # Total optimiser steps: sized so that `python run.py` (engraving, training, evaluation)
+    # takes under an hour on 2 CPU cores (about 43 minutes of training at 2.9 steps/s).
+    # Longer trains better: 10000 steps scored 0.09 mAP@.5 above 7500 on validation
+    # (BENCHMARKS.md, "Training longer"), at 15 more minutes.
+    c.train.steps = 7500
     # "rmsprop" (TF1 semantics, spec section 4; configs/deepscores_v2.py) or "adam", which
     # moves a short CPU run faster.
     c.train.optimizer = "adam"
@@ -235,8 +240,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.rmsprop_decay = 0.995  # RMSProp mean-square decay (spec section 4).
     c.train.weight_decay = 5e-7  # L2 factor on all weights, added to the loss (spec section 4).
     c.train.log_every = 10  # Steps between metric logs (progress bar, TensorBoard, JSONL).
-    c.train.picture_every = 200  # Steps between PNGs of predicted vs target maps; 0 = never.
-    c.train.checkpoint_every = 200  # Steps between orbax checkpoints.
+    c.train.picture_every = 500  # Steps between PNGs of predicted vs target maps; 0 = never.
+    c.train.checkpoint_every = 500  # Steps between orbax checkpoints (about 3 minutes).
     # Steps between validation mAPs (and at the last step) in the log and learning curves,
     # on `eval.during_training_pages` pages of data.eval_split; 0 = never.
     c.train.eval_every = 2500
