@@ -159,6 +159,49 @@ def test_music21_score_and_piece_files(lilypond, tmp_path):
     assert counts["articStaccato"] == counts["accidentalSharp"] == counts["beam"] == 1
 
 
+def test_what_music21s_writer_leaves_out_is_engraved_and_boxed(lilypond):
+    """A piano's brace (a PianoStaff), repeats on both sides of a bar and a bass clef an
+    octave down: music21 writes no staff group, drops start repeats, writes an end repeat as
+    a final bar and names the clef "" (which LilyPond draws as a treble clef)."""
+    music21 = pytest.importorskip("music21")
+    from music21 import bar, clef, layout, meter, note, stream
+
+    parts = []
+    for i, staff_clef in enumerate((clef.TrebleClef(), clef.Bass8vbClef())):
+        part = stream.PartStaff(id=f"P{i + 1}")
+        for number in (1, 2, 3):
+            m = stream.Measure(number=number)
+            if number == 1:
+                m.append([staff_clef, meter.TimeSignature("2/4")])
+            m.append(note.Note("C4" if i else "C5", quarterLength=2.0))
+            if number == 2:
+                m.leftBarline = bar.Repeat(direction="start")
+                m.rightBarline = bar.Repeat(direction="end")
+            part.append(m)
+        parts.append(part)
+    score = stream.Score(parts)
+    score.insert(0, layout.StaffGroup(parts, symbol="brace"))
+    text = lilypond.ly_from_music21(score)
+    assert "\\new PianoStaff <<" in text
+    assert '\\bar ".|:"' in text and '\\bar ":|."' in text
+    assert '\\clef "bass_8"' in text and '\\clef ""' not in text
+    (page,) = lilypond.engrave_lilypond(score, lilypond.default_style(WIDTH, STAFF_SPACE))
+    counts = collections.Counter(_names(page))
+    assert counts["brace"] == 1 and counts["clefG"] == counts["clefF"] == counts["clef8"] == 1
+    assert counts["repeatDot"] == 8  # Two dots on each side of the repeat, on both staves.
+
+
+def test_a_music_glyph_converted_once_is_drawn_as_when_converted_every_time(lilypond):
+    """The prelude converts each (font, glyph) outline to a path once; with the cache off
+    (every lookup a miss, as LilyPond's SVG backend does alone) the page is the same text."""
+    style = lilypond.default_style(WIDTH, STAFF_SPACE)
+    cached = lilypond.render_svg(lilypond.with_prelude(PIECE, style))
+    uncached_prelude = lilypond.PRELUDE.replace("(or (hash-ref cache key)", "(or #f")
+    assert uncached_prelude != lilypond.PRELUDE
+    text = lilypond.with_prelude(PIECE, style).replace(lilypond.PRELUDE, uncached_prelude)
+    assert lilypond.render_svg(text) == cached
+
+
 # Two short pieces; seed 2 draws LilyPond for the chorale and verovio for the jig.
 MIXED_PIECES = ["bach/bwv104.6.mxl", "ryansMammoth/DaysOfLangSyneJig.abc"]
 MIXED = dict(num_pages=2, seed=2, workers=2, test_fraction=0.5, progress=False,
