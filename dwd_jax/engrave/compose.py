@@ -55,14 +55,14 @@ SYMBOL_TIMES = ("c", "cut")  # Signatures without digits, drawn with this share:
 SYMBOL_TIME_SHARE = 0.3
 # The others: a digit drawn with these weights, then a signature that holds it. The corpus's
 # pieces write 2, 4 and 8 by the thousand; 0, 5 and 6 are in fewest signatures, so weighted most.
-DIGIT_WEIGHTS = {"0": 0.18, "1": 0.06, "2": 0.04, "3": 0.1, "4": 0.03, "5": 0.16, "6": 0.16,
-                 "7": 0.14, "8": 0.03, "9": 0.1}
+DIGIT_WEIGHTS = {"0": 0.15, "1": 0.05, "2": 0.05, "3": 0.15, "4": 0.03, "5": 0.17, "6": 0.17,
+                 "7": 0.17, "8": 0.03, "9": 0.15}
 # Chance per measure (after the first) of a new time signature, and of a new key (whose
 # naturals cancel the old one).
-TIME_CHANGE = 0.6
+TIME_CHANGE = 0.65
 KEY_CHANGE = 0.16
 # Chance per measure (after the first) of a clef change, to one of CHANGED_CLEFS.
-CLEF_CHANGE = 0.08
+CLEF_CHANGE = 0.1
 CHANGED_CLEFS = ("alto", "tenor", "treble8vb", "bass8vb")
 # Chance per measure of an end repeat on its right, and of a start repeat on its left.
 END_REPEAT, START_REPEAT = 0.06, 0.04
@@ -78,7 +78,7 @@ CLEFS = {
     "bass8vb": (clef.Bass8vbClef, 28, 52),
 }
 # Clefs of a solo or ensemble staff, with their weights (C clefs are rare in the corpus).
-CLEF_WEIGHTS = {"treble": 0.2, "bass": 0.15, "alto": 0.3, "tenor": 0.15, "treble8vb": 0.1,
+CLEF_WEIGHTS = {"treble": 0.15, "bass": 0.15, "alto": 0.3, "tenor": 0.2, "treble8vb": 0.1,
                 "bass8vb": 0.1}
 # Chance per note of an articulation (one of these), of an ornament, of a fermata (and the
 # share of fermatas inverted: the corpus's are mostly upright) and of a grace note before it.
@@ -87,11 +87,11 @@ ARTICULATIONS = (
     articulations.StrongAccent, articulations.Staccatissimo, articulations.UpBow,
     articulations.DownBow,
 )
-ARTICULATION_RATE = 0.22
+ARTICULATION_RATE = 0.26
 ORNAMENTS = (expressions.Trill, expressions.Mordent, expressions.Turn, expressions.InvertedTurn)
-ORNAMENT_RATE = 0.06
-FERMATA_RATE, INVERTED_FERMATA_SHARE = 0.02, 0.7
-GRACE_RATE, CHROMATIC_GRACE_SHARE = 0.14, 0.7
+ORNAMENT_RATE = 0.075
+FERMATA_RATE, INVERTED_FERMATA_SHARE = 0.025, 0.7
+GRACE_RATE, CHROMATIC_GRACE_SHARE = 0.2, 0.8
 # Chance per note of a dynamic, drawn with these weights: those with the letters r, z, s and
 # m are weighted up (f and p come with the corpus's pieces).
 DYNAMIC_RATE = 0.1
@@ -100,15 +100,16 @@ DYNAMICS = {"ppp": 0.04, "pp": 0.06, "p": 0.08, "mp": 0.1, "mf": 0.1, "f": 0.08,
 # Note values in quarter lengths, with their weights; a rest with REST_RATE.
 # (a breve fits 4/2 and 9/4 only).
 VALUES = (8.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.25, 0.125, 0.0625)
-WEIGHTS = (0.2, 0.03, 0.03, 0.1, 0.07, 0.27, 0.05, 0.25, 0.12, 0.06, 0.03)
+WEIGHTS = (0.6, 0.03, 0.03, 0.1, 0.07, 0.27, 0.05, 0.25, 0.12, 0.07, 0.05)
 # Chance that a note of a 16th or shorter stands between two rests of its own value, where
-# nothing beams it: its flag is drawn (beamed runs leave flags the rarest classes).
-FLAGGED_RATE = 0.35
+# nothing beams it: its flag is drawn (beamed runs leave flags the rarest classes); a share of
+# them with the stem up whatever the pitch (engravers put most of the clef's range down).
+FLAGGED_RATE, FLAG_UP_SHARE = 0.5, 0.5
 REST_RATE = 0.15
 # Chance per beat of a tuplet (of TUPLETS' sizes, drawn uniformly).
 TUPLET_RATE, TUPLETS = 0.12, (3, 5, 6, 7)
 # Chance per single note of a double sharp or flat spelling (each).
-DOUBLE_ACCIDENTAL_RATE = 0.04
+DOUBLE_ACCIDENTAL_RATE = 0.06
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 
 
@@ -226,6 +227,8 @@ def _fill(part, rng, clef_name: str, plan: list[tuple[str | None, int | None]]) 
                 notes.append(item)
                 if value <= 0.25 and left >= 3 * value - 1e-9 and rng.random() < FLAGGED_RATE:
                     measure.append(note.Rest(quarterLength=value))
+                    if rng.random() < FLAG_UP_SHARE:
+                        item.stemDirection = "up"
                     measure.append(item)
                     item = note.Rest(quarterLength=value)
                     filled += 2 * value
