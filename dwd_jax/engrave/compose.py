@@ -55,14 +55,14 @@ SYMBOL_TIMES = ("c", "cut")  # Signatures without digits, drawn with this share:
 SYMBOL_TIME_SHARE = 0.3
 # The others: a digit drawn with these weights, then a signature that holds it. The corpus's
 # pieces write 2, 4 and 8 by the thousand; 0, 5 and 6 are in fewest signatures, so weighted most.
-DIGIT_WEIGHTS = {"0": 0.15, "1": 0.05, "2": 0.05, "3": 0.15, "4": 0.03, "5": 0.17, "6": 0.17,
-                 "7": 0.17, "8": 0.03, "9": 0.15}
+DIGIT_WEIGHTS = {"0": 0.14, "1": 0.05, "2": 0.05, "3": 0.14, "4": 0.03, "5": 0.21, "6": 0.18,
+                 "7": 0.16, "8": 0.03, "9": 0.17}
 # Chance per measure (after the first) of a new time signature, and of a new key (whose
 # naturals cancel the old one).
 TIME_CHANGE = 0.65
 KEY_CHANGE = 0.16
 # Chance per measure (after the first) of a clef change, to one of CHANGED_CLEFS.
-CLEF_CHANGE = 0.1
+CLEF_CHANGE = 0.12
 CHANGED_CLEFS = ("alto", "tenor", "treble8vb", "bass8vb")
 # Chance per measure of an end repeat on its right, and of a start repeat on its left.
 END_REPEAT, START_REPEAT = 0.06, 0.04
@@ -78,7 +78,7 @@ CLEFS = {
     "bass8vb": (clef.Bass8vbClef, 28, 52),
 }
 # Clefs of a solo or ensemble staff, with their weights (C clefs are rare in the corpus).
-CLEF_WEIGHTS = {"treble": 0.15, "bass": 0.15, "alto": 0.3, "tenor": 0.2, "treble8vb": 0.1,
+CLEF_WEIGHTS = {"treble": 0.1, "bass": 0.15, "alto": 0.35, "tenor": 0.2, "treble8vb": 0.1,
                 "bass8vb": 0.1}
 # Chance per note of an articulation (one of these), of an ornament, of a fermata (and the
 # share of fermatas inverted: the corpus's are mostly upright) and of a grace note before it.
@@ -91,7 +91,7 @@ ARTICULATION_RATE = 0.26
 ORNAMENTS = (expressions.Trill, expressions.Mordent, expressions.Turn, expressions.InvertedTurn)
 ORNAMENT_RATE = 0.075
 FERMATA_RATE, INVERTED_FERMATA_SHARE = 0.025, 0.7
-GRACE_RATE, CHROMATIC_GRACE_SHARE = 0.2, 0.8
+GRACE_RATE, CHROMATIC_GRACE_SHARE = 0.24, 0.8
 # Chance per note of a dynamic, drawn with these weights: those with the letters r, z, s and
 # m are weighted up (f and p come with the corpus's pieces).
 DYNAMIC_RATE = 0.1
@@ -100,7 +100,7 @@ DYNAMICS = {"ppp": 0.04, "pp": 0.06, "p": 0.08, "mp": 0.1, "mf": 0.1, "f": 0.08,
 # Note values in quarter lengths, with their weights; a rest with REST_RATE.
 # (a breve fits 4/2 and 9/4 only).
 VALUES = (8.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.25, 0.125, 0.0625)
-WEIGHTS = (0.6, 0.03, 0.03, 0.1, 0.07, 0.27, 0.05, 0.25, 0.12, 0.07, 0.05)
+WEIGHTS = (1.0, 0.03, 0.03, 0.1, 0.07, 0.27, 0.05, 0.25, 0.12, 0.07, 0.05)
 # Chance that a note of a 16th or shorter stands between two rests of its own value, where
 # nothing beams it: its flag is drawn (beamed runs leave flags the rarest classes); a share of
 # them with the stem up whatever the pitch (engravers put most of the clef's range down).
@@ -109,7 +109,7 @@ REST_RATE = 0.15
 # Chance per beat of a tuplet (of TUPLETS' sizes, drawn uniformly).
 TUPLET_RATE, TUPLETS = 0.12, (3, 5, 6, 7)
 # Chance per single note of a double sharp or flat spelling (each).
-DOUBLE_ACCIDENTAL_RATE = 0.06
+DOUBLE_ACCIDENTAL_RATE = 0.07
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 
 
@@ -348,5 +348,11 @@ def _mark(part, notes: list, rng) -> None:
                 grace = note.Note(n.pitch.midi + step, type="eighth")
                 if rng.random() < CHROMATIC_GRACE_SHARE:
                     grace.pitch = n.pitch.transpose(1 if step > 0 else -1)
+                    if grace.pitch.accidental is None and rng.random() < 0.5:
+                        # B, C, E or F a semitone off, spelled as the sharp or flat it is.
+                        spelled = (grace.pitch.getLowerEnharmonic() if step > 0
+                                   else grace.pitch.getHigherEnharmonic())
+                        if abs(spelled.accidental.alter) == 1:
+                            grace.pitch = spelled
                     grace.pitch.accidental = grace.pitch.accidental or "natural"
                 measure.insert(n.offset, grace.getGrace())
