@@ -101,15 +101,16 @@ def get_config() -> ml_collections.ConfigDict:
     c.engrave.num_pages = 360  # Pages to engrave (music21's corpus and generated music).
     c.engrave.workers = 2  # Worker processes (verovio crashes are isolated per worker).
     # Each piece's engraver is drawn (seeded) from these: about half the pieces are engraved
-    # by LilyPond (the engraver DeepScoresV2 was made with; ~18x verovio's time per page, a few
-    # minutes for the corpus; without it validation's LilyPond pages score 0.574 against 0.668
-    # mAP@.5, BENCHMARKS.md). A corpus engraved with other engravers is refused, as for any
-    # other setting here.
+    # by LilyPond (the engraver DeepScoresV2 was made with; most of the engraving's 4 minutes;
+    # without it validation's LilyPond pages scored 0.574 against 0.668 mAP@.5, BENCHMARKS.md).
+    # A corpus engraved with other engravers is refused, as for any other setting here.
     c.engrave.engravers = ("verovio", "lilypond")
-    # Share of the pieces that are generated music (dwd_jax.engrave.compose: accents, tenuto
-    # marks, dynamics and hairpins, tuplets, every time-signature digit, tenor and octave
-    # clefs, grace notes, piano systems with braces), which the music21 corpus barely holds.
-    # 0 = the corpus alone. A corpus engraved with another share is refused.
+    # Share of the pieces that are generated music (dwd_jax.engrave.compose: articulations,
+    # bowings, ornaments, dynamics and hairpins, tuplets, every time-signature digit, C and
+    # octave clefs, grace notes, double accidentals, flags to 64ths, repeats, braces), which
+    # the music21 corpus barely holds: half brings every class that occurs to at least 200
+    # training objects (benchmarks/corpus_counts.py). 0 = the corpus alone. A corpus
+    # engraved with another share is refused.
     c.engrave.generated_share = 0.5
     # Shares of works (not files or pages: every file of one mass, opus or numbered work lies
     # in one split, `engrave.corpus.work_of`) in the test and validation splits.

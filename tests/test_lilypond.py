@@ -163,7 +163,7 @@ def test_what_music21s_writer_leaves_out_is_engraved_and_boxed(lilypond):
     """A piano's brace (a PianoStaff), repeats on both sides of a bar and a bass clef an
     octave down: music21 writes no staff group, drops start repeats, writes an end repeat as
     a final bar and names the clef "" (which LilyPond draws as a treble clef)."""
-    music21 = pytest.importorskip("music21")
+    pytest.importorskip("music21")
     from music21 import bar, clef, layout, meter, note, stream
 
     parts = []

@@ -233,9 +233,10 @@ def ly_from_music21(score) -> str:
     breaks of the source file (`\\break`, which overfill LilyPond's lines at other staff
     sizes); the version is replaced, the rest removed, so LilyPond breaks lines itself (as
     the verovio path's `breaks: auto`). A score whose staves one brace joins is written as a
-    PianoStaff (music21 writes no staff groups). Its translator writes notes, rests, chords, beams, ties, tuplets, fermatas, lyrics, clefs,
-    keys and time signatures; `_converter` adds dynamics, hairpins, slurs, articulations and
-    ornaments. Grace notes are dropped by music21.
+    PianoStaff (music21 writes no staff groups). Its translator writes notes, rests, chords,
+    beams, ties, tuplets, fermatas, lyrics, clefs, keys and time signatures; `_converter`
+    adds dynamics, hairpins, slurs, articulations and ornaments, repeat barlines and the clef
+    names music21 lacks. Grace notes are dropped by music21.
 
     Args:
       score: a music21 Score, Part or other stream.
