@@ -101,8 +101,9 @@ PRELUDE = r"""
      (if (string-null? body) body
          (string-append "<g data-glyph=\"" name "\">\n" body "</g>\n")))
    ;; A music glyph's outline is the same every time it is drawn in one font (its place is
-   ;; the enclosing group's): converted once, not per note head, a dense page is drawn ~8x
-   ;; faster. Not text glyphs: each one's offset along its string is in its path.
+   ;; the enclosing group's): converted once, not per note head, a dense page is drawn ~3.6x
+   ;; faster (BENCHMARKS.md). Not text glyphs: each one's offset along its string is in its
+   ;; path.
    (define cache (make-hash-table 1024))
    (define (cached key make)
      (or (hash-ref cache key)
