@@ -29,8 +29,9 @@ from dwd_jax.engrave.style import sample_style
 # Raised whenever what a piece's pages hold changes (the annotation rules or what an engraver
 # is given), so a corpus made by older rules is refused (by `_check_settings`) instead of mixed
 # with new pages. 2: beam segments joined into lines. 3: LilyPond draws MusicXML's inverted
-# fermatas and marks placed below the staff there, as verovio does.
-ANNOTATION_RULES = 3
+# fermatas and marks placed below the staff there, as verovio does. 4: LilyPond is given a
+# piano's brace, repeat barlines and octave-down bass clefs.
+ANNOTATION_RULES = 4
 
 # Engraver name -> its worker function (`piece.engrave_piece`'s contract).
 _ENGRAVE_PIECE = {"verovio": piece.engrave_piece, "lilypond": lilypond.engrave_piece}
