@@ -97,15 +97,15 @@ GRACE_RATE, CHROMATIC_GRACE_SHARE = 0.24, 0.8
 DYNAMIC_RATE = 0.1
 DYNAMICS = {"ppp": 0.04, "pp": 0.06, "p": 0.08, "mp": 0.1, "mf": 0.1, "f": 0.08, "ff": 0.06,
             "fff": 0.03, "sf": 0.08, "sfz": 0.1, "fp": 0.05, "rfz": 0.17, "sfp": 0.05}
-# Note values in quarter lengths, with their weights; a rest with REST_RATE.
-# (a breve fits 4/2 and 9/4 only).
+# Note values in quarter lengths, with their weights among those that fit what is left of the
+# measure (a breve fits 4/2 and 9/4 only); a rest instead of a note with REST_RATE.
 VALUES = (8.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.25, 0.125, 0.0625)
 WEIGHTS = (1.0, 0.03, 0.03, 0.1, 0.07, 0.27, 0.05, 0.25, 0.12, 0.07, 0.05)
+REST_RATE = 0.15
 # Chance that a note of a 16th or shorter stands between two rests of its own value, where
 # nothing beams it: its flag is drawn (beamed runs leave flags the rarest classes); a share of
 # them with the stem up whatever the pitch (engravers put most of the clef's range down).
 FLAGGED_RATE, FLAG_UP_SHARE = 0.5, 0.5
-REST_RATE = 0.15
 # Chance per beat of a tuplet (of TUPLETS' sizes, drawn uniformly).
 TUPLET_RATE, TUPLETS = 0.12, (3, 5, 6, 7)
 # Chance per single note of a double sharp or flat spelling (each).
