@@ -2,12 +2,13 @@
 
 Real pages come at any resolution, so each page is rescaled until its staff-line spacing equals
 the spacing the model was trained at (`config.detect.staff_space`, in model-input pixels). The
-spacing is measured on the page itself from vertical run lengths (`estimate_staff_space`), or a
-fixed `config.detect.scale` overrides it. A page still larger than `config.detect.max_pixels`
-at model scale is cut into full-width horizontal bands that overlap by `config.detect.overlap`
-pixels; each band keeps the detections whose centre lies in its own share of the overlap, so
-every object is reported once. Bands span the full width because staffs, beams and slurs are
-wide; only a page too wide even for a thin band is scaled down further, with a message.
+spacing is measured on the page itself, from the period of its horizontal strokes and its
+vertical run lengths (`estimate_staff_space`), or a fixed `config.detect.scale` overrides it.
+A page still larger than `config.detect.max_pixels` at model scale is cut into full-width
+horizontal bands that overlap by `config.detect.overlap` pixels; each band keeps the
+detections whose centre lies in its own share of the overlap, so every object is reported once.
+Bands span the full width because staffs, beams and slurs are wide; only a page too wide even
+for a thin band is scaled down further, with a message.
 
 The model is reached through a `Predictor` (`submit(bands u8[B, h, w])`, see the class): grey
 bands at model scale (0 = ink, 255 = paper, padded white to `data.pad_multiple`), and per band
@@ -245,7 +246,7 @@ def _line_autocorrelation(flat: np.ndarray, column_step: int = 4) -> np.ndarray:
       column_step: every this many columns are read (the lines span the page).
 
     Returns:
-      f32[H // 4] autocorrelation at lags 0.., normalised to 1 at lag 0 (0 on a blank page).
+      f32[H // 2] autocorrelation at lags 0.., normalised to 1 at lag 0 (0 on a blank page).
     """
     dark = 255 - flat
     segment = np.ones((1, max(3, flat.shape[1] // 100)), np.uint8)
@@ -259,30 +260,133 @@ def _line_autocorrelation(flat: np.ndarray, column_step: int = 4) -> np.ndarray:
     spectrum = scipy.fft.rfft(lines, n=size, axis=1)
     # The columns' autocorrelations summed: one inverse transform of their summed power.
     power = (spectrum.real**2 + spectrum.imag**2).sum(axis=0)
-    corr = scipy.fft.irfft(power, n=size)[: height // 4]
+    corr = scipy.fft.irfft(power, n=size)[: height // 2]
     return (corr / corr[0] if corr[0] > 0 else np.zeros_like(corr)).astype(np.float32)
 
 
-def _spacing_score(corr: np.ndarray, spacing: float) -> float:
-    """How much the autocorrelation peaks at `spacing` over a quarter of it either side: the
-    lines of a staff coincide at lags of one spacing and fall between at 0.75 and 1.25."""
+def _spacing_score(corr: np.ndarray, spacing: np.ndarray | float) -> np.ndarray:
+    """How much the autocorrelation peaks at each `spacing` (f32[N] or a float) over a
+    quarter of it either side: the lines of a staff coincide at lags of one spacing and fall
+    between at 0.75 and 1.25."""
     lags = np.arange(len(corr))
-    at = np.interp([0.75 * spacing, spacing, 1.25 * spacing], lags, corr)
-    return float(at[1] - (at[0] + at[2]) / 2)
+    below, at, above = (np.interp(f * np.asarray(spacing), lags, corr) for f in (0.75, 1, 1.25))
+    return at - (below + above) / 2
+
+
+_PERIOD_STEP = 0.25  # px between the spacings `_staff_period` first scores...
+_FINE_STEP = 0.05  # ...and between those it refines the winner over.
+_RUNS_NEAR = 0.1  # A peak within this relative distance of a run spacing bears it out.
+_OCTAVE = 0.5  # The half of the best borne-out peak wins with this share of its score.
+_STRONG_PEAK = 0.25  # Without runs: the smallest peak with this share of the top score that
+_HARMONIC = 0.35  # repeats at twice its lag with this share of its own score.
+_RUNS_AGREE = 0.02  # Relative distance within which a run spacing replaces the period.
+
+
+def _run_spacings(flat: np.ndarray) -> list[float]:
+    """Staff spacings that the page's vertical runs suggest (classic OMR), in pixels.
+
+    Staff lines dominate a clean music page's vertical runs: the most common black run is the
+    line thickness and the most common white run the gap between two lines, so the spacing
+    (line centre to line centre) is their sum. Read at the fixed ink level and at the
+    flattened page's Otsu level (a blurred capture's lines can be lighter than the fixed
+    level); each sum and its half (on pages dense with beamed notes the runs give twice the
+    spacing).
+
+    Args:
+      flat: u8[H, W] flattened page, 0 = ink.
+
+    Returns:
+      Up to four spacings, the fixed level's first; none where no level's runs look like
+      lines (thinner than the gaps between them).
+    """
+    # OpenCV puts greys up to Otsu's level in the dark class.
+    level, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    spacings = []
+    for ink_mask in (flat < capture.INK_BELOW, flat <= level):
+        black, white = _vertical_runs(ink_mask), _vertical_runs(~ink_mask)
+        if black.size and white.size:
+            thickness, gap = _refined_mode(black), _refined_mode(white)
+            if thickness < gap < ink_mask.shape[0] / 8:  # Else beams or noise, not lines.
+                spacings += [thickness + gap, (thickness + gap) / 2]
+    return spacings
+
+
+def _repeats(score: np.ndarray, grid: np.ndarray, i: int) -> bool:
+    """Whether the `_spacing_score` peak at grid[i] recurs at about twice its lag with at
+    least `_HARMONIC` of its score."""
+    twice = score[(grid >= 1.9 * grid[i]) & (grid <= 2.1 * grid[i])]
+    return bool(twice.size) and twice.max() >= _HARMONIC * score[i]
+
+
+def _staff_period(corr: np.ndarray, runs: Sequence[float]) -> float | None:
+    """The staff-line spacing that the horizontal strokes' autocorrelation bears out, in px.
+
+    Candidates are the peaks of `_spacing_score` that bear out a run spacing (within 10 %: on
+    a page dense with beams the peak shifts off the lines' spacing); the highest wins, or its
+    half where that is a candidate too and scores about as high (`_OCTAVE`), since a staff's
+    lines also coincide at two spacings. Where no run spacing is borne out (the runs measured
+    beams, or noise, on a blurred or photographed page), the smallest strong peak that
+    repeats at twice its lag wins: a staff's lines are one and two spacings apart, while a
+    beam's thickness or a burst of noise makes a peak that does not repeat. Not simply the
+    highest peak: on a regular page the distance from one staff to the next repeats more
+    strongly still. The winner is then refined within 5 % to the spacing whose first four
+    multiples (a five-line staff's lags) score highest together, which averages out lines
+    that lie on whole pixels (gaps of 12 and 13 px where the staff's spacing is 12.5).
+
+    Args:
+      corr: f32[L] `_line_autocorrelation`.
+      runs: `_run_spacings` of the same page.
+
+    Returns:
+      The spacing in pixels, or None where no lag scores above 0 (no repeating strokes).
+    """
+    grid = np.arange(2.0, (len(corr) - 1) / 1.25, _PERIOD_STEP)
+    if grid.size < 3:
+        return None
+    score = _spacing_score(corr, grid)
+    top = score.max()
+    if top <= 0:
+        return None
+    inner = score[1:-1]
+    peaks = 1 + np.flatnonzero((inner >= score[:-2]) & (inner >= score[2:]) & (inner > 0))
+    borne_out = {}  # Peak index -> score, for the best peak near each run spacing.
+    for spacing in runs:
+        near = [i for i in peaks if abs(grid[i] - spacing) <= _RUNS_NEAR * spacing]
+        if near:
+            best = max(near, key=lambda i: score[i])
+            borne_out[best] = score[best]
+    if borne_out:
+        peak = grid[max(borne_out, key=borne_out.get)]
+        # The lines coincide at twice their spacing too: a borne-out peak at about half the
+        # winner's lag that scores about as high is the spacing.
+        halves = [i for i in borne_out if abs(2 * grid[i] - peak) <= _RUNS_NEAR * peak]
+        halves = [i for i in halves if borne_out[i] >= _OCTAVE * max(borne_out.values())]
+        peak = min([grid[i] for i in halves] + [peak])
+    else:
+        # The staff-to-staff distance repeats at twice its lag too: beyond a tenth of the
+        # correlation (a twentieth of the page) a peak is not taken for the spacing.
+        strong = [i for i in peaks if grid[i] <= len(corr) / 10 and score[i] >= _STRONG_PEAK * top]
+        repeating = [i for i in strong if _repeats(score, grid, i)]
+        if repeating:
+            peak = grid[repeating[0]]
+        elif runs:  # Neither bears the other out: the best-scoring run spacing.
+            peak = max(runs, key=lambda spacing: float(_spacing_score(corr, spacing)))
+        else:
+            return None
+    fine = np.arange(0.95 * peak, 1.05 * peak, _FINE_STEP)
+    multiples = [k for k in range(1, 5) if 1.25 * k * fine[-1] < len(corr) - 1] or [1]
+    together = sum(_spacing_score(corr, k * fine) for k in multiples)
+    return float(fine[together.argmax()])
 
 
 def estimate_staff_space(page: np.ndarray) -> float:
-    """Staff-line spacing of a page in pixels, from vertical run lengths (classic OMR), checked
-    on the autocorrelation of its horizontal strokes.
+    """Staff-line spacing of a page in pixels: the period of its horizontal strokes
+    (`_staff_period`), made exact by its vertical runs (`_run_spacings`) where they agree.
 
-    Staff lines dominate a music page's vertical runs: the most common black run is the line
-    thickness and the most common white run is the gap between two lines, so the spacing (line
-    centre to line centre) is their sum. On a blurred or low-resolution capture the lines can
-    be lighter than the fixed ink level, so the runs are also read at the flattened page's Otsu
-    level; there, and on pages dense with beamed notes, the runs can also give a wrong sum or
-    twice the spacing. So each sum and its half are candidates, and the one at which the
-    page's horizontal strokes repeat most (`_spacing_score`) wins; where the fixed level's sum
-    is within 10 % of it (the same peak), that sum is kept.
+    The runs are exact on a clean page, but on a blurred, photographed or beam-laden page
+    they may measure beams or noise; the period holds wherever the staff lines show at all,
+    if only as faint grey. The first run spacing within 2 % of the period is returned, else
+    the period.
 
     Args:
       page: u8[H, W] grey page, 0 = ink.
@@ -291,35 +395,23 @@ def estimate_staff_space(page: np.ndarray) -> float:
       Staff spacing in pixels of `page`.
 
     Raises:
-      PageError: the page has no ink, or no run pattern that looks like staff lines.
+      PageError: the page is one grey (blank or all ink), or has no horizontal strokes that
+        repeat down the page.
     """
     flat = capture.flatten(page)
-    # OpenCV puts greys up to Otsu's level in the dark class.
-    level, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    candidates, found = [], None
-    for ink_mask in (flat < capture.INK_BELOW, flat <= level):
-        black, white = _vertical_runs(ink_mask), _vertical_runs(~ink_mask)
-        if black.size and white.size:
-            found = thickness, gap = _refined_mode(black), _refined_mode(white)
-            if thickness < gap < ink_mask.shape[0] / 8:
-                candidates += [thickness + gap, (thickness + gap) / 2]
-    if found is None:
+    if flat.min() == flat.max():
         raise PageError(
             f"no staff lines found on a page of shape {flat.shape} (it is blank or all "
             "ink); set config.detect.scale to rescale it by a fixed factor"
         )
-    if not candidates:
+    runs = _run_spacings(flat)
+    period = _staff_period(_line_autocorrelation(flat), runs)
+    if period is None:
         raise PageError(
-            f"no staff-line pattern found (most common ink run {found[0]:.1f} px, most common "
-            f"gap {found[1]:.1f} px, page height {flat.shape[0]}); set config.detect.scale "
-            "instead"
+            f"no staff-line pattern found on a page of shape {flat.shape} (no horizontal "
+            "strokes that repeat down the page); set config.detect.scale instead"
         )
-    corr = _line_autocorrelation(flat)
-    # A candidate needs a quarter of itself beyond it in the correlation, and 2 px.
-    usable = [c for c in candidates if 2.0 <= c and 1.25 * c < len(corr) - 1] or candidates[:1]
-    best = max(usable, key=lambda c: _spacing_score(corr, c))
-    # Of the candidates on the winning peak, the first: the fixed level's where it is right.
-    return next(c for c in usable if abs(c - best) <= 0.1 * best)
+    return next((r for r in runs if abs(r - period) <= _RUNS_AGREE * period), period)
 
 
 def page_scale(page: np.ndarray, config: ml_collections.ConfigDict) -> tuple[float, float | None]:
