@@ -216,6 +216,13 @@ def test_blank_page_asks_for_a_fixed_scale():
         detect.estimate_staff_space(np.full((50, 50), 255, np.uint8))
 
 
+def test_a_page_without_horizontal_strokes_asks_for_a_fixed_scale():
+    page = np.full((300, 300), 255, np.uint8)
+    page[20:280, ::25] = 0  # Vertical bars only: nothing repeats down the page.
+    with pytest.raises(detect.PageError, match="no staff-line pattern.*config.detect.scale"):
+        detect.estimate_staff_space(page)
+
+
 def test_rescale_and_page_scale():
     page = staff_page(17.0, thickness=4)  # Lines stay solid ink at half size.
     scale, space = detect.page_scale(page, config(staff_space=8.5))

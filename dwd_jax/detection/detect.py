@@ -277,7 +277,7 @@ _PERIOD_STEP = 0.25  # px between the spacings `_staff_period` first scores...
 _FINE_STEP = 0.05  # ...and between those it refines the winner over.
 _RUNS_NEAR = 0.1  # A peak within this relative distance of a run spacing bears it out.
 _OCTAVE = 0.5  # The half of the best borne-out peak wins with this share of its score.
-_STRONG_PEAK = 0.25  # Without runs: the smallest peak with this share of the top score that
+_STRONG_PEAK = 0.25  # Else: the smallest peak with this share of the top score that
 _HARMONIC = 0.35  # repeats at twice its lag with this share of its own score.
 _RUNS_AGREE = 0.02  # Relative distance within which a run spacing replaces the period.
 
@@ -321,24 +321,26 @@ def _repeats(score: np.ndarray, grid: np.ndarray, i: int) -> bool:
 def _staff_period(corr: np.ndarray, runs: Sequence[float]) -> float | None:
     """The staff-line spacing that the horizontal strokes' autocorrelation bears out, in px.
 
-    Candidates are the peaks of `_spacing_score` that bear out a run spacing (within 10 %: on
-    a page dense with beams the peak shifts off the lines' spacing); the highest wins, or its
-    half where that is a candidate too and scores about as high (`_OCTAVE`), since a staff's
-    lines also coincide at two spacings. Where no run spacing is borne out (the runs measured
-    beams, or noise, on a blurred or photographed page), the smallest strong peak that
-    repeats at twice its lag wins: a staff's lines are one and two spacings apart, while a
-    beam's thickness or a burst of noise makes a peak that does not repeat. Not simply the
-    highest peak: on a regular page the distance from one staff to the next repeats more
-    strongly still. The winner is then refined within 5 % to the spacing whose first four
-    multiples (a five-line staff's lags) score highest together, which averages out lines
-    that lie on whole pixels (gaps of 12 and 13 px where the staff's spacing is 12.5).
+    Candidates are the peaks of `_spacing_score` that bear out a run spacing (within 10 %: on a
+    page dense with beams the peak shifts off the lines' spacing); the highest wins, or its half
+    where that is a candidate too and scores about as high (`_OCTAVE`), since a staff's lines
+    also coincide at two spacings. Where no run spacing is borne out (the runs measured beams,
+    or noise, on a blurred or photographed page), the smallest strong peak that repeats at twice
+    its lag wins: a staff's lines are one and two spacings apart, while a beam's thickness or a
+    burst of noise makes a peak that does not repeat. Not simply the highest peak: on a regular
+    page the distance from one staff to the next repeats more strongly still, so no peak beyond
+    a twentieth of the page is taken. Where neither holds, the run spacing at which the strokes
+    repeat most. The winner is then refined within 5 % to the spacing whose first four multiples
+    (a five-line staff's lags) score highest together, which averages out lines that lie on
+    whole pixels (gaps of 12 and 13 px where the staff's spacing is 12.5).
 
     Args:
       corr: f32[L] `_line_autocorrelation`.
       runs: `_run_spacings` of the same page.
 
     Returns:
-      The spacing in pixels, or None where no lag scores above 0 (no repeating strokes).
+      The spacing in pixels, or None where no lag scores above 0 (no repeating strokes) or
+      neither a peak nor a run spacing qualifies.
     """
     grid = np.arange(2.0, (len(corr) - 1) / 1.25, _PERIOD_STEP)
     if grid.size < 3:
@@ -363,8 +365,8 @@ def _staff_period(corr: np.ndarray, runs: Sequence[float]) -> float | None:
         halves = [i for i in halves if borne_out[i] >= _OCTAVE * max(borne_out.values())]
         peak = min([grid[i] for i in halves] + [peak])
     else:
-        # The staff-to-staff distance repeats at twice its lag too: beyond a tenth of the
-        # correlation (a twentieth of the page) a peak is not taken for the spacing.
+        # The staff-to-staff distance repeats at twice its lag too: a peak beyond a tenth
+        # of the correlation (a twentieth of the page) is not taken for the spacing.
         strong = [i for i in peaks if grid[i] <= len(corr) / 10 and score[i] >= _STRONG_PEAK * top]
         repeating = [i for i in strong if _repeats(score, grid, i)]
         if repeating:
