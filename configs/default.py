@@ -288,7 +288,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.omr = ml_collections.ConfigDict()
     # Every rule below on (the shipped pipeline) or off (the network's detections as decoded,
     # the original method). Evaluation reports both. Each rule is kept because switching it
-    # off alone lowers both validation means (benchmarks/tune_on_validation.py).
+    # off alone lowers validation's mAP (benchmarks/tune_on_validation.py), or, for those made
+    # for scans and photographs, the robustness set's.
     c.omr.enabled = True
     # Thin-line classes whose thin side is re-measured on the page's ink after decoding
     # (dwd_jax.omr.ink, our extension): IoU 0.5 on a 2-px stem needs a sub-pixel centre, which
