@@ -163,16 +163,6 @@ def test_staff_space_of_a_low_resolution_capture_of_beamed_notes(space):
     assert detect.estimate_staff_space(beamed_page(space)) == pytest.approx(space, abs=0.1)
 
 
-PHOTOGRAPH = {  # A phone photograph, as the robustness set's.
-    "perspective": {"shift": (0.02, 0.02)},
-    "warp": {"amplitude": (4.0, 4.0)},
-    "uneven_light": {"darkest": (0.55, 0.55)},
-    "blur": {"sigma": (1.5, 1.5)},
-    "noise": {"sigma": (7.0, 7.0)},
-    "jpeg": {"quality": (70, 70)},
-}
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_staff_space_of_a_photographed_page_whose_runs_measure_noise(seed):
     from dwd_jax.eval import robustness
@@ -180,8 +170,9 @@ def test_staff_space_of_a_photographed_page_whose_runs_measure_noise(seed):
     clean = detect.load_page(Path(__file__).parent / "data" / "pages" / "generated_leland.png")
     space = detect.estimate_staff_space(clean)
     assert space == pytest.approx(18.7, abs=0.1)
+    condition = default.get_config().robustness.conditions.photo.to_dict()  # A phone's.
     photo, _ = robustness.apply(
-        clean, np.zeros((0, 4), np.float32), PHOTOGRAPH, np.random.default_rng(seed)
+        clean, np.zeros((0, 4), np.float32), condition, np.random.default_rng(seed)
     )
     # The runs measure blur and noise, a quarter of the spacing or less: taken for it, they
     # would show the model a page four or more times too large.
