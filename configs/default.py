@@ -367,6 +367,11 @@ def get_config() -> ml_collections.ConfigDict:
     # whose component holds less than symbol_min_share of its box's ink fell apart (a
     # photograph's faded stroke) and keeps the network's class. False = the network's.
     c.omr.accidentals_by_shape = True
+    # ...only those the network scores below this; a surer one keeps the network's class (on
+    # scanned, photographed and coarse validation pages the ones the shape misread scored
+    # 0.57-0.79 but one, nine in ten of those it mended under 0.41; tuned on validation, clean
+    # and degraded: 0.5-0.55 alike). inf = every one.
+    c.omr.accidentals_max_score = 0.55
     # C clefs named by the staff line nearest the middle of their thick bar on the ink
     # (dwd_jax.omr.clefs): tenor on the second line from the top, alto on any other, as
     # DeepScores names them; the network confuses the two. False = the network's.

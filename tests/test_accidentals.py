@@ -82,3 +82,14 @@ def test_renamed_accidentals_keep_the_better_of_two_detections():
     np.testing.assert_array_equal(got_classes, [FLAT, NATURAL, KEY_SHARP, NATURAL])
     np.testing.assert_array_equal(got_scores, scores[[0, 2, 3, 4]])
     np.testing.assert_array_equal(got_boxes[0], BOXES[0])  # The flat's own ink.
+
+
+def test_a_confident_detection_keeps_the_networks_class():
+    """Only detections scoring below `max_score` are renamed: the natural detected as a flat
+    at 0.8 stays a flat, the sharp detected as a key's flat at 0.7 becomes a key's sharp."""
+    classes = np.int32([FLAT, FLAT, KEY_FLAT, NATURAL])
+    scores = np.float32([0.6, 0.8, 0.7, 0.5])
+    _, got, _ = ink.name_accidentals(_page(), BOXES, classes, scores, max_score=0.75)
+    np.testing.assert_array_equal(got, [FLAT, FLAT, KEY_SHARP, NATURAL])
+    _, got, _ = ink.name_accidentals(_page(), BOXES, classes, scores, max_score=0.5)
+    np.testing.assert_array_equal(got, classes)  # None below: the network's classes.

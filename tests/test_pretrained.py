@@ -34,6 +34,15 @@ def test_shipped_model_finds_the_note_heads_of_the_real_sample_page(
     assert len(gt_heads) > 100 and recall >= 0.9, recall
 
 
+def test_the_shipped_config_is_the_default_config():
+    """Outside a clone `dwd-jax` reads the shipped config.json: a setting changed in
+    configs/default.py (a decoder budget, a post-processing rule) must travel with it
+    (re-export the model, or edit config.json where only inference settings changed)."""
+    from configs import default
+
+    assert pretrained.get_config().to_dict() == default.get_config().to_dict()
+
+
 def test_the_default_config_builds_the_shipped_network_and_line_targets_do_not():
     from configs import default, line_targets
 

@@ -261,7 +261,7 @@ def refine_upright(
     if d.accidentals_by_shape:
         boxes, classes, scores = name_accidentals(
             symbols, boxes, classes, scores, d.symbol_max_change, d.symbol_min_share,
-            staff_space, pale,
+            staff_space, pale, d.accidentals_max_score,
         )
     if d.c_clefs_by_line:
         classes = clefs.name_by_line(found, boxes, classes, ink_mask)
@@ -378,10 +378,14 @@ def name_accidentals(
     min_share: float = 0.0,
     staff_space: float = 0.0,
     pale_mask: np.ndarray | None = None,
+    max_score: float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detections with each flat, natural and sharp (of a key signature, or beside a note)
-    named by its shape (`accidentals.shape`), where the shape decides; two detections of one
-    accidental, now of one class, are one (`snap_symbols`' rule, which keeps the better).
+    scoring below `max_score` named by its shape (`accidentals.shape`), where the shape
+    decides; two detections of one accidental, now of one class, are one (`snap_symbols`'
+    rule, which keeps the better). A confident detection keeps the network's class: blur can
+    run a natural's half-stems into a sharp's or fill a flat's bowl, and the shape then
+    misreads what the network saw right.
 
     Args:
       symbols_mask: bool[H, W] the ink with its staff lines erased (`staves.erase_lines`).
@@ -392,6 +396,7 @@ def name_accidentals(
       max_change, min_share, staff_space, pale_mask: as `snap_symbols`'; an accidental whose
         component holds less than `min_share` of its box's ink keeps the network's class
         (`accidentals.shape`).
+      max_score: the score from which a detection keeps the network's class.
 
     Returns:
       (boxes f32[M, 4], classes i32[M], scores f32[M]).
@@ -399,7 +404,7 @@ def name_accidentals(
     classes = np.array(classes, copy=True)
     for family in accidentals.FAMILIES:
         family_labels = classes_lib.model_labels(family)
-        chosen = np.flatnonzero(np.isin(classes, family_labels))
+        chosen = np.flatnonzero(np.isin(classes, family_labels) & (scores < max_score))
         shapes = accidentals.shape(symbols_mask, boxes[chosen], min_share)
         classes[chosen] = np.where(shapes > 0, family_labels[shapes - 1], classes[chosen])
     every = classes_lib.model_labels([name for family in accidentals.FAMILIES for name in family])
