@@ -384,7 +384,7 @@ def name_accidentals(
     scoring below `max_score` named by its shape (`accidentals.shape`), where the shape
     decides; two detections of one accidental, now of one class, are one (`snap_symbols`'
     rule, which keeps the better). A confident detection keeps the network's class: blur can
-    run a natural's half-stems into a sharp's or fill a flat's bowl, and the shape then
+    merge a natural's half-stems into a sharp's or fill a flat's bowl, and the shape then
     misreads what the network saw right.
 
     Args:
