@@ -43,6 +43,7 @@ ROWS = (
     ("omr.symbol_max_change inf", {"omr.symbol_max_change": float("inf")}),
     ("omr.symbol_min_share 0", {"omr.symbol_min_share": 0.0}),
     ("omr.accidentals_max_score inf", {"omr.accidentals_max_score": float("inf")}),
+    ("omr.accidentals_max_change 2", {"omr.accidentals_max_change": 2.0}),
     ("rescale: fixed data.scale (0.5), no staff-space estimate", {"detect.scale": 0.5}),
     # Training pages' staff spaces at scale 0.5 span 7.3-13.5 px; 8.5 is DeepScoresV2's.
     *(

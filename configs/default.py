@@ -343,6 +343,12 @@ def get_config() -> ml_collections.ConfigDict:
     # this factor of the decoded box's (on a blurred scan a symbol merges with its neighbour or
     # falls apart); inf = always.
     c.omr.symbol_max_change = 2.0
+    # ...and for flats, naturals and sharps this factor: on a photographed page a blurred
+    # natural joins its neighbour into a component about twice its width (1.93 times), and at
+    # 2.0 the post-processing lowered the photographed copies' naturals and sharps below the
+    # network alone; 1.6 and 1.4 mended both and moved no clean, scanned or coarse figure by
+    # more than 0.0002 (the robustness pages, validation's).
+    c.omr.accidentals_max_change = 1.6
     # ...and only if the component holds this share of the ink inside the decoded box: a
     # symbol that fell apart (a photographed ring, a faded clef) leaves its largest piece short
     # of it (tuned on validation, clean and degraded: 0.6-0.8 alike; 0 = never checked).

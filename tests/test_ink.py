@@ -223,6 +223,31 @@ def test_a_symbol_keeps_its_box_when_its_component_is_not_its_size():
     np.testing.assert_array_equal(out, [[10, 10, 40, 70], [45, 90, 50, 95]])
 
 
+def test_accidentals_take_a_component_only_within_their_own_factor():
+    """A blurred natural joined to its neighbour: a component 1.9 times its box's width. With
+    `accidentals_max_change` below that the natural keeps its box; a dot's component as much
+    wider (within `symbol_max_change`) is still its own."""
+    config = default.get_config().omr
+    config.symbol_max_change, config.accidentals_max_change = 2.0, 1.6
+    natural = classes_lib.label_of("accidentalNatural") + 1
+    dot = classes_lib.label_of("augmentationDot") + 1
+    mask = np.zeros((60, 120), bool)
+    mask[10:40, 10:29] = True  # The natural and what it merged with.
+    mask[45:50, 60:79] = True  # A dot smeared sideways.
+    boxes = np.float32([[10, 10, 40, 20], [45, 60, 50, 70]])
+    classes = np.int32([natural, dot])
+    changes = ink.max_changes(config, classes)
+    np.testing.assert_array_equal(changes, np.float32([1.6, 2.0]))
+    out, keep = ink.snap_symbols(mask, boxes, classes, np.float32([0.9, 0.8]), [natural, dot],
+                                 changes)
+    assert keep.all()
+    np.testing.assert_array_equal(out, [[10, 10, 40, 20], [45, 60, 50, 79]])
+    config.accidentals_max_change = 2.0
+    out, _ = ink.snap_symbols(mask, boxes, classes, np.float32([0.9, 0.8]), [natural, dot],
+                              ink.max_changes(config, classes))
+    np.testing.assert_array_equal(out[0], [10, 10, 40, 29])
+
+
 def test_two_symbols_on_one_component_keep_their_boxes_when_one_is_too_small_for_it():
     """A key signature's flat touching the next on a blurred scan: one component, 1.7 times
     the first flat's box (within the factor) and 2.2 times the second's width (beyond it).

@@ -255,12 +255,12 @@ def refine_upright(
     if len(d.symbol_classes):
         boxes, keep = snap_symbols(
             symbols, boxes, classes, scores, classes_lib.model_labels(d.symbol_classes),
-            d.symbol_max_change, d.symbol_min_share, staff_space, pale,
+            max_changes(d, classes), d.symbol_min_share, staff_space, pale,
         )
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
     if d.accidentals_by_shape:
         boxes, classes, scores = name_accidentals(
-            symbols, boxes, classes, scores, d.symbol_max_change, d.symbol_min_share,
+            symbols, boxes, classes, scores, max_changes(d, classes), d.symbol_min_share,
             staff_space, pale, d.accidentals_max_score,
         )
     if d.c_clefs_by_line:
@@ -374,7 +374,7 @@ def name_accidentals(
     boxes: np.ndarray,
     classes: np.ndarray,
     scores: np.ndarray,
-    max_change: float = np.inf,
+    max_change: float | np.ndarray = np.inf,
     min_share: float = 0.0,
     staff_space: float = 0.0,
     pale_mask: np.ndarray | None = None,
@@ -452,13 +452,25 @@ def snap_solids(
     return _snap_to_components(solid, boxes, classes, scores, chosen, max_growth=_MAX_GROWTH)
 
 
+def max_changes(config: ml_collections.ConfigDict, classes: np.ndarray) -> np.ndarray:
+    """f32[N]: how far `snap_symbols` may change each detection's box (i32[N] model
+    `classes`): `config.accidentals_max_change` for flats, naturals and sharps (blur joins an
+    accidental to its neighbour into a component that is still within
+    `config.symbol_max_change` of it), `config.symbol_max_change` for the rest."""
+    every = [name for family in accidentals.FAMILIES for name in family]
+    chosen = np.isin(classes, classes_lib.model_labels(every))
+    # A model exported before the field existed keeps its one factor for all.
+    own = config.get("accidentals_max_change", config.symbol_max_change)
+    return np.where(chosen, own, config.symbol_max_change).astype(np.float32)
+
+
 def snap_symbols(
     symbols_mask: np.ndarray,
     boxes: np.ndarray,
     classes: np.ndarray,
     scores: np.ndarray,
     symbol_classes: Sequence[int],
-    max_change: float = np.inf,
+    max_change: float | np.ndarray = np.inf,
     min_share: float = 0.0,
     staff_space: float = 0.0,
     pale_mask: np.ndarray | None = None,
@@ -485,7 +497,8 @@ def snap_symbols(
       boxes: f32[N, 4] `[y0, x0, y1, x1]` page pixels (pixel i covers [i, i + 1)).
       classes: i32[N] model classes; scores: f32[N].
       symbol_classes: model classes to re-measure.
-      max_change: the largest factor between the component's and the box's sizes.
+      max_change: the largest factor between the component's and the box's sizes: one for
+        all, or f32[N] one per detection (`max_changes`).
       min_share: the least share of the box's ink the component must hold.
       staff_space: the page's staff space in pixels; 0 = spurs are not cut.
       pale_mask: bool[H, W] the page's pale ink (`pale_ink`), or None: pieces never join.
@@ -540,8 +553,8 @@ def _snap_to_components(
     scores: np.ndarray,
     chosen: np.ndarray,
     *,
-    max_growth: float = np.inf,
-    max_shrink: float = np.inf,
+    max_growth: float | np.ndarray = np.inf,
+    max_shrink: float | np.ndarray = np.inf,
     min_share: float = 0.0,
     staff_space: float = 0.0,
     pale_mask: np.ndarray | None = None,
@@ -556,8 +569,10 @@ def _snap_to_components(
     another of its class holds two objects (on a blurred scan a key signature's flat touches
     the next): neither takes it. With a `staff_space`, a component a detection takes loses
     its spurs beyond the box (`_trim_spurs`; not for strokes): the trim refines a box the
-    guards accepted and never lets a component they refused in. Returns (f32[N, 4] boxes,
-    bool[N] keep)."""
+    guards accepted and never lets a component they refused in. `max_growth` and `max_shrink`
+    are one factor, or f32[N] one per detection. Returns (f32[N, 4] boxes, bool[N] keep)."""
+    max_growth = np.broadcast_to(np.asarray(max_growth, np.float32), (len(boxes),))
+    max_shrink = np.broadcast_to(np.asarray(max_shrink, np.float32), (len(boxes),))
     out = np.array(boxes, np.float32, copy=True)
     keep = np.ones(len(boxes), bool)
     is_stroke = np.isin(classes, classes_lib.model_labels(_STROKE_CLASSES))
@@ -603,8 +618,8 @@ def _snap_to_components(
         thin = elongated and along and max(box_h, box_w) >= _STROKE_BOX_ASPECT * min(box_h, box_w)
         stroke = thin and is_stroke[i]
         key = (int(classes[i]), label)
-        grown = comp_h > max_growth * box_h or comp_w > max_growth * box_w
-        shrunk = max_shrink * comp_h < box_h or max_shrink * comp_w < box_w
+        grown = comp_h > max_growth[i] * box_h or comp_w > max_growth[i] * box_w
+        shrunk = max_shrink[i] * comp_h < box_h or max_shrink[i] * comp_w < box_w
         if (grown and not stroke) or (shrunk and not thin):
             # The component holds more than this object: kept, and no claim on it. Nor, if it
             # is compact (a stroke's fragments lie beside each other), for the detection that
