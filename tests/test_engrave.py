@@ -340,7 +340,7 @@ import sys
 import numpy as np
 from dwd_jax.engrave import raster
 if sys.argv[2] == "after-plain-text":
-    raster.text_box("3", 10.0)
+    raster.char_boxes("3", 10.0)
     raster.rasterize('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 50">'
                      '<text x="5" y="40" font-size="30px">f 5</text></svg>', 100, 50)
 svg = ('<svg xmlns="http://www.w3.org/2000/svg"><svg class="definition-scale" '
@@ -361,3 +361,54 @@ def test_a_page_is_drawn_the_same_whatever_the_process_drew_before(tmp_path):
         pages.append(np.load(out))
     assert (pages[0] < 128).sum() > 1000  # the text is drawn
     np.testing.assert_array_equal(pages[0], pages[1])
+
+
+def test_verovio_boxes_fingerings_multi_measure_rests_and_small_heads(tmp_path):
+    """What verovio draws outside its glyph classes: fingerings (text, one box per digit, on
+    its ink), a multi-measure rest (an H-bar and its count) and grace halves, wholes and
+    breves (small heads)."""
+    from music21 import articulations, meter, note, spanner, stream
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    from dwd_jax.engrave import piece
+    from dwd_jax.engrave.style import PageStyle
+
+    part = stream.Part(id="P1")
+    first = stream.Measure(number=1)
+    first.append(meter.TimeSignature("3/2"))
+    for finger in range(6):
+        n = note.Note("C5", quarterLength=1.0)
+        n.articulations.append(articulations.Fingering(finger))
+        first.append(n)
+    graces = stream.Measure(number=2)
+    for value, pitch in (("half", "A4"), ("whole", "B4"), ("breve", "C5")):
+        graces.append([note.Note(pitch, type=value).getGrace(), note.Note("G4", type="half")])
+    rests = [note.Rest(quarterLength=6.0) for _ in range(4)]
+    part.append([first, graces, *(stream.Measure([r], number=3 + i) for i, r in
+                                  enumerate(rests))])
+    part.insert(0, spanner.MultiMeasureRest(rests, useSymbols=False))
+    path = tmp_path / "marks.musicxml"
+    path.write_bytes(GeneralObjectExporter(stream.Score([part])).parse())
+    style = PageStyle(font="Leipzig", width_px=1400, height_px=1980, staff_space_px=14.0,
+                      spacing_linear=0.25, spacing_non_linear=0.6, spacing_staff=10,
+                      spacing_system=8)
+    task = piece.PieceTask(path=str(path), key="marks", style=style, max_pages=1,
+                           images_dir=str(tmp_path), shard_path=str(tmp_path / "marks.json"))
+    (page,) = piece.engrave_piece(task)["pages"]
+    names = [DEEPSCORES_CLASSES[int(a["cat_id"]) - 1] for a in page["annotations"]]
+    for name in (*(f"fingering{d}" for d in range(6)), "restHBar", "restHNr"):
+        assert names.count(name) == 1, name
+    small = {n.removesuffix("OnLineSmall").removesuffix("InSpaceSmall") for n in names
+             if n.startswith("notehead") and n.endswith("Small")}
+    assert small == {"noteheadHalf", "noteheadWhole", "noteheadDoubleWhole"}
+    ink = np.asarray(Image.open(tmp_path / page["filename"])) < 128
+    for ann in page["annotations"]:
+        if DEEPSCORES_CLASSES[int(ann["cat_id"]) - 1].startswith("fingering"):
+            x0, y0, x1, y1 = ann["a_bbox"]
+            around = ink[int(y0) - 3 : int(np.ceil(y1)) + 3, int(x0) - 3 : int(np.ceil(x1)) + 3]
+            rows, cols = np.flatnonzero(around.any(1)), np.flatnonzero(around.any(0))
+            # The digit's ink, found around its box, fills the box to within a pixel.
+            assert rows[0] - 3 == pytest.approx(y0 - int(y0), abs=1.5)
+            assert rows[-1] + 1 - 3 == pytest.approx(y1 - int(y0), abs=1.5)
+            assert cols[0] - 3 == pytest.approx(x0 - int(x0), abs=1.5)
+            assert cols[-1] + 1 - 3 == pytest.approx(x1 - int(x0), abs=1.5)

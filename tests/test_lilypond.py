@@ -278,14 +278,116 @@ def test_rasterize_plain_svg():
     assert disc[20, :].all() and disc[:, 20].all() and not disc[0, 0] and not disc[-1, -1]
 
 
-def test_text_box_matches_the_drawn_text():
-    """`text_box` is the ink of plain-SVG text as `rasterize` draws it."""
+def test_char_boxes_match_the_drawn_text():
+    """`char_boxes` is the ink of each character of plain-SVG text as `rasterize` draws it."""
     svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
            '<g transform="translate(20, 60)"><text font-family="serif" font-style="italic" '
            'font-size="30"><tspan>37</tspan></text></g></svg>')
-    ink = np.argwhere(raster.rasterize(svg, 100, 100) < 128)
-    x0, y0, x1, y1 = raster.text_box("37", 30, italic=True)
-    assert ink[:, 1].min() == pytest.approx(20 + x0, abs=1)
-    assert ink[:, 1].max() + 1 == pytest.approx(20 + x1, abs=1)
-    assert ink[:, 0].min() == pytest.approx(60 + y0, abs=1)
-    assert ink[:, 0].max() + 1 == pytest.approx(60 + y1, abs=1)
+    ink = raster.rasterize(svg, 100, 100) < 128
+    boxes = raster.char_boxes("37", 30, italic=True)
+    assert len(boxes) == 2 and boxes[0][2] <= boxes[1][0] + 1
+    for x0, y0, x1, y1 in boxes:
+        part = np.argwhere(ink[:, round(20 + x0) : round(20 + x1)])
+        assert part[:, 0].min() == pytest.approx(60 + y0, abs=1)
+        assert part[:, 0].max() + 1 == pytest.approx(60 + y1, abs=1)
+    columns = np.flatnonzero(ink.any(axis=0))
+    assert columns.min() == pytest.approx(20 + boxes[0][0], abs=1)
+    assert columns.max() + 1 == pytest.approx(20 + boxes[1][2], abs=1)
+
+
+def _rare_marks_score():
+    """Seven bars holding what music21's LilyPond writer leaves out and the composer writes:
+    a clef two octaves down, fingerings, a tremolo, a caesura, a segno and a coda, an
+    arpeggio, a tuplet of 12, an ottava, pedalling and a multi-measure rest."""
+    from music21 import (
+        articulations,
+        chord,
+        clef,
+        duration,
+        expressions,
+        meter,
+        note,
+        repeat,
+        spanner,
+        stream,
+    )
+
+    part = stream.Part(id="P1")
+    low = clef.TrebleClef()
+    low.octaveChange = -2
+    m1 = stream.Measure(number=1)
+    m1.append([low, meter.TimeSignature("4/4")])
+    for finger in range(4):
+        n = note.Note("E4", quarterLength=0.5)
+        n.articulations.append(articulations.Fingering(finger))
+        m1.append(n)
+    held = note.Note("G4", quarterLength=2.0)
+    tremolo = expressions.Tremolo()
+    tremolo.numberOfMarks = 3
+    held.expressions.append(tremolo)
+    held.articulations.append(articulations.Caesura())
+    m1.append(held)
+    m2 = stream.Measure(number=2)
+    m2.insert(0, repeat.Segno())
+    spread = chord.Chord(["C4", "E4", "G4"], quarterLength=1.0)
+    spread.expressions.append(expressions.ArpeggioMark())
+    m2.append(spread)
+    group = []
+    for _ in range(12):
+        n = note.Note("F4")
+        n.duration = duration.Duration(0.125)
+        n.duration.appendTuplet(duration.Tuplet(12, 8, 0.125))
+        group.append(n)
+    group[0].duration.tuplets[0].type, group[-1].duration.tuplets[0].type = "start", "stop"
+    m2.append(group)
+    m2.append(note.Note("A4", quarterLength=2.0))
+    m3 = stream.Measure(number=3)
+    m3.insert(0, repeat.Coda())
+    quarters = [note.Note(p, quarterLength=1.0) for p in ("C5", "D5", "E4", "F4")]
+    m3.append(quarters)
+    rests = []
+    measures = [m1, m2, m3]
+    for number in (4, 5, 6):
+        rest = note.Rest(quarterLength=4.0)
+        rest.fullMeasure = True
+        rests.append(rest)
+        measures.append(stream.Measure([rest], number=number))
+    part.append(measures)
+    part.insert(0, spanner.Ottava(quarters[0], quarters[1], type="8va"))
+    part.insert(0, expressions.PedalMark(quarters[2], quarters[3]))
+    part.insert(0, spanner.MultiMeasureRest(rests, useSymbols=False))
+    return stream.Score([part])
+
+
+def test_marks_music21s_writer_drops_are_engraved_and_boxed(lilypond):
+    """Each mark the composer writes and music21's LilyPond writer drops reaches LilyPond
+    (through the MusicXML the corpus keeps, as `engrave_piece` reads it) as its class."""
+    music21 = pytest.importorskip("music21")
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    score = music21.converter.parseData(GeneralObjectExporter(_rare_marks_score()).parse())
+    text = lilypond.ly_from_music21(score)
+    assert '\\clef "treble_15"' in text and "R 1 *3" in text
+    (page,) = lilypond.engrave_lilypond(score, lilypond.default_style(WIDTH, STAFF_SPACE))
+    counts = collections.Counter(_names(page))
+    assert counts["clefG"] == counts["clef15"] >= 1  # one per system
+    expected = {
+        "fingering0": 1, "fingering1": 1, "fingering2": 1,
+        "fingering3": 1, "tremolo3": 1, "caesura": 1, "segno": 1, "coda": 1, "arpeggiato": 1,
+        "tuplet1": 1, "tuplet2": 1, "ottavaBracket": 1, "keyboardPedalPed": 1,
+        "keyboardPedalUp": 1, "restHBar": 1, "restHNr": 1,
+    }
+    assert {name: counts[name] for name in expected} == expected
+    assert not counts["restWhole"]  # the rest's measures are one H-bar, not three rests
+    one, two = sorted(a["a_bbox"] for a in page.annotations
+                       if DEEPSCORES_CLASSES[int(a["cat_id"]) - 1] in ("tuplet1", "tuplet2"))
+    assert one[2] <= two[0] + 1  # the 1 of the 12 stands left of its 2
+
+
+def test_multi_measure_rest_settings_only_where_the_input_has_one(lilypond):
+    """`skipBars` and a one-bar expand limit move LilyPond's spacing of every page: they are
+    set for input with an `R` times its bars, and the default corpus's pages stay as drawn."""
+    style = lilypond.default_style(WIDTH, STAFF_SPACE)
+    assert "skipBars" in lilypond.with_prelude("{ c'1 R 1 *3 }", style)
+    assert "skipBars" not in lilypond.with_prelude("{ c'1 R1 r1 }", style)
+

@@ -30,8 +30,11 @@ from dwd_jax.engrave.style import sample_style
 # is given), so a corpus made by older rules is refused (by `_check_settings`) instead of mixed
 # with new pages. 2: beam segments joined into lines. 3: LilyPond draws MusicXML's inverted
 # fermatas and marks placed below the staff there, as verovio does. 4: LilyPond is given a
-# piano's brace, repeat barlines and octave-down bass clefs.
-ANNOTATION_RULES = 4
+# piano's brace, repeat barlines and octave-down bass clefs. 5: verovio's fingerings boxed and
+# its multi-measure rests drawn as H-bars; LilyPond given segno and coda marks, ottavas,
+# caesuras, tremolos, arpeggios, pedalling, multi-measure rests and two-octave clefs, and a
+# tuplet number boxed per digit.
+ANNOTATION_RULES = 5
 
 # Engraver name -> its worker function (`piece.engrave_piece`'s contract).
 _ENGRAVE_PIECE = {"verovio": piece.engrave_piece, "lilypond": lilypond.engrave_piece}

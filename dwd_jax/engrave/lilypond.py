@@ -17,7 +17,7 @@ say what it draws:
     glyph is drawn inside `<g data-glyph="feta glyph name">` (e.g. `noteheads.s2`, `three`).
 A symbol's box is then the union of the shapes drawn inside its group: glyph outlines sampled
 as `svg_symbols` samples verovio's paths, lines/rects/polygons/paths widened by half their
-stroke (LilyPond strokes with round caps and joins), text measured by `raster.text_box`.
+stroke (LilyPond strokes with round caps and joins), text measured by `raster.char_boxes`.
 
 Grob -> DeepScoresV2 class (the names of `dwd_jax.classes`):
   NoteHead             noteheads.s2/s1/s0/sM1 -> noteheadBlack/Half/Whole/DoubleWhole +
@@ -44,7 +44,7 @@ Grob -> DeepScoresV2 class (the names of `dwd_jax.classes`):
                        stringsUpBow/DownBow, segno, coda
   Fermata              fermataAbove/Below        BreathingSign   caesura (caesura glyphs)
   Fingering            fingering0..5 (one per digit)
-  TupletNumber         tuplet1..9 (text);  TupletBracket  tupletBracket
+  TupletNumber         tuplet1..9 (one per digit of its text);  TupletBracket  tupletBracket
   StaffSymbol          staff (one per staff per system)
   SystemStartBrace     brace                     Arpeggio   arpeggiato
   StemTremolo          tremolo1..5 (its beam count)
@@ -54,7 +54,8 @@ Grob -> DeepScoresV2 class (the names of `dwd_jax.classes`):
 Not produced: graceNoteAcciaccatura*/Appoggiatura* (grace notes are Small noteheads, flags
 and plain stems, as on the verovio path; music21's LilyPond writer drops grace notes anyway),
 tremolo1..5 between two notes (LilyPond draws those strokes as a Beam: labelled beam),
-restHNr unless multi-measure rests are compressed (music21's input does not compress them).
+restHBar and restHNr where music21 writes plain rests (a multi-measure rest marked by its
+spanner is written as one `R` times its measures, drawn compressed).
 Not DeepScoresV2 classes, so not boxed: barlines, brackets, breath commas, portato, other
 notehead shapes (cross, diamond, slash), text (titles, lyrics, tempo words, bar numbers).
 Metronome marks are hidden (their noteheads would be unannotated ink; verovio's path leaves
@@ -236,8 +237,10 @@ def ly_from_music21(score) -> str:
     the verovio path's `breaks: auto`). A score whose staves one brace joins is written as a
     PianoStaff (music21 writes no staff groups). Its translator writes notes, rests, chords,
     beams, ties, tuplets, fermatas, lyrics, clefs, keys and time signatures; `_converter`
-    adds dynamics, hairpins, slurs, articulations and ornaments, repeat barlines and the clef
-    names music21 lacks. Grace notes are dropped by music21.
+    adds dynamics, hairpins, slurs, articulations and ornaments, fingerings, tremolos,
+    arpeggios, pedalling, caesuras, segno and coda marks, ottavas, multi-measure rests,
+    repeat barlines and the clef names (and two-octave marks) music21 lacks. Grace notes are
+    dropped by music21.
 
     Args:
       score: a music21 Score, Part or other stream.
@@ -312,14 +315,49 @@ def _converter():
 
         def lyEmbeddedScmFromClef(self, clefObj):
             # music21 names only a few clefs and writes `\clef ""` (a treble clef) for the
-            # others: the bass clef an octave down among them.
+            # others (the bass clef an octave down among them), and drops the octave of a
+            # named clef two octaves down or up.
             scm = super().lyEmbeddedScmFromClef(clefObj)
             base = _CLEF_NAMES.get((clefObj.sign, clefObj.line))
+            octave = {-2: "_15", -1: "_8", 0: "", 1: "^8", 2: "^15"}.get(
+                clefObj.octaveChange or 0, "")
             if '""' in scm.content and base is not None:
-                octave = {-2: "_15", -1: "_8", 0: "", 1: "^8", 2: "^15"}.get(
-                    clefObj.octaveChange or 0, "")
                 scm.content = scm.content.replace('""', f'"{base}{octave}"')
+            elif octave and f'"{base}"' in scm.content:
+                scm.content = scm.content.replace(f'"{base}"', f'"{base}{octave}"')
             return scm
+
+        def lySimpleMusicFromNoteOrRest(self, noteOrRest):
+            # A multi-measure rest's first rest is LilyPond's `R` times its measures: with
+            # `skipBars` and an expand limit of one bar (`style_block`) it is drawn as one
+            # H-bar with its count, as verovio's `multiRestStyle: block` draws it.
+            music = super().lySimpleMusicFromNoteOrRest(noteOrRest)
+            run = _multi_rest(noteOrRest)
+            if run is not None:
+                element = music.eventChord.simpleChordElements
+                element.parts = ["R " if part == "r " else part for part in element.parts]
+                element.parts.append(f"*{len(run.getSpannedElements())} ")
+            return music
+
+        def appendM21ObjectToContext(self, thisObject):
+            run = _multi_rest(thisObject, first=False)
+            if run is not None and not run.isFirst(thisObject):
+                return  # the first rest of the run stands for it
+            # music21 writes no segno, coda, ottava or caesura: the commands that draw them
+            # go before and after the object that carries them.
+            before, after = _commands_around(thisObject)
+            for command in before:
+                self._append_command(command)
+            super().appendM21ObjectToContext(thisObject)
+            for command in after:
+                self._append_command(command)
+
+        def _append_command(self, command: str) -> None:
+            from music21.lily import lilyObjects
+
+            scm = lilyObjects.LyEmbeddedScm(command)
+            self.context.contents.append(scm)
+            scm.setParent(self.context)
 
         def closeMeasure(self, barChecksOnly=False):
             # music21 writes an end repeat as a final barline and drops start repeats (a
@@ -338,6 +376,45 @@ def _converter():
             return closing
 
     return Converter
+
+
+# music21 duration type -> the flags (or beams) of its note.
+_FLAG_COUNTS = {"eighth": 1, "16th": 2, "32nd": 3, "64th": 4, "128th": 5}
+# music21 Ottava type -> LilyPond's \ottava number.
+_OTTAVAS = {"8va": 1, "8vb": -1, "15ma": 2, "15mb": -2}
+
+
+def _multi_rest(obj, *, first: bool = True):
+    """The MultiMeasureRest spanner a rest belongs to (its first rest only, with `first`),
+    else None."""
+    if "Rest" not in getattr(obj, "classes", ()):
+        return None
+    for spanner in obj.getSpannerSites():
+        if type(spanner).__name__ == "MultiMeasureRest" and (not first or spanner.isFirst(obj)):
+            return spanner
+    return None
+
+
+def _commands_around(obj) -> tuple[list[str], list[str]]:
+    """LilyPond commands music21 does not write for an object of a measure: a segno or coda
+    mark (before it), an ottava that starts (before) or ends (after) on a note, a caesura
+    after a note."""
+    kind = type(obj).__name__
+    if kind == "Segno":
+        return ["\\segnoMark \\default"], []
+    if kind == "Coda":
+        return ["\\codaMark \\default"], []
+    before, after = [], []
+    if "GeneralNote" in obj.classes:
+        for spanner in obj.getSpannerSites():
+            if type(spanner).__name__ == "Ottava" and spanner.type in _OTTAVAS:
+                if spanner.isFirst(obj):
+                    before.append(f"\\ottava #{_OTTAVAS[spanner.type]}")
+                if spanner.isLast(obj):
+                    after.append("\\ottava #0")
+        if any(type(a).__name__ == "Caesura" for a in getattr(obj, "articulations", ())):
+            after.append("\\caesura")
+    return before, after
 
 
 def _placed(event: str, placement: str | None) -> str:
@@ -359,8 +436,15 @@ def _marks(note, dynamics_done: set[int]) -> list[str]:
         elif kind == "Fingering" and str(art.fingerNumber).isdigit():
             out.append(f"-{art.fingerNumber} ")
     for expr in getattr(note, "expressions", ()):
-        if type(expr).__name__ in _EXPRESSIONS:
-            out.append(_EXPRESSIONS[type(expr).__name__] + " ")
+        kind = type(expr).__name__
+        if kind in _EXPRESSIONS:
+            out.append(_EXPRESSIONS[kind] + " ")
+        elif kind == "ArpeggioMark" and "Chord" in note.classes:
+            out.append("\\arpeggio ")
+        elif kind == "Tremolo" and 1 <= expr.numberOfMarks <= 5:
+            # Strokes through the stem: LilyPond counts them in note values past the flags.
+            flags = _FLAG_COUNTS.get(note.duration.type, 0)
+            out.append(f":{2 ** (2 + flags + expr.numberOfMarks)} ")
     site = note.activeSite
     if site is not None:
         sites = [site] + ([site.activeSite] if site.activeSite is not None and
@@ -374,10 +458,12 @@ def _marks(note, dynamics_done: set[int]) -> list[str]:
     for spanner in note.getSpannerSites():
         kind = type(spanner).__name__
         elements = spanner.getSpannedElements()
-        if len(elements) < 2 or kind not in ("Slur", "Crescendo", "Diminuendo"):
+        if len(elements) < 2 or kind not in ("Slur", "Crescendo", "Diminuendo", "PedalMark"):
             continue
         first, last = spanner.isFirst(note), spanner.isLast(note)
-        if kind == "Slur":
+        if kind == "PedalMark":
+            out.append("\\sustainOn " if first else "\\sustainOff " if last else "")
+        elif kind == "Slur":
             out.append("( " if first else ") " if last else "")
         else:
             out.append(("\\< " if kind == "Crescendo" else "\\> ") if first else
@@ -385,14 +471,16 @@ def _marks(note, dynamics_done: set[int]) -> list[str]:
     return out
 
 
-def style_block(style: PageStyle) -> str:
+def style_block(style: PageStyle, *, multi_rests: bool = False) -> str:
     """Page size, staff size and spacing of a page style in LilyPond input.
 
     The page is A4 wide (210 mm) with the style's aspect; the staff size makes one staff space
     `style.staff_space_px` pixels once the page is `style.width_px` wide. verovio's spacing
     factors map onto LilyPond's: linear spacing onto the spacing increment (default 1.2 at
     verovio's 0.25), staff and system gaps (verovio units, half a staff space) onto the basic
-    distances (staff spaces).
+    distances (staff spaces). With `multi_rests` a multi-measure rest (`R` times its bars) is
+    drawn compressed, as one H-bar with its count (`skipBars`, an expand limit of one bar);
+    only then, since both move LilyPond's spacing of pages that have none.
     """
     width_mm = 210.0
     height_mm = width_mm * style.height_px / style.width_px
@@ -407,6 +495,8 @@ def style_block(style: PageStyle) -> str:
         "\\header { tagline = ##f }",
         "\\layout {",
         "  \\context { \\Score \\consists #dwd-tag-engraver",
+        *(["    skipBars = ##t", "    \\override MultiMeasureRest.expand-limit = #1"]
+          if multi_rests else []),
         "    \\override MetronomeMark.stencil = ##f",
         f"    \\override SpacingSpanner.spacing-increment = #{4.8 * style.spacing_linear:.3f}",
         "  }",
@@ -426,8 +516,10 @@ def default_style(width_px: int = 1960, staff_space_px: float = 17.0) -> PageSty
 
 
 def with_prelude(ly: str, style: PageStyle) -> str:
-    """The input with `PRELUDE` and the style inserted after its `\\version` line."""
-    head = PRELUDE + "\n" + style_block(style) + "\n"
+    """The input with `PRELUDE` and the style inserted after its `\\version` line (with the
+    settings of multi-measure rests where it has one)."""
+    multi_rests = re.search(r"\bR\s*[\d.]+\s*\*\s*\d", ly) is not None
+    head = PRELUDE + "\n" + style_block(style, multi_rests=multi_rests) + "\n"
     match = re.search(r'\\version\s+"[^"]*"[^\n]*\n', ly)
     if match is None:
         return f'\\version "{_LY_VERSION}"\n' + head + ly
@@ -476,6 +568,7 @@ class _Piece:
     glyph: str  # feta glyph name, "" for lines, rects, polygons, paths and text
     tag: str  # the SVG element ("path", "rect", "line", "polygon", "text", ...)
     box: tuple[float, float, float, float]
+    text: str = ""  # the character, for text (one piece per character)
 
 
 @dataclasses.dataclass
@@ -532,18 +625,19 @@ def _shape_box(el: ET.Element, tag: str, m) -> tuple[float, float, float, float]
     return (x0, y0, x1, y1)
 
 
-def _text_box(el: ET.Element, m) -> tuple[float, float, float, float] | None:
-    """Box of a LilyPond `<text>` as `raster` draws it (one run, anchored at its start)."""
+def _text_boxes(el: ET.Element, m) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Each character of a LilyPond `<text>` with its box as `raster` draws it (one run,
+    anchored at its start): a tuplet number of two digits is two symbols."""
     text = "".join(el.itertext()).strip("\n")
     size = float(el.get("font-size", 0))
     if not text.strip() or size <= 0:
-        return None
-    x0, y0, x1, y1 = raster.text_box(text, size, italic=el.get("font-style") == "italic",
-                                     bold=el.get("font-weight") == "bold")
+        return []
+    boxes = raster.char_boxes(text, size, italic=el.get("font-style") == "italic",
+                              bold=el.get("font-weight") == "bold")
     ox, oy = float(el.get("x", 0)), float(el.get("y", 0))
-    corners = np.array([[ox + x0, oy + y0], [ox + x1, oy + y1], [ox + x0, oy + y1],
-                        [ox + x1, oy + y0]])
-    return _transformed_bounds(m, corners)
+    return [(ch, _transformed_bounds(m, np.array([[ox + x0, oy + y0], [ox + x1, oy + y1],
+                                                  [ox + x0, oy + y1], [ox + x1, oy + y0]])))
+            for ch, (x0, y0, x1, y1) in zip(text, boxes, strict=True) if not ch.isspace()]
 
 
 def _collect(el: ET.Element, m, grob: _Grob | None, glyph: str, grobs: list[_Grob],
@@ -573,13 +667,16 @@ def _collect(el: ET.Element, m, grob: _Grob | None, glyph: str, grobs: list[_Gro
         return
     if grob is None:
         return  # page furniture: titles, headers
-    box = _text_box(el, m) if tag == "text" else _shape_box(el, tag, m)
-    if box is None:
-        return
-    if glyph:
-        glyph_piece[0].box = _union([glyph_piece[0].box, box])
+    if tag == "text":
+        found = _text_boxes(el, m)
     else:
-        grob.pieces.append(_Piece("", tag, box))
+        box = _shape_box(el, tag, m)
+        found = [("", box)] if box is not None else []
+    for text, box in found:
+        if glyph:
+            glyph_piece[0].box = _union([glyph_piece[0].box, box])
+        else:
+            grob.pieces.append(_Piece("", tag, box, text))
 
 
 def _union(boxes) -> tuple[float, float, float, float] | None:
@@ -699,8 +796,9 @@ def _grob_symbols(grob: _Grob) -> list[tuple[str, tuple[float, ...], str]]:
     if name in ("TupletNumber", "ClefModifier"):
         text = grob.attrs.get("data-text", "").strip()
         box = _union(p.box for p in pieces)
-        if name == "TupletNumber" and text.isdigit() and 1 <= int(text) <= 9:
-            return [(f"tuplet{text}", box, "")]
+        if name == "TupletNumber" and text.isdigit() and "0" not in text:
+            # One box per digit (DeepScoresV2's tuplet1..9), "11" as two ones.
+            return [(f"tuplet{p.text}", p.box, "") for p in pieces if p.text.isdigit()]
         if name == "ClefModifier" and text in ("8", "15"):
             return [(f"clef{text}", box, "")]
         return []

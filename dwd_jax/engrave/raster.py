@@ -13,7 +13,7 @@ for Times); text is not a DeepScoresV2 class, so only its look matters.
 LilyPond's SVG (`lilypond`) is plain SVG: one `<svg viewBox>` in staff spaces, glyphs as
 filled paths, staff and ledger lines as `<line>`s and rounded `<rect>`s, links `<a>` around
 grobs, and presentation attributes with SVG's defaults (nothing is stroked unless it says so).
-Its text is drawn unhinted at the font's own widths, so `text_box` measures exactly what is
+Its text is drawn unhinted at the font's own widths, so `char_boxes` measures exactly what is
 drawn (tuplet numbers and clef octave marks are text there).
 """
 
@@ -200,7 +200,7 @@ class _Painter:
 
         # verovio placed the text with Times' advance widths; squeezing or stretching each run
         # to that width keeps lyrics from colliding in our wider fallback font. Plain SVG text
-        # keeps our font's own widths (what `text_box` measures).
+        # keeps our font's own widths (what `char_boxes` measures).
         if css:
             widths = [_times_width(s, size, italic, bold) for s, size, italic, bold, _, _ in runs]
         else:
@@ -259,7 +259,7 @@ def _unhinted() -> cairo.FontOptions:
     return options
 
 
-_MEASURE_SIZE = 100.0  # text_box measures at this size and scales the result
+_MEASURE_SIZE = 100.0  # char_boxes measures at this size and scales the result
 
 
 @functools.cache
@@ -269,23 +269,53 @@ def _measuring_context() -> cairo.Context:
     return ctx
 
 
-def text_box(text: str, size: float, *, italic: bool = False, bold: bool = False
-             ) -> tuple[float, float, float, float]:
-    """Ink box of plain-SVG text as `rasterize` draws it, relative to its start point.
+def char_boxes(text: str, size: float, *, italic: bool = False, bold: bool = False,
+               width: float | None = None) -> list[tuple[float, float, float, float]]:
+    """Ink box of each character of one run of text as `rasterize` draws it.
 
     Args:
       text: one run of text.
       size: font size in SVG user units.
       italic, bold: its style.
+      width: the advance the run is fitted to (verovio's Times width, as `rasterize` draws
+        verovio's text), or None for the font's own advances (plain SVG text).
 
     Returns:
-      (x0, y0, x1, y1) in user units, y down, origin at the text's anchor (baseline start).
+      one (x0, y0, x1, y1) per character, in user units, y down, origin at the run's start
+      point (baseline start).
     """
     ctx = _measuring_context()
     _select_font(ctx, _MEASURE_SIZE, italic, bold)
-    xb, yb, w, h = ctx.text_extents(text)[:4]
     k = size / _MEASURE_SIZE
-    return (xb * k, yb * k, (xb + w) * k, (yb + h) * k)
+    drawn = ctx.text_extents(text)[4] * k
+    squeeze = width / drawn if width and drawn > 0 else 1.0
+    boxes, x = [], 0.0
+    for ch in text:
+        xb, yb, w, h, advance = ctx.text_extents(ch)[:5]
+        boxes.append(((x + xb * k) * squeeze, yb * k, (x + (xb + w) * k) * squeeze, (yb + h) * k))
+        x += advance * k
+    return boxes
+
+
+def verovio_char_boxes(el: ET.Element, classes: set[str]
+                       ) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Each character of a one-run verovio `<text>` (a fingering) with its ink box as
+    `rasterize` draws it (styled by the classes of its groups, fitted to Times' width about
+    its anchor), in the element's user units."""
+    italic, bold = bool(classes & _ITALIC), bool(classes & _BOLD)
+    text = "".join(el.itertext()).strip()
+    sizes = [_font_size(node.get("font-size"), 0.0) for node in el.iter()]
+    size = sizes[-1] if sizes else 0.0
+    if not text or size <= 0:
+        return []
+    width = _times_width(text, size, italic, bold)
+    x, y = float(el.get("x", 0)), float(el.get("y", 0))
+    anchor = el.get("text-anchor", "start")
+    x -= width / 2 if anchor == "middle" else width if anchor == "end" else 0.0
+    return [(ch, (x + x0, y + y0, x + x1, y + y1))
+            for ch, (x0, y0, x1, y1) in zip(text, char_boxes(text, size, italic=italic, bold=bold,
+                                                       width=width),
+                                           strict=True)]
 
 
 @functools.cache
@@ -346,7 +376,7 @@ def rasterize(svg: str, width: int, height: int) -> np.ndarray:
     ctx.set_source_rgba(0, 0, 0, 1)
     # Every text in the process is drawn with these options: cairo resolves a font face once,
     # with the options of its first use, so text drawn hinted here after unhinted text
-    # elsewhere (LilyPond pages, `text_box`) would look different from the same page drawn in
+    # elsewhere (LilyPond pages, `char_boxes`) would look different from the same page drawn in
     # a fresh process, and a corpus's pages would depend on which worker engraved them.
     ctx.set_font_options(_unhinted())
     scale, dx, dy = page_transform(tuple(float(v) for v in inner.get("viewBox").split()),

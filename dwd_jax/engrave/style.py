@@ -48,6 +48,9 @@ class PageStyle:
             "spacingStaff": self.spacing_staff,
             "spacingSystem": self.spacing_system,
             "breaks": "auto",
+            # A multi-measure rest as an H-bar with its count (DeepScoresV2's restHBar and
+            # restHNr), not as church rests (a longa, a class it lacks).
+            "multiRestStyle": "block",
             "footer": "none",
             # Text in the music font (metronome marks) is not a DeepScoresV2 class: verovio's
             # embedded WOFF2 font would need brotli to rasterise, so it is left out.

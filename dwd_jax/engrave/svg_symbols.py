@@ -12,7 +12,9 @@ section 8): noteheads on a line vs in a space (from the staff lines of the enclo
 key-signature vs note accidentals (inside `keySig`), cue/grace `Small` variants (the glyph is
 drawn smaller than the staff's normal glyph scale), C clef on the alto vs tenor line,
 crescendo vs diminuendo hairpins (which end is open). Barlines are skipped: DeepScoresV2 has no
-barline class. Text (lyrics, titles, tempo words) is not a DeepScoresV2 class and is not boxed.
+barline class. Text (lyrics, titles, tempo words) is not a DeepScoresV2 class and is not boxed,
+except fingerings (verovio writes their digits in the text font): one box per digit, measured
+as `raster` draws the text.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import dataclasses
 import math
 import xml.etree.ElementTree as ET
 
-from dwd_jax.engrave import glyphs, svg_geometry
+from dwd_jax.engrave import glyphs, raster, svg_geometry
 
 _SVG = "{http://www.w3.org/2000/svg}"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -172,10 +174,20 @@ class _Parser:
     def visit(self, el: ET.Element, m: tuple[float, ...], ctx: tuple) -> None:
         """Walk `el` under transform `m`; `ctx` = ((classes, element, staff-or-None), ...)."""
         tag = el.tag.removeprefix(_SVG)
-        if tag in ("defs", "style", "desc", "title", "text"):
+        if tag in ("defs", "style", "desc", "title"):
             return
         if el.get("transform"):
             m = svg_geometry.compose(m, svg_geometry.parse_transform(el.get("transform")))
+        if tag == "text":
+            # Text is not a DeepScoresV2 class, but fingerings (verovio writes them in the text
+            # font) are: one box per digit.
+            if self._find(ctx, "fing")[0] is not None:
+                classes = set().union(*(c for c, _, _ in ctx))
+                for ch, (x0, y0, x1, y1) in raster.verovio_char_boxes(el, classes):
+                    if ch in "012345":
+                        corners = [(x0, y0), (x1, y1), (x0, y1), (x1, y0)]
+                        self.symbols.append(Symbol(f"fingering{ch}", _bounds(_apply(m, corners))))
+            return
         if tag in ("g", "svg"):
             classes = set((el.get("class") or "").split())
             if "placeholder" in classes:
