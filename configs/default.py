@@ -112,6 +112,14 @@ def get_config() -> ml_collections.ConfigDict:
     # training objects (benchmarks/corpus_counts.py). 0 = the corpus alone. A corpus
     # engraved with another share is refused.
     c.engrave.generated_share = 0.5
+    # Share of the generated pieces that also hold the marks of the DeepScoresV2 classes the
+    # above leaves out (fingerings, tremolos, arpeggios, caesuras, pedalling, segno and coda,
+    # ottavas, multi-measure rests, percussion and two-octave clefs, 128ths, grace notes of
+    # every value, tuplets of every digit; compose.EVERY_CLASS), spread evenly over them;
+    # configs/every_class.py uses them. 0 here: at this run's 7500 steps, a model trained on
+    # a 480-page corpus of them scored 0.650 against 0.789 mAP@.5 on this corpus's test
+    # split (more look-alike classes, and busier pages; BENCHMARKS.md, "Every class").
+    c.engrave.every_class_share = 0.0
     # Shares of works (not files or pages: every file of one mass, opus or numbered work lies
     # in one split, `engrave.corpus.work_of`) in the test and validation splits.
     c.engrave.test_fraction = 0.2

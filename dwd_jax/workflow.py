@@ -73,6 +73,7 @@ def _prepare_data(config: ml_collections.ConfigDict) -> None:
             piece_timeout_s=e.piece_timeout_s,
             engravers=tuple(e.engravers),
             generated_share=e.generated_share,
+            every_class_share=e.every_class_share,
         )
         _log.info(
             "engraved corpus in %s: %d pages (%d new), %d pieces skipped",

@@ -41,16 +41,16 @@ def test_time_signatures_favour_the_digits_the_corpus_rarely_writes():
     holding = {d: sum(d in t for t in numeric) / len(numeric) for d in "0123456789"}
     # Drawn digit first: each digit is in at least its weight's share of the draws (some
     # signatures hold two); the digits the corpus lacks in more than a uniform draw's tenth.
-    total = sum(compose.DIGIT_WEIGHTS.values())
+    total = sum(compose.COMMON.digits.values())
     for digit, share in holding.items():
-        assert share >= 0.9 * compose.DIGIT_WEIGHTS[digit] / total, (digit, share)
+        assert share >= 0.9 * compose.COMMON.digits[digit] / total, (digit, share)
     assert min(holding[d] for d in "0567") > 0.12, holding
 
 
 def test_time_signatures_and_keys_change_within_a_piece_in_every_part_alike():
     changes = []
     for seed in range(8):
-        score = compose.compose(seed)
+        score = compose.compose(seed, every_class=seed % 2 == 1)
         per_part = [
             [(m.number, type(e).__name__, getattr(e, "ratioString", getattr(e, "sharps", None)))
              for m in part.getElementsByClass(stream.Measure)
@@ -84,13 +84,15 @@ def test_marks_placed_below_reach_lilypond_below():
     assert text.count("_\\fermata") == 1 and text.count("\\fermata") == 2
 
 
-def test_scores_hold_what_the_corpus_lacks():
+def _marks(every_class: bool) -> set[str]:
+    """What eight generated scores hold, by name."""
     found = set()
     for seed in range(8):
-        score = compose.compose(seed)
+        score = compose.compose(seed, every_class=every_class)
         flat = score.flatten()
         if flat.getElementsByClass(dynamics.Dynamic):
             found.add("dynamic")
+        found.update(type(r).__name__ for r in flat.getElementsByClass(("Segno", "Coda")))
         for s in score.spannerBundle:
             found.add(type(s).__name__)
         for group in score.getElementsByClass(layout.StaffGroup):
@@ -100,10 +102,15 @@ def test_scores_hold_what_the_corpus_lacks():
             found.update(type(e).__name__ for e in n.expressions)
             if n.duration.isGrace:
                 found.add("grace")
+                found.add(f"grace {n.duration.type}")
                 if n.pitch.accidental is not None:
                     found.add("grace accidental")
             if n.duration.tuplets:
                 found.add("tuplet")
+                number = str(n.duration.tuplets[0].numberNotesActual)
+                found.update(f"tuplet digit {d}" for d in number)
+            if n.duration.type == "128th":
+                found.add("128th")
             if n.duration.quarterLength == 8.0:
                 found.add("breve")
             for p in n.pitches:
@@ -115,17 +122,34 @@ def test_scores_hold_what_the_corpus_lacks():
                     if getattr(barline, "direction", None) in ("start", "end"):
                         found.add(f"repeat:{barline.direction}")
                 found.update(type(c).__name__ for c in m.getElementsByClass("Clef"))
+                found.update("two octaves down" for c in m.getElementsByClass("Clef")
+                             if c.octaveChange == -2)
                 items = list(m.notesAndRests)
                 for before, n, after in zip(items, items[1:], items[2:], strict=False):
                     # A short note between rests: nothing beams it, so its flag is drawn.
                     if before.isRest and after.isRest and n.isNote and n.quarterLength <= 0.25:
                         found.add("flagged")
-    assert {
-        "dynamic", "Crescendo", "Diminuendo", "Slur", "Accent", "Tenuto", "grace", "tuplet",
-        "group:brace", "UpBow", "DownBow", "InvertedTurn", "Fermata", "grace accidental",
-        "double accidental", "repeat:start", "repeat:end", "flagged", "AltoClef", "TenorClef",
-        "breve",
-    } <= found
+    return found
+
+
+_COMMON_MARKS = {
+    "dynamic", "Crescendo", "Diminuendo", "Slur", "Accent", "Tenuto", "grace", "tuplet",
+    "group:brace", "UpBow", "DownBow", "InvertedTurn", "Fermata", "grace accidental",
+    "double accidental", "repeat:start", "repeat:end", "flagged", "AltoClef", "TenorClef",
+    "breve",
+}
+_EVERY_CLASS_MARKS = {
+    "Fingering", "Caesura", "Tremolo", "ArpeggioMark", "PedalMark", "Ottava", "MultiMeasureRest",
+    "Segno", "Coda", "PercussionClef", "two octaves down", "128th", "grace half", "grace whole",
+    "grace breve", *(f"tuplet digit {d}" for d in (1, 2, 4, 8, 9)),
+}
+
+
+def test_scores_hold_what_the_corpus_lacks_and_every_class_the_rest():
+    common = _marks(every_class=False)
+    assert _COMMON_MARKS <= common
+    assert not common & _EVERY_CLASS_MARKS  # The default corpus's scores as they were.
+    assert _COMMON_MARKS | _EVERY_CLASS_MARKS | {"grace eighth"} <= _marks(every_class=True)
 
 
 def test_generated_pieces_take_their_share_of_every_prefix():
@@ -144,11 +168,16 @@ def test_the_corpus_engraves_generated_pieces_with_their_classes(tmp_path):
     pieces = [p for p in corpus.corpus_pieces() if p.endswith(names)]
     stats = generate(
         str(tmp_path), pieces=pieces, num_pages=4, seed=5, workers=2, progress=False,
-        pages_per_piece=1, width_range=(1400, 1500), generated_share=0.5,
+        pages_per_piece=1, width_range=(1400, 1500), generated_share=0.5, every_class_share=0.5,
     )
     assert stats["pages"] == 4 and not stats["failed"] and not stats["crashed"]
     written = sorted(os.listdir(tmp_path / "generated"))
     assert written == ["generated-5-00000.musicxml", "generated-5-00001.musicxml"]
+    # Every second generated piece holds every class's marks.
+    for index, every_class in enumerate((False, True)):
+        own = (tmp_path / "generated" / written[index]).read_bytes()
+        path = compose.write(500_000 + index, str(tmp_path / "x.musicxml"), every_class=every_class)
+        assert own == pathlib.Path(path).read_bytes()
     names = set()
     for split in ("train", "validation", "test"):
         data = json.loads((tmp_path / f"deepscores_{split}.json").read_text())
@@ -164,3 +193,4 @@ def test_the_corpus_engraves_generated_pieces_with_their_classes(tmp_path):
     settings = json.loads((tmp_path / "engrave_settings.json").read_text())
     assert settings["generated_share"] == 0.5
     assert settings["compose"] == compose.VERSION
+    assert settings["every_class_share"] == 0.5

@@ -50,7 +50,8 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
              width_range: tuple[int, int] = (1960, 2700),
              staff_space_ratio: tuple[float, float] = (0.0075, 0.0100),
              piece_timeout_s: float = 300.0, pieces: list[str] | None = None,
-             engravers: tuple[str, ...] = ("verovio",), generated_share: float = 0.0) -> dict:
+             engravers: tuple[str, ...] = ("verovio",), generated_share: float = 0.0,
+             every_class_share: float = 0.0) -> dict:
     """Engraves `num_pages` pages of music21's corpus into a DeepScoresV2-format folder.
 
     Pieces are taken in a seeded order, each engraved by a seeded choice of engraver in its
@@ -76,6 +77,8 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
       generated_share: share of the pieces, in engraving order, that are generated music
         (`compose`, written to `<out_dir>/generated/` by the worker that engraves it) rather
         than corpus files; 0 engraves the corpus alone, as before.
+      every_class_share: share of the generated pieces composed with every class's marks
+        (`compose.compose(every_class=True)`), spread evenly over them; 0 = none.
 
     Returns:
       stats: {"pages", "train_pages", "validation_pages", "test_pages", "pieces", "failed",
@@ -95,11 +98,15 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
     os.makedirs(shards_dir, exist_ok=True)
     if not 0.0 <= generated_share < 1.0:
         raise ValueError(f"generated_share={generated_share} is not in [0, 1).")
+    if not 0.0 <= every_class_share <= 1.0:
+        raise ValueError(f"every_class_share={every_class_share} is not in [0, 1].")
     # Only a corpus with generated music records its share and the composer's version: older
     # corpora still resume, and one of older generated music is refused.
     share = {}
     if generated_share:
         share = {"generated_share": generated_share, "compose": compose.VERSION}
+        if every_class_share:
+            share["every_class_share"] = every_class_share
     _check_settings(out_dir, {
         "seed": seed, "pages_per_piece": pages_per_piece, "width_range": list(width_range),
         "staff_space_ratio": list(staff_space_ratio), **_engraver_versions(engravers),
@@ -140,8 +147,9 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
         style = sample_style(key, seed=seed, width_range=width_range,
                              staff_space_ratio=staff_space_ratio)
         engraver = engraver_of(key, seed=seed, engravers=engravers)
+        every_class = key.startswith(GENERATED) and _is_every_class(key, every_class_share)
         return PieceTask(path, key, style, pages_per_piece, images_dir, shard_path[key],
-                         engraver)
+                         engraver, every_class)
 
     bar = tqdm(total=num_pages, initial=min(resumed, num_pages), unit="page",
                desc="engraving", disable=not progress)
@@ -209,12 +217,20 @@ def engrave_task(task: PieceTask) -> dict:
     if task.key.startswith(GENERATED) and not os.path.exists(task.path):
         os.makedirs(os.path.dirname(task.path), exist_ok=True)
         corpus_seed, index = task.key.removeprefix(GENERATED).split(".")[0].split("-")
-        compose.write(int(corpus_seed) * 100_000 + int(index), task.path + ".tmp.musicxml")
+        compose.write(int(corpus_seed) * 100_000 + int(index), task.path + ".tmp.musicxml",
+                      every_class=task.every_class)
         os.replace(task.path + ".tmp.musicxml", task.path)
     return _ENGRAVE_PIECE[task.engraver](task)
 
 
 GENERATED = "generated-"  # Key prefix of generated pieces.
+
+
+def _is_every_class(key: str, share: float) -> bool:
+    """Whether generated piece `key` is composed with every class's marks: those where the
+    running count of `share` x index reaches a new integer."""
+    index = int(key.removeprefix(GENERATED).split(".")[0].split("-")[1])
+    return int((index + 1) * share) > int(index * share)
 
 
 def _with_generated(order: list[str], folder: str, seed: int, share: float) -> list[str]:

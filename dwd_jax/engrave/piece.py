@@ -30,6 +30,8 @@ class PieceTask:
       images_dir, shard_path: where the PNGs and the piece's annotation shard go.
       engraver: which engraver's `engrave_piece` the workers hand it to ("verovio" or
         "lilypond", `generate.ENGRAVERS`).
+      every_class: a generated piece is composed with every class's marks
+        (`compose.compose(every_class=True)`).
     """
 
     path: str
@@ -39,6 +41,7 @@ class PieceTask:
     images_dir: str
     shard_path: str
     engraver: str = "verovio"
+    every_class: bool = False
 
 
 class EngraveError(RuntimeError):
