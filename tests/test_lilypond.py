@@ -391,3 +391,25 @@ def test_multi_measure_rest_settings_only_where_the_input_has_one(lilypond):
     assert "skipBars" in lilypond.with_prelude("{ c'1 R 1 *3 }", style)
     assert "skipBars" not in lilypond.with_prelude("{ c'1 R1 r1 }", style)
 
+
+def test_lilypond_killed_by_a_signal_is_run_again(lilypond, tmp_path, monkeypatch):
+    real = lilypond.executable()
+    tries = tmp_path / "tries"
+    flaky = tmp_path / "flaky"  # dies of SIGSEGV on its first `crashes` runs
+    flaky.write_text(
+        "#!/bin/sh\n"
+        f'echo x >> "{tries}"\n'
+        f'if [ "$(wc -l < "{tries}")" -le "$CRASHES" ]; then kill -SEGV $$; fi\n'
+        f'exec "{real}" "$@"\n'
+    )
+    flaky.chmod(0o755)
+    monkeypatch.setattr(lilypond, "executable", lambda: str(flaky))
+    ly = lilypond.with_prelude("{ c'1 }", lilypond.default_style(WIDTH, STAFF_SPACE))
+    monkeypatch.setenv("CRASHES", "1")
+    assert len(lilypond.render_svg(ly)) == 1
+    assert len(tries.read_text().split()) == 2
+    tries.unlink()
+    monkeypatch.setenv("CRASHES", "99")  # a crash every time is still an error
+    with pytest.raises(lilypond.EngraveError, match="exit -11"):
+        lilypond.render_svg(ly)
+    assert len(tries.read_text().split()) == 1 + lilypond._CRASH_RETRIES

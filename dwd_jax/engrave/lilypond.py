@@ -526,8 +526,14 @@ def with_prelude(ly: str, style: PageStyle) -> str:
     return ly[:match.end()] + head + ly[match.end():]
 
 
+# LilyPond 2.25 now and then dies of a signal (SIGSEGV, SIGFPE) on input it draws on another
+# try: one piece of the default corpus in about four runs. Killed by a signal, it is run again
+# (up to this many times), so that a corpus does not depend on the crashes of the day.
+_CRASH_RETRIES = 3
+
+
 def render_svg(ly: str, *, timeout_s: float = 300.0) -> list[str]:
-    """Runs LilyPond's SVG backend on complete input text.
+    """Runs LilyPond's SVG backend on complete input text (again where a signal killed it).
 
     Args:
       ly: LilyPond input (with `PRELUDE` where boxes are wanted).
@@ -542,12 +548,15 @@ def render_svg(ly: str, *, timeout_s: float = 300.0) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="dwd-lily-") as tmp:
         with open(os.path.join(tmp, "score.ly"), "w") as f:
             f.write(ly)
-        try:
-            run = subprocess.run(
-                [executable(), "-s", "-dbackend=svg", "-dno-point-and-click", "-o", "page",
-                 "score.ly"], cwd=tmp, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise EngraveError(f"LilyPond took over {timeout_s:g} s") from None
+        for _ in range(1 + _CRASH_RETRIES):
+            try:
+                run = subprocess.run(
+                    [executable(), "-s", "-dbackend=svg", "-dno-point-and-click", "-o", "page",
+                     "score.ly"], cwd=tmp, capture_output=True, text=True, timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                raise EngraveError(f"LilyPond took over {timeout_s:g} s") from None
+            if run.returncode >= 0:
+                break
         names = sorted((n for n in os.listdir(tmp) if re.fullmatch(r"page(-\d+)?\.svg", n)),
                        key=lambda n: int(n[5:-4] or 0))
         if run.returncode != 0 or not names:
