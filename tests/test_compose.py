@@ -9,6 +9,7 @@ import pathlib
 import re
 
 import numpy as np
+import pytest
 from music21 import articulations, dynamics, expressions, key, layout, meter, note, stream
 
 from dwd_jax.engrave import compose, corpus, generate, lilypond
@@ -161,6 +162,14 @@ def test_generated_pieces_take_their_share_of_every_prefix():
     assert generated[:2] == ["g/generated-7-00000.musicxml", "g/generated-7-00001.musicxml"]
     for n in range(4, len(mixed) + 1, 4):  # Every fourth piece is generated.
         assert sum(os.path.basename(p).startswith(GENERATED) for p in mixed[:n]) == n // 4
+
+
+def test_every_class_share_is_a_share_of_generated_pieces(tmp_path):
+    with pytest.raises(ValueError, match="generated_share is 0"):
+        generate(str(tmp_path), num_pages=1, every_class_share=0.5, progress=False)
+    with pytest.raises(ValueError, match="not in"):
+        generate(str(tmp_path), num_pages=1, generated_share=0.5, every_class_share=1.5,
+                 progress=False)
 
 
 def test_the_corpus_engraves_generated_pieces_with_their_classes(tmp_path):

@@ -100,6 +100,9 @@ def generate(out_dir: str, *, num_pages: int, seed: int = 0, workers: int = 2,
         raise ValueError(f"generated_share={generated_share} is not in [0, 1).")
     if not 0.0 <= every_class_share <= 1.0:
         raise ValueError(f"every_class_share={every_class_share} is not in [0, 1].")
+    if every_class_share and not generated_share:
+        raise ValueError(f"every_class_share={every_class_share} is a share of the generated "
+                         "pieces, and generated_share is 0: raise generated_share too.")
     # Only a corpus with generated music records its share and the composer's version: older
     # corpora still resume, and one of older generated music is refused.
     share = {}
@@ -216,8 +219,8 @@ def engrave_task(task: PieceTask) -> dict:
     contract), a generated piece composed first if its file is not there yet."""
     if task.key.startswith(GENERATED) and not os.path.exists(task.path):
         os.makedirs(os.path.dirname(task.path), exist_ok=True)
-        corpus_seed, index = task.key.removeprefix(GENERATED).split(".")[0].split("-")
-        compose.write(int(corpus_seed) * 100_000 + int(index), task.path + ".tmp.musicxml",
+        corpus_seed, index = _seed_and_index(task.key)
+        compose.write(corpus_seed * 100_000 + index, task.path + ".tmp.musicxml",
                       every_class=task.every_class)
         os.replace(task.path + ".tmp.musicxml", task.path)
     return _ENGRAVE_PIECE[task.engraver](task)
@@ -226,10 +229,16 @@ def engrave_task(task: PieceTask) -> dict:
 GENERATED = "generated-"  # Key prefix of generated pieces.
 
 
+def _seed_and_index(key: str) -> tuple[int, int]:
+    """(corpus seed, index) of a generated piece's key `generated-<seed>-<index>.musicxml`."""
+    corpus_seed, index = key.removeprefix(GENERATED).split(".")[0].split("-")
+    return int(corpus_seed), int(index)
+
+
 def _is_every_class(key: str, share: float) -> bool:
     """Whether generated piece `key` is composed with every class's marks: those where the
     running count of `share` x index reaches a new integer."""
-    index = int(key.removeprefix(GENERATED).split(".")[0].split("-")[1])
+    index = _seed_and_index(key)[1]
     return int((index + 1) * share) > int(index * share)
 
 
