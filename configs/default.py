@@ -202,6 +202,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.targets.line_reach = 32.0  # Model-input px: about 3 staff spaces at data.scale.
     # Line objects per crop given line markers (the rest keep ovals); a 320 crop holds tens.
     c.targets.max_line_objects = 256
+    # Fitted classes (dwd_jax.modeling.targets): their energy oval is cut to the box, its
+    # half-axes half the box's sides, at least `fitted_min_radius` input px and at most the
+    # oval's radius, so thin objects stacked closer than the oval (ledger lines a staff space
+    # apart) get a gap of background between them. () = every energy oval has the one size
+    # (the original).
+    c.targets.fitted_classes = ()
+    c.targets.fitted_min_radius = 4.0
 
     # --- Losses (dwd_jax.modeling.losses; spec section 4) -----------------------------------------
     c.loss = ml_collections.ConfigDict()

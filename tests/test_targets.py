@@ -26,6 +26,7 @@ def reference_targets(boxes, classes, valid, shape, config):
     t = config.targets
     table = targets.group_of_class(config)
     is_line = targets.line_classes(config)
+    is_fitted = targets.fitted_classes(config)
     g = targets.num_groups(config)
     h, w = shape
     energy = np.zeros((h, w, g), np.int32)
@@ -47,14 +48,23 @@ def reference_targets(boxes, classes, valid, shape, config):
             half = (x1 - x0) / 2 if horizontal else (y1 - y0) / 2
             sweep = max(round(half) - t.line_marker // 2, 0)
         line_sizes = (t.line_marker, t.class_marker, t.box_marker)
+        # A fitted class's energy oval: half-axes half the box's sides, within
+        # [fitted_min_radius, the oval's radius].
+        axes = None
+        if is_fitted[c] and not line:
+            r = t.energy_marker // 2
+            axes = np.clip([(y1 - y0) / 2, (x1 - x0) / 2], t.fitted_min_radius, r)
         kinds = ("energy", "class", "box")
         for kind, size in zip(kinds, line_sizes if line else sizes, strict=True):
             r = size // 2
             for along in range(-sweep - r, sweep + r + 1):
                 for across in range(-r, r + 1):
                     d2 = across**2 + max(abs(along) - sweep, 0) ** 2
-                    v = int(np.floor((t.energy_levels - 1) * max(1 - np.sqrt(d2) / r, 0) + 0.5))
                     dy, dx = (across, along) if horizontal else (along, across)
+                    d = np.sqrt(d2) / r
+                    if kind == "energy" and axes is not None:
+                        d = np.hypot(dy / axes[0], dx / axes[1])
+                    v = int(np.floor((t.energy_levels - 1) * max(1 - d, 0) + 0.5))
                     y, x = cy + dy, cx + dx
                     if v == 0 or not (0 <= y < h and 0 <= x < w):
                         continue
@@ -125,22 +135,34 @@ def random_objects(rng, count, shape, long=False):
 
 
 @pytest.mark.parametrize(
-    "groups, lines, long, max_lines, class_marker",
+    "groups, lines, long, max_lines, class_marker, fitted",
     [
-        ((), (), False, 256, 9),
-        (((), ("ledgerLine",)), (), False, 256, 9),
-        (((), ("ledgerLine",)), ("ledgerLine",), False, 256, 9),
-        ((), ("ledgerLine",), True, 256, 9),
-        ((), ("ledgerLine",), True, 3, 9),
-        (((), ("ledgerLine",)), ("ledgerLine",), True, 256, 17),
+        ((), (), False, 256, 9, ()),
+        (((), ("ledgerLine",)), (), False, 256, 9, ()),
+        (((), ("ledgerLine",)), ("ledgerLine",), False, 256, 9, ()),
+        ((), ("ledgerLine",), True, 256, 9, ()),
+        ((), ("ledgerLine",), True, 3, 9, ()),
+        (((), ("ledgerLine",)), ("ledgerLine",), True, 256, 17, ()),
+        (((), ("ledgerLine",)), (), False, 256, 9, ("ledgerLine", "noteheadBlackOnLine")),
+        ((), ("ledgerLine",), True, 3, 9, ("ledgerLine",)),
     ],
-    ids=["G1", "G2", "G2-lines", "long-lines", "ovals-past-max-line-objects", "class-marker-17"],
+    ids=[
+        "G1",
+        "G2",
+        "G2-lines",
+        "long-lines",
+        "ovals-past-max-line-objects",
+        "class-marker-17",
+        "fitted",
+        "fitted-lines-and-ovals",
+    ],
 )
 def test_full_resolution_maps_equal_the_loop_reference(
-    groups, lines, long, max_lines, class_marker
+    groups, lines, long, max_lines, class_marker, fitted
 ):
     config = config_with_groups(groups)
     config.targets.line_classes = lines
+    config.targets.fitted_classes = fitted
     config.targets.max_line_objects = max_lines
     config.targets.class_marker = class_marker
     shape = (48, 56)
@@ -179,6 +201,32 @@ def test_coarse_stride_equals_nearest_downsample_of_full_resolution(stride):
         assert value.shape[1:3] == (shape[0] // stride, shape[1] // stride)
         sampled = np.asarray(full[name])[:, stride // 2 :: stride, stride // 2 :: stride]
         np.testing.assert_array_equal(np.asarray(value), sampled, err_msg=name)
+
+
+def test_fitted_ledger_lines_a_staff_space_apart_keep_background_between_them():
+    # Three ledger lines 2 px thick and 10 px apart (a staff space at data.scale).
+    boxes = jnp.array([[[y, 20.0, y + 2.0, 44.0] for y in (20.0, 30.0, 40.0)]])
+    classes, valid = jnp.full((1, 3), LEDGER), jnp.ones((1, 3), bool)
+    column, row = {}, {}
+    for fitted in ((), ("ledgerLine",)):
+        config = config_with_groups(((), ("ledgerLine",)))
+        config.targets.fitted_classes = fitted
+        maps = targets.make_targets(
+            boxes, classes, valid, image_shape=(64, 64), stride=1, config=config
+        )
+        column[fitted] = np.asarray(maps["energy"][0, :, 32, 1])
+        row[fitted] = np.asarray(maps["energy"][0, 21, :, 1])
+    # 17-px ovals: one ridge, never below 7 of 19 between the lines.
+    assert column[()][21:42].min() >= 7
+    # Fitted: half-axes (4, 8) px, so each line's energy is 0 from 4 px off its centre row.
+    np.testing.assert_array_equal(column[("ledgerLine",)][17:26], [0, 5, 10, 14, 19, 14, 10, 5, 0])
+    assert (column[("ledgerLine",)][[25, 26, 27, 35, 36, 37]] == 0).all()
+    # Along the line the oval keeps its radius (the box is 24 px wide): as before.
+    np.testing.assert_array_equal(row[("ledgerLine",)], row[()])
+    assert (row[()] > 0).sum() == 15
+    config.targets.fitted_min_radius = 0.5
+    with pytest.raises(ValueError, match="fitted_min_radius"):
+        targets.make_targets(boxes, classes, valid, image_shape=(64, 64), stride=1, config=config)
 
 
 def test_ledger_line_and_notehead_on_it_live_in_separate_groups():

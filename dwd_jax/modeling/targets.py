@@ -24,6 +24,11 @@ Where we differ, deliberately:
   is in sight, and the decoder takes the union of the local boxes over the ridge (`decode`).
   A crop keeps a line object that crosses it (`input_pipeline.crop_page`), not only one whose
   centre it holds.
+- Fitted classes (`config.targets.fitted_classes`) get an energy oval cut to their box: its
+  half-axes are half the box's height and width, at least `fitted_min_radius` and at most the
+  oval's radius, so the energy of a thin object falls to 0 within a few pixels of it. Ledger
+  lines stacked a staff space apart (about 10 px at the default scale) otherwise share one
+  ridge of 17-px ovals that the network does not cut. Class and box markers keep their sizes.
 - Coarse strides are not computed at full resolution and then downsampled: the maps are
   evaluated directly at the full-resolution pixel each coarse pixel samples, `(i * s + s // 2)`,
   which is exactly the nearest-neighbour downsample of the full-resolution maps (a test proves
@@ -101,6 +106,19 @@ def group_of_class(config: ml_collections.ConfigDict) -> np.ndarray:
     return table
 
 
+def _class_table(config: ml_collections.ConfigDict, field: str) -> np.ndarray:
+    """bool[C]: whether each model class is named in `config.targets.<field>` (a config written
+    before the field existed names none).
+
+    Raises:
+      KeyError: naming an unknown class.
+    """
+    table = np.zeros(classes_lib.num_model_classes(config), bool)
+    for name in config.targets.get(field, ()):
+        table[classes_lib.model_class(config, name)] = True
+    return table
+
+
 def line_classes(config: ml_collections.ConfigDict) -> np.ndarray:
     """bool[C]: whether each model class is a line class (`config.targets.line_classes`; a
     config written before line classes existed has none).
@@ -108,10 +126,17 @@ def line_classes(config: ml_collections.ConfigDict) -> np.ndarray:
     Raises:
       KeyError: naming an unknown class.
     """
-    table = np.zeros(classes_lib.num_model_classes(config), bool)
-    for name in config.targets.get("line_classes", ()):
-        table[classes_lib.model_class(config, name)] = True
-    return table
+    return _class_table(config, "line_classes")
+
+
+def fitted_classes(config: ml_collections.ConfigDict) -> np.ndarray:
+    """bool[C]: whether each model class's energy oval is cut to its box
+    (`config.targets.fitted_classes`; none in a config written before they existed).
+
+    Raises:
+      KeyError: naming an unknown class.
+    """
+    return _class_table(config, "fitted_classes")
 
 
 def make_targets(
@@ -159,6 +184,13 @@ def make_targets(
     line_marker = int(t.get("line_marker", t.energy_marker))
     if any(lines):
         energy_marker(line_marker, int(t.energy_levels))  # Refuses an even or tiny width.
+    fitted = tuple(bool(x) for x in fitted_classes(config))
+    fitted_min_radius = float(t.get("fitted_min_radius", 0.0))
+    if any(fitted) and not 1.0 <= fitted_min_radius <= int(t.energy_marker) // 2:
+        raise ValueError(
+            f"config.targets.fitted_min_radius is {fitted_min_radius!r}: a fitted oval's least "
+            f"half-axis must lie in [1, {int(t.energy_marker) // 2}] px (the energy oval's radius)"
+        )
     return _make_targets(
         boxes,
         classes,
@@ -173,6 +205,8 @@ def make_targets(
         line_marker=line_marker,
         line_reach=float(t.get("line_reach", 0.0)),
         max_lines=int(t.get("max_line_objects", 0)),
+        fitted=fitted,
+        fitted_min_radius=fitted_min_radius,
     )
 
 
@@ -195,8 +229,13 @@ def _window(centre: jax.Array, radius: int, stride: int, size: int):
     return index, offset, inside
 
 
-def _splat(cy, cx, groups, ok, marker: np.ndarray, shape, stride):
+def _splat(cy, cx, groups, ok, marker: np.ndarray, shape, stride, axes=None):
     """Flat target indices and marker values of every object's marker window.
+
+    Args:
+      axes: optional f32[M, 2] (y, x) half-axes of each object's oval, at most the marker's
+        radius, or 0 where the object takes `marker` itself: the value is then `marker`'s
+        profile over the elliptic distance (fitted classes).
 
     Returns:
       flat: i32[M, K, K] index into the flattened [h, w, G] map; out of range (dropped by the
@@ -213,6 +252,12 @@ def _splat(cy, cx, groups, ok, marker: np.ndarray, shape, stride):
         jnp.clip(oy + radius, 0, 2 * radius)[:, :, None],
         jnp.clip(ox + radius, 0, 2 * radius)[:, None, :],
     ]
+    if axes is not None:
+        ry, rx = (jnp.maximum(axes[:, i, None, None], 1e-6) for i in (0, 1))
+        ellipse = jnp.sqrt((oy[:, :, None] / ry) ** 2 + (ox[:, None, :] / rx) ** 2)
+        peak = int(marker.max())
+        fitted = jnp.floor(peak * jnp.clip(1 - ellipse, 0, None) + 0.5).astype(jnp.int32)
+        value = jnp.where((axes[:, 0] > 0)[:, None, None], fitted, value)
     keep = in_y[:, :, None] & in_x[:, None, :] & ok[:, None, None] & (value > 0)
     flat = (iy[:, :, None] * w + ix[:, None, :]) * g + groups[:, None, None]
     flat = jnp.where(keep, flat, h * w * g)
@@ -277,6 +322,8 @@ def _capsule_splat(cy, cx, horizontal, half, groups, ok, radius, levels, shape, 
         "line_marker",
         "line_reach",
         "max_lines",
+        "fitted",
+        "fitted_min_radius",
     ),
 )
 def _make_targets(
@@ -294,12 +341,15 @@ def _make_targets(
     line_marker,
     line_reach,
     max_lines,
+    fitted,
+    fitted_min_radius,
 ):
     num_g = num_groups
     h, w = image_shape[0] // stride, image_shape[1] // stride
     energy_m, class_m, box_m = (energy_marker(s, levels) for s in marker_sizes)
     group_table = jnp.asarray(np.array(groups, np.int32))
     line_table = jnp.asarray(np.array(lines, bool))
+    fitted_table = jnp.asarray(np.array(fitted, bool))
 
     def one_image(boxes, classes, valid):
         m = classes.shape[0]
@@ -319,9 +369,15 @@ def _make_targets(
         along_half = jnp.where(horizontal, hw[:, 1], hw[:, 0]) / 2
         sweep = jnp.maximum(jnp.round(along_half).astype(jnp.int32) - line_radius, 0)
 
-        def splat(marker, line_radius):
+        axes = None
+        if any(fitted):
+            radius = energy_m.shape[0] // 2
+            fit = fitted_table[jnp.clip(classes, 0, len(fitted_table) - 1)]
+            axes = jnp.clip(hw / 2, fitted_min_radius, radius) * fit[:, None]
+
+        def splat(marker, line_radius, axes=None):
             flat, value, dist2 = _splat(
-                cy, cx, group, valid & ~capsule, marker, shape=(h, w, num_g), stride=stride
+                cy, cx, group, valid & ~capsule, marker, (h, w, num_g), stride, axes
             )
             owner = jnp.repeat(jnp.arange(m, dtype=jnp.int32), flat.size // m)
             if lines_n:
@@ -336,7 +392,7 @@ def _make_targets(
                 owner = jnp.concatenate([owner, jnp.repeat(i, line_flat.size // lines_n)])
             return flat, value, dist2, owner
 
-        flat, value, _, _ = splat(energy_m, line_radius)
+        flat, value, _, _ = splat(energy_m, line_radius, axes)
         energy = jnp.zeros(size, jnp.int32).at[flat].max(value, mode="drop")
 
         def nearest_owner(marker):
