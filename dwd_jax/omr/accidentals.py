@@ -23,6 +23,8 @@ FAMILIES = (
     ("accidentalFlat", "accidentalNatural", "accidentalSharp"),
     ("keyFlat", "keyNatural", "keySharp"),
 )
+# Every accidental class of every family.
+CLASSES = tuple(name for family in FAMILIES for name in family)
 FLAT, NATURAL, SHARP = 1, 2, 3
 _SIDE = 0.3  # The share of the component's columns read as each side.
 _STEM = 0.9  # A flat's left side spans at least this share of its height,

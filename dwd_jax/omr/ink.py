@@ -407,7 +407,7 @@ def name_accidentals(
         chosen = np.flatnonzero(np.isin(classes, family_labels) & (scores < max_score))
         shapes = accidentals.shape(symbols_mask, boxes[chosen], min_share)
         classes[chosen] = np.where(shapes > 0, family_labels[shapes - 1], classes[chosen])
-    every = classes_lib.model_labels([name for family in accidentals.FAMILIES for name in family])
+    every = classes_lib.model_labels(accidentals.CLASSES)
     boxes, keep = snap_symbols(
         symbols_mask, boxes, classes, scores, every, max_change, min_share, staff_space,
         pale_mask,
@@ -457,8 +457,7 @@ def max_changes(config: ml_collections.ConfigDict, classes: np.ndarray) -> np.nd
     `classes`): `config.accidentals_max_change` for flats, naturals and sharps (blur joins an
     accidental to its neighbour into a component that is still within
     `config.symbol_max_change` of it), `config.symbol_max_change` for the rest."""
-    every = [name for family in accidentals.FAMILIES for name in family]
-    chosen = np.isin(classes, classes_lib.model_labels(every))
+    chosen = np.isin(classes, classes_lib.model_labels(accidentals.CLASSES))
     # A model exported before the field existed keeps its one factor for all.
     own = config.get("accidentals_max_change", config.symbol_max_change)
     return np.where(chosen, own, config.symbol_max_change).astype(np.float32)
