@@ -2,6 +2,7 @@
 the test page was drawn from."""
 
 import json
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -337,6 +338,33 @@ def test_the_pieces_of_a_symbol_joined_by_pale_ink_are_one():
     np.testing.assert_array_equal(snap(None), [10, 20, 40, 32])
     page[35:37, 18:20] = 255  # Paper between them: two symbols.
     np.testing.assert_array_equal(snap(ink.pale_ink(page, 10.0)), [10, 20, 40, 32])
+
+
+def test_an_upright_stem_in_pieces_smaller_than_specks_joins_its_symbol():
+    """An eighth rest on a coarse capture: its stem fades into pieces of 7 and 6 px, under the
+    least size (0.03 square staff spaces, 12 px here), joined to the flag by paler ink. They
+    are upright strokes, so they join, and the rest takes its whole height; a speck of staff
+    line as large, joined as closely, lies flat and stays out."""
+    k = classes_lib.label_of("rest8th") + 1
+    page = np.full((70, 60), 255, np.uint8)
+    page[10:30, 20:34] = 40  # The flag...
+    page[30:32, 27:28] = 170
+    page[32:39, 27:28] = 40  # ...a piece of its stem (1 x 7)...
+    page[39:41, 26:28] = 170
+    page[41:47, 26:27] = 40  # ...and another (1 x 6).
+    page[47:50, 22:27] = 170
+    page[50:52, 20:24] = 40  # A speck of staff line (2 x 4).
+    box = np.float32([[9, 18, 44, 36]])
+
+    def snap(upright):
+        with mock.patch.object(ink, "_PIECE_UPRIGHT", upright):
+            return ink.snap_symbols(
+                page < 128, box, np.int32([k]), np.float32([0.9]), [k], 2.0, 0.6,
+                staff_space=20.0, pale_mask=ink.pale_ink(page, 20.0),
+            )[0][0]
+
+    np.testing.assert_array_equal(snap(ink._PIECE_UPRIGHT), [10, 20, 47, 34])
+    np.testing.assert_array_equal(snap(np.inf), [10, 20, 30, 34])  # Specks' rule alone.
 
 
 def test_a_beams_end_to_end_halves_are_one_beam():

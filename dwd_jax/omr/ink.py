@@ -99,6 +99,12 @@ _PIECE_REACH = 0.25
 # and joined they widened its box (0.06 missed a coarse capture's tuplet tips).
 _PIECE_INSIDE = 0.8
 _PIECE_LEAST = 0.03
+# ...or, smaller, is an upright stroke: at least _PIECE_UPRIGHT times taller than wide and
+# _PIECE_UPRIGHT_HEIGHT staff spaces tall. An eighth rest's or a flat's stem fades on a coarse
+# capture into pieces a few pixels each, smaller than the least above; the erased staff
+# lines' specks lie flat.
+_PIECE_UPRIGHT = 3.0
+_PIECE_UPRIGHT_HEIGHT = 0.25
 # Pale horizontal runs this many staff spaces long are staff lines and their halos, found
 # or not, which would join every piece along a staff.
 _LINE_RUN = 2.0
@@ -530,18 +536,25 @@ def _joined_pieces(
     window: tuple[slice, slice],
     label: int,
     sizes: np.ndarray,
-    least: float,
+    slices: list[tuple[slice, slice]],
+    staff_space: float,
 ) -> np.ndarray:
     """i64[M] the labels of component `label` and of the pieces of its symbol around a decoded
-    box: the components of `components` (i32[H, W], the page's labelled ink) joined to it by
-    `pale` (bool[H, W], the page's pale ink) within `window` (the box grown by
-    `_PIECE_REACH`), each with at least `_PIECE_INSIDE` of its pixels (`sizes`, i64[K + 1])
-    inside the window and at least `least` pixels."""
+    box: the components of `components` (i32[H, W], the page's labelled ink; `sizes`
+    i64[K + 1] their pixels, `slices` their extents) joined to it by `pale` (bool[H, W], the
+    page's pale ink) within `window` (the box grown by `_PIECE_REACH`), each with at least
+    `_PIECE_INSIDE` of its pixels inside the window, and with at least `_PIECE_LEAST` square
+    staff spaces of them or upright (`_PIECE_UPRIGHT`)."""
     inside = components[window]
     linked, _ = ndimage.label(pale[window] | (inside > 0), structure=np.ones((3, 3), bool))
     own = linked[inside == label][0]
     joined, counts = np.unique(inside[(linked == own) & (inside > 0)], return_counts=True)
-    piece = (counts >= _PIECE_INSIDE * sizes[joined]) & (sizes[joined] >= least)
+    extents = np.array([[s.stop - s.start for s in slices[j - 1]] for j in joined]).reshape(-1, 2)
+    upright = (extents[:, 0] >= _PIECE_UPRIGHT * extents[:, 1]) & (
+        extents[:, 0] >= _PIECE_UPRIGHT_HEIGHT * staff_space
+    )
+    large = sizes[joined] >= _PIECE_LEAST * staff_space**2
+    piece = (counts >= _PIECE_INSIDE * sizes[joined]) & (large | upright)
     return joined[(joined == label) | piece]
 
 
@@ -597,8 +610,9 @@ def _snap_to_components(
         members = np.array([label])
         if pale_mask is not None:
             grown = _window(boxes[i], mask.shape, int(round(_PIECE_REACH * staff_space)))
-            least = _PIECE_LEAST * staff_space**2
-            members = _joined_pieces(components, pale_mask, grown, label, sizes, least)
+            members = _joined_pieces(
+                components, pale_mask, grown, label, sizes, slices, staff_space
+            )
         held = counts[members[members < len(counts)]].sum()  # The box's ink they hold.
         if held < min_share * counts[1:].sum():
             continue  # The symbol fell apart (a blurred ring, a faded clef): kept as decoded.
