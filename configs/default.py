@@ -206,7 +206,10 @@ def get_config() -> ml_collections.ConfigDict:
     # half-axes half the box's sides, at least `fitted_min_radius` input px and at most the
     # oval's radius, so thin objects stacked closer than the oval (ledger lines a staff space
     # apart) get a gap of background between them. () = every energy oval has the one size
-    # (the original).
+    # (the original). With ledger lines fitted the network alone finds them four to five
+    # times as well (validation AP@.5 0.02 -> 0.11, test 0.04 -> 0.17), but the means move
+    # within one seed's spread, and the real page is lower (0.800 -> 0.788 mAP@.5): one run
+    # is not enough to switch (BENCHMARKS.md, "Fitted energy ovals").
     c.targets.fitted_classes = ()
     c.targets.fitted_min_radius = 4.0
 
