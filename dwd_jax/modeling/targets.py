@@ -53,6 +53,13 @@ import numpy as np
 from dwd_jax import classes as classes_lib
 
 
+def _cone(distance, levels: int, xp=np):
+    """i32 energy levels at `distance` (in marker radii) from a marker's centre: linear from
+    `levels - 1` at 0 to 0 at 1, rounded half up (the spec's 9.5 -> 10; numpy and jax round
+    halves to even). `xp` is numpy or jax.numpy."""
+    return xp.floor((levels - 1) * xp.clip(1 - distance, 0, None) + 0.5).astype(xp.int32)
+
+
 def energy_marker(size: int, levels: int) -> np.ndarray:
     """The oval energy marker: linear from `levels - 1` at the centre to 0 at the border.
 
@@ -74,8 +81,7 @@ def energy_marker(size: int, levels: int) -> np.ndarray:
     radius = (size - 1) / 2
     offsets = np.arange(size) - radius
     distance = np.hypot(offsets[:, None], offsets[None, :])
-    # floor(x + 0.5) rounds halves up (the spec's 9.5 -> 10), unlike numpy's round-half-even.
-    return np.floor((levels - 1) * np.clip(1 - distance / radius, 0, None) + 0.5).astype(np.int32)
+    return _cone(distance / radius, levels)
 
 
 def num_groups(config: ml_collections.ConfigDict) -> int:
@@ -255,8 +261,7 @@ def _splat(cy, cx, groups, ok, marker: np.ndarray, shape, stride, axes=None):
     if axes is not None:
         ry, rx = (jnp.maximum(axes[:, i, None, None], 1e-6) for i in (0, 1))
         ellipse = jnp.sqrt((oy[:, :, None] / ry) ** 2 + (ox[:, None, :] / rx) ** 2)
-        peak = int(marker.max())
-        fitted = jnp.floor(peak * jnp.clip(1 - ellipse, 0, None) + 0.5).astype(jnp.int32)
+        fitted = _cone(ellipse, int(marker.max()) + 1, jnp)
         value = jnp.where((axes[:, 0] > 0)[:, None, None], fitted, value)
     keep = in_y[:, :, None] & in_x[:, None, :] & ok[:, None, None] & (value > 0)
     flat = (iy[:, :, None] * w + ix[:, None, :]) * g + groups[:, None, None]
@@ -268,8 +273,7 @@ def _splat(cy, cx, groups, ok, marker: np.ndarray, shape, stride, axes=None):
 def _capsule_values(radius: int, levels: int) -> np.ndarray:
     """i32[2 r^2 + 1]: the oval marker's value at each squared distance from its centre, so a
     capsule made of integer offsets takes exactly `energy_marker`'s values."""
-    distance = np.sqrt(np.arange(2 * radius * radius + 1))
-    return np.floor((levels - 1) * np.clip(1 - distance / radius, 0, None) + 0.5).astype(np.int32)
+    return _cone(np.sqrt(np.arange(2 * radius * radius + 1)) / radius, levels)
 
 
 def _capsule_splat(cy, cx, horizontal, half, groups, ok, radius, levels, shape, stride):
