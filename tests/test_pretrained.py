@@ -43,15 +43,18 @@ def test_the_shipped_config_is_the_default_config():
     assert pretrained.get_config().to_dict() == default.get_config().to_dict()
 
 
-def test_the_default_config_builds_the_shipped_network_and_line_targets_do_not():
+def test_the_default_config_builds_the_shipped_network_and_line_or_fitted_targets_do_not():
     from configs import default, line_targets
 
     assert pretrained.is_compatible(default.get_config())
     # Off, the line settings change nothing; on, the targets (and the decoding) differ.
     config = default.get_config()
     config.targets.line_reach = 8.0
+    config.targets.fitted_min_radius = 3.0
     assert pretrained.is_compatible(config)
     assert not pretrained.is_compatible(line_targets.get_config())
+    config.targets.fitted_classes = ("ledgerLine",)
+    assert not pretrained.is_compatible(config)
 
 
 def test_the_stem_group_variant_gives_stems_a_third_group_and_keeps_the_line_classes():

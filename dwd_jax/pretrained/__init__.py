@@ -25,6 +25,7 @@ DEFAULT = Path(__file__).resolve().parent / "default"
 _COMPUTE_ONLY = ("dtype", "remat")
 # Target settings of line objects (`dwd_jax.modeling.targets`).
 _LINE_FIELDS = ("line_classes", "line_marker", "line_reach", "max_line_objects")
+_FITTED_FIELDS = ("fitted_classes", "fitted_min_radius")
 
 
 def _tuples(value: Any) -> Any:
@@ -68,6 +69,9 @@ def is_compatible(config: ml_collections.ConfigDict, folder: Path = DEFAULT) -> 
             # Without line classes their settings change nothing (nor does their absence, in a
             # config written before they existed).
             for k in _LINE_FIELDS:
+                fields["targets"].pop(k, None)
+        if not fields["targets"].get("fitted_classes"):
+            for k in _FITTED_FIELDS:  # Likewise for fitted classes.
                 fields["targets"].pop(k, None)
         return fields
 
