@@ -25,7 +25,8 @@ DEFAULT = Path(__file__).resolve().parent / "default"
 _COMPUTE_ONLY = ("dtype", "remat")
 # Target settings of line objects (`dwd_jax.modeling.targets`).
 _LINE_FIELDS = ("line_classes", "line_marker", "line_reach", "max_line_objects")
-_FITTED_FIELDS = ("fitted_classes", "fitted_min_radius")
+# Target options whose settings change nothing while the first (their class list) is empty.
+_OPTIONS = (_LINE_FIELDS, ("fitted_classes", "fitted_min_radius"))
 
 
 def _tuples(value: Any) -> Any:
@@ -65,14 +66,12 @@ def is_compatible(config: ml_collections.ConfigDict, folder: Path = DEFAULT) -> 
         fields = {k: _tuples(c[k].to_dict()) for k in ("model", "targets")}
         for k in _COMPUTE_ONLY:
             fields["model"].pop(k, None)
-        if not fields["targets"].get("line_classes"):
-            # Without line classes their settings change nothing (nor does their absence, in a
-            # config written before they existed).
-            for k in _LINE_FIELDS:
-                fields["targets"].pop(k, None)
-        if not fields["targets"].get("fitted_classes"):
-            for k in _FITTED_FIELDS:  # Likewise for fitted classes.
-                fields["targets"].pop(k, None)
+        for option in _OPTIONS:
+            # Without classes named, an option's settings change nothing (nor does their
+            # absence, in a config written before it existed).
+            if not fields["targets"].get(option[0]):
+                for k in option:
+                    fields["targets"].pop(k, None)
         return fields
 
     return network(config) == network(shipped)
