@@ -445,3 +445,25 @@ def test_a_piece_of_staff_line_left_beside_a_symbol_is_cut_off():
     assert keep.all()
     out, _ = snap(0.0)  # Spurs not cut: the component's box.
     np.testing.assert_array_equal(out, [[10, 20, 50, 55], [0, 90, 60, 120], [20, 150, 60, 162]])
+
+
+def test_a_symbol_joined_to_its_neighbour_on_both_axes_keeps_its_box():
+    """A breve whose component took the sharp before it (a bleed-through copy's ghost bridges
+    them): 2.0 times its box's width and 1.8 times its height, each within `max_change`, but
+    grown on both axes, which the network's box of a compact symbol never is: kept. Grown as
+    far on one axis only, the component is the symbol's."""
+    breve = classes_lib.label_of("noteheadDoubleWholeInSpace") + 1
+    mask = np.zeros((80, 160), bool)
+    mask[20:45, 40:66] = True  # The breve...
+    mask[10:55, 15:30] = True  # ...the sharp before it...
+    mask[30:34, 30:40] = True  # ...and the ghost between them.
+    mask[20:45, 100:150] = True  # A second breve smeared sideways, as wide.
+    boxes = np.float32([[20, 40, 45, 66], [20, 100, 45, 126]])
+    classes, scores = np.int32([breve, breve]), np.float32([0.9, 0.8])
+
+    def snap(change):
+        return ink.snap_symbols(mask, boxes, classes, scores, [breve], change)[0]
+
+    np.testing.assert_array_equal(snap(2.0), [[20, 40, 45, 66], [20, 100, 45, 150]])
+    assert ink._MAX_GROWTH_BOTH < 45 / 25  # The guard, not `max_change`, keeps the first.
+    np.testing.assert_array_equal(snap(np.inf), [[10, 15, 55, 66], [20, 100, 45, 150]])

@@ -77,6 +77,12 @@ _STROKE_CLASSES = ("beam", "slur", "tie")
 # its object (a chord's second touching the note head the network boxed alone): the
 # detection keeps its own box rather than take both heads'.
 _MAX_GROWTH = 1.3
+# A component more than this many times both taller and wider than a detection's box is its
+# symbol joined to a neighbour (on a bleed-through copy a breve's component took the sharp
+# before it, the verso's ghost bridging them: 2.0 times its box's width, 1.8 times its
+# height), however far a finite `max_growth` lets one side grow: the network's box of a
+# compact symbol errs along one axis (a G clef's height), not both.
+_MAX_GROWTH_BOTH = 1.5
 # A symbol's component ends where, beyond its decoded box, it runs on sideways as a stroke
 # thinner than _SPUR_WIDTH staff spaces for at least _SPUR_LENGTH: a piece of staff line that
 # the erasure left (a verso's ghost, JPEG ringing or blur thickened the line there) joins a
@@ -488,7 +494,8 @@ def snap_symbols(
     rule (the component with most pixels inside the box, IoU >= 0.1; lower-scoring fragments
     of one object dropped). A compact component more than `max_change` times taller or wider
     than the box, or less than 1 / `max_change`, is not the symbol's (on a blurred page a
-    symbol merges with its neighbour), nor is one holding less than `min_share` of the ink
+    symbol merges with its neighbour), nor, `max_change` finite, one more than
+    `_MAX_GROWTH_BOTH` times both taller and wider, nor one holding less than `min_share` of the ink
     inside the box (the symbol fell apart): the box stays as decoded. Given a `pale_mask`,
     the pieces of a symbol that fell apart on a coarse or blurred capture count as one
     component with the largest: those joined to it by pale ink near the decoded box, lying
@@ -573,11 +580,12 @@ def _snap_to_components(
 ) -> tuple[np.ndarray, np.ndarray]:
     """`snap_solids`' matching of detections `chosen` (i64[K]) to the 8-connected components
     of `mask` (bool[H, W]) (with a `pale_mask`, a component and the pieces it joins,
-    `_joined_pieces`, are one); a component more than `max_growth` times a box's height or width
-    (unless the detection is a piece of a stroke, `_STROKE_CLASSES`, and the component that
-    stroke), or less than 1 / `max_shrink` (unless the component is long and thin along the
-    box), or holding less than `min_share` of the ink inside the box, leaves the box as it
-    is. A compact component too large for one detection whose centre lies outside the box of
+    `_joined_pieces`, are one); a component more than `max_growth` times a box's height or
+    width, or (a finite `max_growth`) more than `_MAX_GROWTH_BOTH` times both (unless the
+    detection is a piece of a stroke, `_STROKE_CLASSES`, and the component that stroke), or
+    less than 1 / `max_shrink` (unless the component is long and thin along the box), or
+    holding less than `min_share` of the ink inside the box, leaves the box as it is. A
+    compact component too large for one detection whose centre lies outside the box of
     another of its class holds two objects (on a blurred scan a key signature's flat touches
     the next): neither takes it. With a `staff_space`, a component a detection takes loses
     its spurs beyond the box (`_trim_spurs`; not for strokes): the trim refines a box the
@@ -632,6 +640,8 @@ def _snap_to_components(
         stroke = thin and is_stroke[i]
         key = (int(classes[i]), label)
         grown = comp_h > max_growth[i] * box_h or comp_w > max_growth[i] * box_w
+        both = _MAX_GROWTH_BOTH if np.isfinite(max_growth[i]) else np.inf
+        grown = grown or (comp_h > both * box_h and comp_w > both * box_w)
         shrunk = max_shrink[i] * comp_h < box_h or max_shrink[i] * comp_w < box_w
         if (grown and not stroke) or (shrunk and not thin):
             # The component holds more than this object: kept, and no claim on it. Nor, if it
