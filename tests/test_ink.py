@@ -250,16 +250,17 @@ def test_accidentals_take_a_component_only_within_their_own_factor():
 
 
 def test_two_symbols_on_one_component_keep_their_boxes_when_one_is_too_small_for_it():
-    """A key signature's flat touching the next on a blurred scan: one component, 1.7 times
-    the first flat's box (within the factor) and 2.2 times the second's width (beyond it).
-    Neither takes it, whichever is decoded first; a detection inside the first flat's box is
-    its fragment, not another object, and alone the flat takes its own ink."""
+    """A key signature's flat touching the next on a blurred scan: one component, 1.4 times
+    the first flat's box's height and 1.5 times its width (within the factors) and 2.6 times
+    the second's width (beyond them). Neither takes it, whichever is decoded first; a
+    detection inside the first flat's box is its fragment, not another object, and alone the
+    flat takes its own ink."""
     k = classes_lib.label_of("keyFlat") + 1
     mask = np.zeros((80, 60), bool)
     mask[10:40, 10:20] = True  # The first flat...
-    mask[35:65, 20:30] = True  # ...touching the second.
-    boxes = np.float32([[9, 9, 41, 21], [34, 21, 66, 30]])
-    merged = [10, 10, 65, 30]
+    mask[30:55, 20:28] = True  # ...touching the second.
+    boxes = np.float32([[9, 9, 41, 21], [29, 21, 56, 28]])
+    merged = [10, 10, 55, 28]
 
     def snap(boxes, scores):
         return ink.snap_symbols(mask, boxes, np.full(len(boxes), k), np.float32(scores), [k], 2.0)
