@@ -4,7 +4,9 @@
 starts, so that a program compiled once (the tiny config's train step, the shipped model's
 forward at a page's shape) is read back wherever it recurs; and the "rbg" random-number
 implementation, whose parameter init compiles in about half threefry's time (6 s against 13 s
-for the tiny model's 193 parameters; what the tests check does not depend on which bits).
+for the tiny model's 193 parameters). What the tests check does not depend on which bits,
+but for one whose outcome is how far training fits from its initial parameters: `threefry`
+gives it JAX's default.
 Modules holding a test marked `slow` are collected first: under `--dist loadfile` (pyproject's
 pytest options) each worker takes whole modules in collection order, so the longest start first
 and the workers finish together.
@@ -67,6 +69,17 @@ def faster_compiles(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture
+def threefry():
+    """JAX's default random numbers (threefry) for one test whose outcome depends on the
+    initial parameters themselves (how far 160 steps fit two pages), as users get them."""
+    import jax
+
+    jax.config.update("jax_default_prng_impl", "threefry2x32")
+    yield
+    jax.config.update("jax_default_prng_impl", "rbg")
 
 
 def pytest_collection_modifyitems(items):

@@ -55,7 +55,7 @@ def test_step_is_traced_and_compiled_once_over_five_steps():
     assert int(state.step) == 5 and all(np.isfinite(losses))
 
 
-def test_tiny_config_overfits_two_pages():
+def test_tiny_config_overfits_two_pages(threefry):
     config = _tiny()
     mesh = train.make_mesh()
     net = model.build_model(config)
