@@ -77,9 +77,10 @@ def threefry():
     initial parameters themselves (how far 160 steps fit two pages), as users get them."""
     import jax
 
+    saved = jax.config.jax_default_prng_impl
     jax.config.update("jax_default_prng_impl", "threefry2x32")
     yield
-    jax.config.update("jax_default_prng_impl", "rbg")
+    jax.config.update("jax_default_prng_impl", saved)
 
 
 def pytest_collection_modifyitems(items):

@@ -495,11 +495,11 @@ def snap_symbols(
     of one object dropped). A compact component more than `max_change` times taller or wider
     than the box, or less than 1 / `max_change`, is not the symbol's (on a blurred page a
     symbol merges with its neighbour), nor, `max_change` finite, one more than
-    `_MAX_GROWTH_BOTH` times both taller and wider, nor one holding less than `min_share` of the ink
-    inside the box (the symbol fell apart): the box stays as decoded. Given a `pale_mask`,
-    the pieces of a symbol that fell apart on a coarse or blurred capture count as one
-    component with the largest: those joined to it by pale ink near the decoded box, lying
-    mostly there and larger than specks (`_joined_pieces`). Given the `staff_space`, a
+    `_MAX_GROWTH_BOTH` times both taller and wider, nor one holding less than `min_share` of
+    the ink inside the box (the symbol fell apart): the box stays as decoded. Given a
+    `pale_mask`, the pieces of a symbol that fell apart on a coarse or blurred capture count
+    as one component with the largest: those joined to it by pale ink near the decoded box,
+    lying mostly there and larger than specks (`_joined_pieces`). Given the `staff_space`, a
     component is cut where it runs on beyond the decoded box as a thin spur (`_trim_spurs`:
     a piece of staff line the erasure left).
 
