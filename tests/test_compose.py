@@ -28,6 +28,27 @@ def test_a_seed_gives_one_score(tmp_path):
     assert "encoding-date" not in text and re.findall(r'<score-part id="(\w+)"', text) == ["P1"]
 
 
+def test_tuplets_are_written_as_composed(tmp_path):
+    """Every tuplet note read back from the MusicXML lies in a group marked from start to stop,
+    and every measure holds no more than its time signature: music21's writer, left to infer,
+    "completes" a group a grace note interrupts by splitting the next note into tied tuplet
+    notes (seeds 2, 4 and 5 among these)."""
+    from music21 import converter
+
+    for seed in range(6):
+        score = converter.parse(_xml(seed, tmp_path))
+        for part in score.parts:
+            inside = False
+            for n in part.recurse().notesAndRests:
+                if not n.duration.tuplets:
+                    continue
+                kind = n.duration.tuplets[0].type
+                assert inside or kind in ("start", "startStop"), (seed, n.measureNumber, n)
+                inside = kind in ("start", None) and (inside or kind == "start")
+            for measure in part.getElementsByClass("Measure"):
+                assert measure.duration.quarterLength <= measure.barDuration.quarterLength
+
+
 def test_time_signatures_hold_every_digit():
     digits = set("".join(t for t in compose.TIME_SIGNATURES if "/" in t))
     assert digits >= set("0123456789") - {"/"}

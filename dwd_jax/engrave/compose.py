@@ -452,6 +452,9 @@ def _tuplet(rng, actual: int, pitch: int, scale: set[int], low: int, high: int,
         n = note.Note(_spelled(pitch, sharps))
         n.duration = duration_lib.Duration(base)
         n.duration.appendTuplet(duration_lib.Tuplet(actual, normal, base))
+        # Written as meant: music21's MusicXML writer otherwise "completes" a group that a
+        # grace note interrupts by splitting the next note into tied tuplet notes.
+        n.duration.expressionIsInferred = False
         group.append(n)
     group[0].duration.tuplets[0].type = "start"
     group[-1].duration.tuplets[0].type = "stop"
