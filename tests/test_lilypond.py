@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import pathlib
+import subprocess
 
 import numpy as np
 import pytest
@@ -382,6 +384,48 @@ def test_marks_music21s_writer_drops_are_engraved_and_boxed(lilypond):
     one, two = sorted(a["a_bbox"] for a in page.annotations
                        if DEEPSCORES_CLASSES[int(a["cat_id"]) - 1] in ("tuplet1", "tuplet2"))
     assert one[2] <= two[0] + 1  # the 1 of the 12 stands left of its 2
+
+
+def _tuplet_notes(music21, quarter_lengths, kinds):
+    """Triplet notes of these quarter lengths, their tuplets marked `kinds` (None: unmarked)."""
+    notes = []
+    for quarter_length, kind in zip(quarter_lengths, kinds, strict=True):
+        n = music21.note.Note("E4")
+        n.duration = music21.duration.Duration(quarter_length * 3 / 2)
+        n.duration.appendTuplet(music21.duration.Tuplet(3, 2))
+        n.duration.tuplets[0].type = kind
+        notes.append(n)
+    return notes
+
+
+def test_tuplet_notes_outside_a_marked_group_keep_their_length(lilypond):
+    """music21's writer opens `\\times` only at a note marked as a tuplet's start; unmarked
+    tuplet notes after a group (as its MusicXML writer splits an eighth into a triplet eighth
+    tied to a triplet sixteenth) and one-note tuplets would be written at their plain values,
+    their measures running long (LilyPond then warns at the next time signature). Each gets
+    a `\\times` of its own; the unmarked ones draw no number, the one-note tuplets draw theirs."""
+    music21 = pytest.importorskip("music21")
+    from music21 import meter, note, stream, tie
+
+    part = stream.Part()
+    group = _tuplet_notes(music21, (1 / 3, 1 / 3, 1 / 3), ("start", None, "stop"))
+    split = _tuplet_notes(music21, (1 / 3, 1 / 6), (None, None))
+    split[0].tie, split[1].tie = tie.Tie("start"), tie.Tie("stop")
+    singles = _tuplet_notes(music21, (4 / 3, 2 / 3), ("startStop", "startStop"))
+    for number, (signature, notes) in enumerate(
+            [("2/4", [*group, *split, note.Note("G4", quarterLength=0.5)]),
+             ("3/4", [*singles, note.Note("G4")]), ("2/4", [note.Note("G4", quarterLength=2)])]):
+        measure = stream.Measure(number=number + 1)
+        measure.append([meter.TimeSignature(signature), *notes])
+        part.append(measure)
+    text = lilypond.ly_from_music21(stream.Score([part]))
+    assert text.count("\\times 2/3") == 5
+    assert text.count("\\once \\omit TupletNumber") == 2
+    run = subprocess.run([lilypond.executable(), "-dno-print-pages", "-o", os.devnull, "-"],
+                         input=text, capture_output=True, text=True, check=True)
+    assert "warning" not in run.stderr, run.stderr
+    (page,) = lilypond.engrave_lilypond(text, lilypond.default_style(WIDTH, STAFF_SPACE))
+    assert collections.Counter(_names(page))["tuplet3"] == 3
 
 
 def test_multi_measure_rest_settings_only_where_the_input_has_one(lilypond):

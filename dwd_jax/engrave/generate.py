@@ -33,8 +33,9 @@ from dwd_jax.engrave.style import sample_style
 # piano's brace, repeat barlines and octave-down bass clefs. 5: verovio's fingerings boxed and
 # its multi-measure rests drawn as H-bars; LilyPond given segno and coda marks, ottavas,
 # caesuras, tremolos, arpeggios, pedalling, multi-measure rests and two-octave clefs, and a
-# tuplet number boxed per digit.
-ANNOTATION_RULES = 5
+# tuplet number boxed per digit. 6: generated tuplets written as composed (no tied tuplet notes
+# where a grace note interrupts a group); LilyPond given unmarked tuplet notes in a `\times`.
+ANNOTATION_RULES = 6
 
 # Engraver name -> its worker function (`piece.engrave_piece`'s contract).
 _ENGRAVE_PIECE = {"verovio": piece.engrave_piece, "lilypond": lilypond.engrave_piece}

@@ -292,7 +292,38 @@ def _converter():
     class Converter(LilypondConverter):
         def __init__(self):
             self._dynamics_done: set[int] = set()
+            self._lone_tuplet = False  # a `\times` opened for one note, closed after it
             super().__init__()
+
+        def setContextForTupletStart(self, inObj):
+            # music21 opens `\times` only at a note marked as a tuplet's start: a tuplet note
+            # outside a group that carries no mark (music21's MusicXML writer splits notes into
+            # such, e.g. an eighth after a triplet into a triplet eighth tied to a triplet
+            # sixteenth) or a tuplet of one note would be written at its plain value, and its
+            # measure run long. It gets a `\times` of its own, closed after it; an unmarked
+            # one unbracketed and unnumbered, as its source draws it.
+            tuplets = inObj.duration.tuplets
+            kind = tuplets[0].type if tuplets else "none"
+            if kind == "startStop" or (kind in (None, "stop") and not self._in_times()):
+                if kind != "startStop":
+                    self._append_command("\\once \\omit TupletBracket \\once \\omit TupletNumber")
+                self._lone_tuplet = True
+                return self.setContextForTimeFraction(int(tuplets[0].tupletNormal[0]),
+                                                      int(tuplets[0].tupletActual[0]))
+            return super().setContextForTupletStart(inObj)
+
+        def setContextForTupletStop(self, inObj):
+            if self._lone_tuplet:
+                self._lone_tuplet = False
+                self.restoreContext()
+                return None
+            return super().setContextForTupletStop(inObj)
+
+        def _in_times(self) -> bool:
+            """Whether music is being written inside a tuplet's group (a `times` prefix)."""
+            sequential = self.context.getParent()
+            prefix = sequential.getParent() if sequential is not None else None
+            return getattr(prefix, "type", None) == "times"
 
         def findLilyExec(self):  # the wheel's binary, not music21's configured path
             self.LILYEXEC = executable()
