@@ -101,7 +101,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.engrave.num_pages = 360  # Pages to engrave (music21's corpus and generated music).
     c.engrave.workers = 2  # Worker processes (verovio crashes are isolated per worker).
     # Each piece's engraver is drawn (seeded) from these: about half the pieces are engraved
-    # by LilyPond (the engraver DeepScoresV2 was made with; most of the engraving's 4 minutes;
+    # by LilyPond (the engraver DeepScoresV2 was made with; most of the engraving's 3.5 minutes;
     # without it validation's LilyPond pages scored 0.574 against 0.668 mAP@.5, BENCHMARKS.md).
     # A corpus engraved with other engravers is refused, as for any other setting here.
     c.engrave.engravers = ("verovio", "lilypond")
@@ -117,8 +117,9 @@ def get_config() -> ml_collections.ConfigDict:
     # ottavas, multi-measure rests, percussion and two-octave clefs, 128ths, grace notes of
     # every value, tuplets of every digit; compose.EVERY_CLASS), spread evenly over them;
     # configs/every_class.py uses them. 0 here: at this run's 7500 steps, a model trained on
-    # a 480-page corpus of them scored 0.650 against 0.789 mAP@.5 on this corpus's test
-    # split (more look-alike classes, and busier pages; BENCHMARKS.md, "Every class").
+    # a 480-page corpus of them scored 0.650 against the then default model's 0.789 mAP@.5
+    # on the default corpus's test split (more look-alike classes, and busier pages;
+    # BENCHMARKS.md, "Every class").
     c.engrave.every_class_share = 0.0
     # Shares of works (not files or pages: every file of one mass, opus or numbered work lies
     # in one split, `engrave.corpus.work_of`) in the test and validation splits.
@@ -206,11 +207,12 @@ def get_config() -> ml_collections.ConfigDict:
     # half-axes half the box's sides, at least `fitted_min_radius` input px and at most the
     # oval's radius, so thin objects stacked closer than the oval (ledger lines a staff space
     # apart) get a gap of background between them. () = every energy oval has the one size
-    # (the original). With ledger lines fitted the network alone finds them four to five
-    # times as well (validation AP@.5 0.02 -> 0.11, test 0.04 -> 0.17), but the means move
-    # within one seed's spread, and the real page is lower (0.800 -> 0.788 mAP@.5): one run
-    # is not enough to switch. Stems, beams and ties fitted too lowered validation (0.788 ->
-    # 0.763) and beams with it (BENCHMARKS.md, "Fitted energy ovals").
+    # (the original). With ledger lines fitted the network alone found them four to five
+    # times as well as one default run did (validation AP@.5 0.02 -> 0.11, test 0.04 ->
+    # 0.17), but the present default run reaches 0.16 and 0.21 without them: the gain lies
+    # within the spread between runs, as do the means, and the real page was lower (0.800 ->
+    # 0.788 mAP@.5). Stems, beams and ties fitted too lowered validation (0.788 -> 0.763)
+    # and beams with it (BENCHMARKS.md, "Fitted energy ovals").
     c.targets.fitted_classes = ()
     c.targets.fitted_min_radius = 4.0
 
@@ -245,7 +247,7 @@ def get_config() -> ml_collections.ConfigDict:
     # --- Losses and training (dwd_jax.modeling.losses, dwd_jax.training.train) --------------------
     c.train = ml_collections.ConfigDict()
     # Total optimiser steps: sized so that `python run.py` (engraving, training, evaluation)
-    # takes under an hour on 2 CPU cores (about 43 minutes of training at 2.9 steps/s).
+    # takes under an hour on 2 CPU cores (about 44 minutes of training at 2.8 steps/s).
     # Longer trains better: 10000 steps scored 0.09 mAP@.5 above 7500 on validation
     # (BENCHMARKS.md, "Training longer"), at 15 more minutes.
     c.train.steps = 7500
@@ -488,37 +490,34 @@ def get_config() -> ml_collections.ConfigDict:
     # not on one scale. Tuned on validation for the highest F1 at IoU 0.5 of each class with 20
     # objects there, the rest sharing one (benchmarks/score_thresholds.py prints both lines).
     # 0 and () write every detection; a model of your own wants its own (they are its scores').
-    c.detect.min_score = 0.46
+    c.detect.min_score = 0.35
     c.detect.class_min_scores = (
-        ("brace", 0.35), ("ledgerLine", 0.24), ("repeatDot", 0.19), ("clefG", 0.62),
-        ("clefCAlto", 0.20), ("clefF", 0.41), ("clef8", 0.59), ("timeSig1", 0.36),
-        ("timeSig2", 0.55), ("timeSig3", 0.18), ("timeSig4", 0.51), ("timeSig5", 0.34),
-        ("timeSig6", 0.38), ("timeSig8", 0.55), ("timeSig9", 0.41), ("timeSigCommon", 0.36),
-        ("timeSigCutCommon", 0.43), ("noteheadBlackOnLine", 0.51),
-        ("noteheadBlackOnLineSmall", 0.47), ("noteheadBlackInSpace", 0.45),
-        ("noteheadBlackInSpaceSmall", 0.35), ("noteheadHalfOnLine", 0.53),
-        ("noteheadHalfInSpace", 0.61), ("noteheadWholeOnLine", 0.40),
-        ("noteheadWholeInSpace", 0.55), ("augmentationDot", 0.49), ("stem", 0.36),
-        ("flag8thUp", 0.48), ("flag8thUpSmall", 0.68), ("flag16thUp", 0.37), ("flag32ndUp", 0.43),
-        ("flag64thUp", 0.32), ("flag8thDown", 0.47), ("flag8thDownSmall", 0.48),
-        ("flag16thDown", 0.53), ("flag32ndDown", 0.41), ("flag64thDown", 0.30),
-        ("accidentalFlat", 0.51), ("accidentalFlatSmall", 0.53), ("accidentalNatural", 0.45),
-        ("accidentalNaturalSmall", 0.45), ("accidentalSharp", 0.56), ("accidentalSharpSmall", 0.40),
-        ("accidentalDoubleSharp", 0.61), ("accidentalDoubleFlat", 0.41), ("keyFlat", 0.43),
-        ("keyNatural", 0.31), ("keySharp", 0.60), ("articAccentAbove", 0.62),
-        ("articAccentBelow", 0.62), ("articStaccatoAbove", 0.07), ("articStaccatoBelow", 0.16),
-        ("articTenutoAbove", 0.54), ("articTenutoBelow", 0.63), ("articStaccatissimoAbove", 0.46),
-        ("articStaccatissimoBelow", 0.40), ("articMarcatoAbove", 0.46), ("articMarcatoBelow", 0.44),
-        ("fermataAbove", 0.51), ("fermataBelow", 0.53), ("restDoubleWhole", 0.62),
-        ("restWhole", 0.71), ("restHalf", 0.69), ("restQuarter", 0.45), ("rest8th", 0.34),
-        ("rest16th", 0.62), ("rest32nd", 0.53), ("rest64th", 0.43), ("dynamicP", 0.55),
-        ("dynamicM", 0.68), ("dynamicF", 0.40), ("dynamicS", 0.51), ("dynamicZ", 0.68),
-        ("dynamicR", 0.70), ("ornamentTrill", 0.67), ("ornamentTurn", 0.34),
-        ("ornamentTurnInverted", 0.62), ("ornamentMordent", 0.47), ("stringsDownBow", 0.49),
-        ("stringsUpBow", 0.74), ("tuplet3", 0.28), ("tuplet6", 0.65), ("slur", 0.11),
-        ("beam", 0.17), ("tie", 0.19), ("dynamicCrescendoHairpin", 0.15),
-        ("dynamicDiminuendoHairpin", 0.60), ("tuplet5", 0.34), ("tuplet7", 0.42),
-        ("tupletBracket", 0.44), ("staff", 0.68),
+        ("brace", 0.25), ("ledgerLine", 0.12), ("repeatDot", 0.18), ("clefG", 0.52), ("clefCAlto",
+        0.15), ("clefF", 0.52), ("clef8", 0.57), ("timeSig1", 0.54), ("timeSig2", 0.65),
+        ("timeSig3", 0.22), ("timeSig4", 0.69), ("timeSig5", 0.39), ("timeSig6", 0.35), ("timeSig8",
+        0.61), ("timeSig9", 0.41), ("timeSigCommon", 0.53), ("timeSigCutCommon", 0.43),
+        ("noteheadBlackOnLine", 0.60), ("noteheadBlackOnLineSmall", 0.59), ("noteheadBlackInSpace",
+        0.48), ("noteheadBlackInSpaceSmall", 0.36), ("noteheadHalfOnLine", 0.67),
+        ("noteheadHalfInSpace", 0.56), ("noteheadWholeOnLine", 0.58), ("noteheadWholeInSpace",
+        0.64), ("augmentationDot", 0.31), ("stem", 0.36), ("flag8thUp", 0.49), ("flag8thUpSmall",
+        0.69), ("flag16thUp", 0.61), ("flag32ndUp", 0.56), ("flag64thUp", 0.32), ("flag8thDown",
+        0.52), ("flag8thDownSmall", 0.39), ("flag16thDown", 0.65), ("flag32ndDown", 0.40),
+        ("flag64thDown", 0.31), ("accidentalFlat", 0.57), ("accidentalFlatSmall", 0.55),
+        ("accidentalNatural", 0.50), ("accidentalNaturalSmall", 0.46), ("accidentalSharp", 0.50),
+        ("accidentalSharpSmall", 0.60), ("accidentalDoubleSharp", 0.69), ("accidentalDoubleFlat",
+        0.46), ("keyFlat", 0.46), ("keyNatural", 0.22), ("keySharp", 0.57), ("articAccentAbove",
+        0.37), ("articAccentBelow", 0.64), ("articStaccatoAbove", 0.16), ("articStaccatoBelow",
+        0.20), ("articTenutoAbove", 0.44), ("articTenutoBelow", 0.49), ("articStaccatissimoAbove",
+        0.61), ("articStaccatissimoBelow", 0.47), ("articMarcatoAbove", 0.58), ("articMarcatoBelow",
+        0.56), ("fermataAbove", 0.47), ("fermataBelow", 0.35), ("restDoubleWhole", 0.60),
+        ("restWhole", 0.55), ("restHalf", 0.71), ("restQuarter", 0.50), ("rest8th", 0.52),
+        ("rest16th", 0.55), ("rest32nd", 0.52), ("rest64th", 0.31), ("dynamicP", 0.60), ("dynamicM",
+        0.73), ("dynamicF", 0.46), ("dynamicS", 0.49), ("dynamicZ", 0.73), ("dynamicR", 0.58),
+        ("ornamentTrill", 0.56), ("ornamentTurn", 0.37), ("ornamentTurnInverted", 0.39),
+        ("ornamentMordent", 0.63), ("stringsDownBow", 0.59), ("stringsUpBow", 0.65), ("tuplet3",
+        0.42), ("tuplet6", 0.60), ("slur", 0.15), ("beam", 0.18), ("tie", 0.16),
+        ("dynamicCrescendoHairpin", 0.37), ("dynamicDiminuendoHairpin", 0.18), ("tuplet5", 0.40),
+        ("tuplet7", 0.58), ("tupletBracket", 0.37), ("staff", 0.68),
     )
     # Bands per device in one call; a batch is this times the local device count. On CPU a
     # batch of 2 costs twice one, so 1; raise it on accelerators.

@@ -10,7 +10,7 @@ the four that do not are DeepScoresV2's one-glyph grace notes, which neither eng
 corpus and dataset are kept apart from the default's). At the default's 7500 steps the model
 does not yet tell the new look-alikes apart (tuplet and time-signature digits, flags to 128ths,
 small heads of every value): on the default corpus's test split it scored 0.650 against the
-default model's 0.789 mAP@.5 (BENCHMARKS.md, "Every class"). Give it more steps
+then default model's 0.789 mAP@.5 (BENCHMARKS.md, "Every class"). Give it more steps
 (`--config.train.steps`) on an accelerator.
 """
 
