@@ -401,7 +401,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.omr.accidentals_max_score = 0.55
     # C clefs named by the staff line nearest the middle of their thick bar on the ink
     # (dwd_jax.omr.clefs): tenor on the second line from the top, alto on any other, as
-    # DeepScores names them; the network confuses the two. False = the network's.
+    # DeepScores names them; the network confuses the two. A clef it named both ways is then
+    # one detection, the higher-scored (clefs.drop_doubles). False = the network's.
     c.omr.c_clefs_by_line = True
     # The rules read the page divided by its paper's level (dwd_jax.omr.capture.flatten), so
     # grey or unevenly lit paper is white; an engraved page is unchanged. False = as it is.

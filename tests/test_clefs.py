@@ -87,3 +87,24 @@ def test_the_rule_runs_in_refine_and_switches_off():
     config.c_clefs_by_line = False
     got = ink.refine(page, detections, config, staff_space=SPACE)
     np.testing.assert_array_equal(got[1], [ALTO])
+
+
+def test_a_clef_named_twice_is_one_detection_the_higher_scored():
+    """An alto and a tenor detection of one C clef, both named tenor by the line, are one
+    detection (the higher-scored box and score); a C clef beside it, another G clef on it and
+    an alto overlapping a tenor stay."""
+    boxes = np.float32(
+        [
+            _clef(64.0, 20.0),  # The network's tenor...
+            _clef(62.0, 21.0),  # ...and its alto of the same clef, named tenor: a double.
+            _clef(64.0, 200.0),  # Another clef: kept.
+            _clef(64.0, 20.0),  # A G clef where the tenor is: another class, kept.
+            _clef(64.0, 201.0),  # An alto on the second clef (not named): another name, kept.
+        ]
+    )
+    classes = np.int32([TENOR, TENOR, TENOR, CLEF_G, ALTO])
+    scores = np.float32([0.2, 0.3, 0.25, 0.9, 0.1])
+    kept_boxes, kept_classes, kept_scores = clefs.drop_doubles(boxes, classes, scores)
+    np.testing.assert_array_equal(kept_classes, [TENOR, TENOR, CLEF_G, ALTO])
+    np.testing.assert_array_equal(kept_scores, np.float32([0.3, 0.25, 0.9, 0.1]))
+    np.testing.assert_array_equal(kept_boxes, boxes[[1, 2, 3, 4]])

@@ -227,7 +227,8 @@ def refine_upright(
     """The rules on an upright page with white paper, in this order: `snap_lines` for
     `config.line_classes`, `snap_solids` for `config.solid_classes`, `snap_symbols` for
     `config.symbol_classes`; then each rule that is on: `accidentals_by_shape`
-    (`name_accidentals`), `c_clefs_by_line` (`clefs.name_by_line`), `dots_from_ink`
+    (`name_accidentals`), `c_clefs_by_line` (`clefs.name_by_line`, then
+    `clefs.drop_doubles`), `dots_from_ink`
     (`use_dots`), `staves_from_ink` (`use_staves`), and
     `ledger_lines_from_heads` (the ledger lines of `ledgers.from_heads` in place of the
     network's). Where the ink shows no staff, the network's staffs and ledger lines stand;
@@ -277,6 +278,7 @@ def refine_upright(
         )
     if d.c_clefs_by_line:
         classes = clefs.name_by_line(found, boxes, classes, ink_mask)
+        boxes, classes, scores = clefs.drop_doubles(boxes, classes, scores)
     if d.dots_from_ink:
         boxes, classes, scores = use_dots(
             symbols, ink_mask, found, boxes, classes, scores, staff_space
