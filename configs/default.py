@@ -234,6 +234,10 @@ def get_config() -> ml_collections.ConfigDict:
     # training run.
     c.loss.class_loss_balance = 1.0
     c.loss.offset_strides = (2, 8)  # Where the offset head is supervised (with model.offset_head).
+    # The offset head's error in input "pixels" or in "box" sides (each axis's error over the
+    # box's side on it, as IoU counts it: a thin stem's or ledger line's sub-pixel miss then
+    # weighs what it costs; dwd_jax.modeling.losses.offset_loss).
+    c.loss.offset_units = "pixels"
     # (energy, class, box, offset) factors of the combined loss (the original's 2, 1, 1, and 1
     # for the offset head, which is normalised on its own).
     c.loss.combined_factors = (2.0, 1.0, 1.0, 1.0)

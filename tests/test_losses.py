@@ -121,6 +121,26 @@ def test_offset_head_has_its_own_huber_loss():
     assert "offset" not in losses.loss_strides(c)
 
 
+def test_offset_errors_in_box_sides_weigh_a_thin_box_by_its_side():
+    c = _config(offset_units="box")
+    c.model.offset_head = True
+    outputs, targets = _outputs_and_targets((1, 8, 16), {1: 0.5, 8: 1.0, 16: 3.0})
+    for s in (1, 8):
+        outputs[s]["offset"] = jnp.broadcast_to(jnp.array([0.5, -3.0]), (1, 2, 2, 1, 2))
+        targets[s]["offset"] = jnp.zeros((1, 2, 2, 1, 2))
+        # A box 2 px tall and 0.5 px wide: its width is floored at MIN_OFFSET_SIDE (1 px).
+        targets[s]["box"] = jnp.broadcast_to(jnp.array([2.0, 0.5]), (1, 2, 2, 1, 2))
+    got = losses.head_losses(outputs, targets, c)
+    # dy 0.5 px of a 2-px side is 0.25 sides: 0.5 * 0.25^2; dx 3 sides of 1 px: 3 - 0.5.
+    assert float(got["offset"]) == pytest.approx((0.5 * 0.25**2 + 2.5) / 2, rel=1e-6)
+    # In pixels the same errors weigh as before: the box does not enter.
+    c.loss.offset_units = "pixels"
+    assert float(losses.head_losses(outputs, targets, c)["offset"]) == pytest.approx(1.3125)
+    c.loss.offset_units = "sides"
+    with pytest.raises(ValueError, match="config.loss.offset_units is 'sides'"):
+        losses.head_losses(outputs, targets, c)
+
+
 def test_loss_strides_outside_the_model_outputs_are_rejected_by_name():
     with pytest.raises(ValueError, match="config.loss.box_strides"):
         losses.loss_strides(_config(box_strides=(1, 4)))
