@@ -209,10 +209,10 @@ def get_config() -> ml_collections.ConfigDict:
     # apart) get a gap of background between them. () = every energy oval has the one size
     # (the original). With ledger lines fitted the network alone found them four to five
     # times as well as one default run did (validation AP@.5 0.02 -> 0.11, test 0.04 ->
-    # 0.17), but the present default run reaches 0.16 and 0.21 without them: the gain lies
-    # within the spread between runs, as do the means, and the real page was lower (0.800 ->
-    # 0.788 mAP@.5). Stems, beams and ties fitted too lowered validation (0.788 -> 0.763)
-    # and beams with it (BENCHMARKS.md, "Fitted energy ovals").
+    # 0.17), but two seeds of the present default reach 0.16 and 0.03 without them: the
+    # gain lies within the spread between runs, as do the means, and the real page was lower
+    # (0.800 -> 0.788 mAP@.5). Stems, beams and ties fitted too lowered validation (0.788 ->
+    # 0.763) and beams with it (BENCHMARKS.md, "Fitted energy ovals").
     c.targets.fitted_classes = ()
     c.targets.fitted_min_radius = 4.0
 
@@ -235,8 +235,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.class_loss_balance = 1.0
     c.loss.offset_strides = (2, 8)  # Where the offset head is supervised (with model.offset_head).
     # The offset head's error in input "pixels" or in "box" sides (each axis's error over the
-    # box's side on it, as IoU counts it: a thin stem's or ledger line's sub-pixel miss then
-    # weighs what it costs; dwd_jax.modeling.losses.offset_loss).
+    # box's side on it, as IoU counts it; dwd_jax.modeling.losses.offset_loss). "box" centres
+    # stems better network alone (validation AP@.5 0.45 -> 0.52) but costs nearly every
+    # other class (mAP@.5 0.801 -> 0.718 shipped; BENCHMARKS.md, "Offset error in box sides").
     c.loss.offset_units = "pixels"
     # (energy, class, box, offset) factors of the combined loss (the original's 2, 1, 1, and 1
     # for the offset head, which is normalised on its own).
