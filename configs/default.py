@@ -239,6 +239,10 @@ def get_config() -> ml_collections.ConfigDict:
     # stems better network alone (validation AP@.5 0.45 -> 0.52) but costs nearly every
     # other class (mAP@.5 0.801 -> 0.718 shipped; BENCHMARKS.md, "Offset error in box sides").
     c.loss.offset_units = "pixels"
+    # With "box": sides above this many input pixels count as this many (0 = no cap), so only
+    # an axis thinner than it (a stem's width, a ledger line's height) weighs more than in
+    # pixels and the other symbols keep their relative weights.
+    c.loss.offset_max_side = 0.0
     # (energy, class, box, offset) factors of the combined loss (the original's 2, 1, 1, and 1
     # for the offset head, which is normalised on its own).
     c.loss.combined_factors = (2.0, 1.0, 1.0, 1.0)

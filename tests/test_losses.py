@@ -133,6 +133,10 @@ def test_offset_errors_in_box_sides_weigh_a_thin_box_by_its_side():
     got = losses.head_losses(outputs, targets, c)
     # dy 0.5 px of a 2-px side is 0.25 sides: 0.5 * 0.25^2; dx 3 sides of 1 px: 3 - 0.5.
     assert float(got["offset"]) == pytest.approx((0.5 * 0.25**2 + 2.5) / 2, rel=1e-6)
+    # Capped at 1.5 px, the 2-px side counts as 1.5: 0.5 * (0.5 / 1.5)^2; the width as before.
+    c.loss.offset_max_side = 1.5
+    got = losses.head_losses(outputs, targets, c)
+    assert float(got["offset"]) == pytest.approx((0.5 * (0.5 / 1.5) ** 2 + 2.5) / 2, rel=1e-6)
     # In pixels the same errors weigh as before: the box does not enter.
     c.loss.offset_units = "pixels"
     assert float(losses.head_losses(outputs, targets, c)["offset"]) == pytest.approx(1.3125)

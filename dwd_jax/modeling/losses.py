@@ -143,7 +143,11 @@ def box_loss(
 
 
 def offset_loss(
-    pred: jax.Array, target: jax.Array, mask: jax.Array, size: jax.Array | None = None
+    pred: jax.Array,
+    target: jax.Array,
+    mask: jax.Array,
+    size: jax.Array | None = None,
+    max_side: float = 0.0,
 ) -> jax.Array:
     """Huber loss (delta 1) of the centre offsets (dy, dx), averaged over both and over
     marker pixels: quadratic within one unit, where the precision a thin symbol's IoU needs is
@@ -158,6 +162,9 @@ def offset_loss(
         axis (sides floored at `MIN_OFFSET_SIDE` pixels): a box moved by d along a side s
         keeps an IoU of about 1 - 2 d / s, so a stem's 0.3-pixel miss across its 1.3-pixel
         width then weighs as what it costs, not as a notehead's. None counts pixels.
+      max_side: with `size`, sides above this many pixels count as this many (0: no cap), so
+        only the axes thinner than it weigh more than in pixels: a stem's width, a ledger
+        line's height, while a notehead's centre keeps its weight relative to a beam's.
 
     Returns:
       f32[] mean loss over marker pixels (0 when there are none).
@@ -165,6 +172,8 @@ def offset_loss(
     pred = pred.astype(jnp.float32)
     if size is not None:
         side = jnp.maximum(size, MIN_OFFSET_SIDE)
+        if max_side:
+            side = jnp.minimum(side, max(max_side, MIN_OFFSET_SIDE))
         pred, target = pred / side, target / side
     huber = optax.losses.huber_loss(pred, target, delta=1.0)
     return _masked_mean(huber.mean(axis=-1), mask)
@@ -178,7 +187,8 @@ def _offset(o, t, config) -> jax.Array:
             "'box' (errors in sides of the box, as IoU counts them)."
         )
     size = t["box"] if units == "box" else None
-    return offset_loss(o["offset"], t["offset"], t["box_mask"], size)
+    max_side = float(config.loss.get("offset_max_side", 0.0))
+    return offset_loss(o["offset"], t["offset"], t["box_mask"], size, max_side)
 
 
 def loss_strides(config: ml_collections.ConfigDict) -> dict[str, tuple[int, ...]]:
