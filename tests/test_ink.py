@@ -448,6 +448,23 @@ def test_a_piece_of_staff_line_left_beside_a_symbol_is_cut_off():
     np.testing.assert_array_equal(out, [[10, 20, 50, 55], [0, 90, 60, 120], [20, 150, 60, 162]])
 
 
+def test_a_clef_joined_to_the_systems_barline_by_a_short_piece_of_line_takes_its_own_ink():
+    """On a JPEG copy a piece of staff line (2 px thick) joins a G clef to the system's barline
+    seven columns before it: 0.44 staff spaces, a spur to cut. Uncut, the component is 1.9
+    times the decoded box's height, within the size guard."""
+    k = classes_lib.label_of("clefG") + 1
+    mask = np.zeros((500, 120), bool)
+    mask[200:470, 44:47] = True  # The barline...
+    mask[400:402, 47:55] = True  # ...the piece of line...
+    mask[348:461, 55:97] = True  # ...and the clef.
+    box = np.float32([[330, 54.1, 475, 101]])
+    out, keep = ink.snap_symbols(
+        mask, box, np.int32([k]), np.float32([0.9]), [k], 2.0, staff_space=16.0
+    )
+    np.testing.assert_array_equal(out[0], [348, 54, 461, 97])  # Column 54 is in the box.
+    assert keep.all()
+
+
 def test_a_symbol_joined_to_its_neighbour_on_both_axes_keeps_its_box():
     """A breve whose component took the sharp before it (a bleed-through copy's ghost bridges
     them): 2.0 times its box's width and 1.8 times its height, each within `max_change`, but

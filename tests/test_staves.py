@@ -199,6 +199,21 @@ def test_note_heads_beyond_a_staff_give_their_ledger_lines():
         assert got[key] == pytest.approx(score)
 
 
+def test_a_breve_in_a_space_parted_by_the_erasure_is_one_symbol():
+    """A breve between two staff lines whose top and bottom strokes lie on them: erasing the
+    lines parts its left bar from the rest, and the larger part alone is within the size
+    guard. The erased line ink joins the parts again, so it takes both."""
+    breve = classes_lib.label_of("noteheadDoubleWholeInSpace") + 1
+    bars = [(52.0, 100.0, 78.0, 104.0), (52.0, 112.0, 78.0, 134.0)]
+    page = draw((140, 240), [*_staff(40.0, 0.0, 240.0), *bars])
+    config = default.get_config().omr
+    config.update(ink.OFF)
+    config.symbol_classes = ("noteheadDoubleWholeInSpace",)
+    detections = (np.float32([[50, 98, 80, 136]]), np.int32([breve]), np.float32([0.9]))
+    got, _, _ = ink.refine(page, detections, config, staff_space=SPACE)
+    np.testing.assert_array_equal(got, [[52, 100, 78, 134]])
+
+
 def test_a_pale_captures_lines_are_read_at_otsus_level_where_it_shows_more_staves():
     page, want = _page_with_two_staves()
     level, found = ink.line_level(page, SPACE)

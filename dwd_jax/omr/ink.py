@@ -90,9 +90,10 @@ _MAX_GROWTH_BOTH = 1.5
 # or down: a flat's, a natural's or an eighth rest's own stem runs on that way beyond a box
 # the network decoded short (cutting rows too lowered those classes on clean pages). Widths
 # of 0.25-0.5 cut the same pieces on the robustness set; a length of a whole staff space
-# misses most of them.
+# misses most of them, and half of one a JPEG copy's G clef joined to the system's barline
+# 0.45 staff spaces before it.
 _SPUR_WIDTH = 0.35
-_SPUR_LENGTH = 0.5
+_SPUR_LENGTH = 0.35
 # A symbol that fell apart on a coarse or blurred capture (a tuplet 3's thin tips) leaves
 # dark pieces joined by paler ink: below this grey level, within its decoded box grown by
 # _PIECE_REACH staff spaces (a decoded box can stop short of a tip), pieces joined to its
@@ -100,9 +101,10 @@ _SPUR_LENGTH = 0.5
 _PALE_BELOW = 192
 _PIECE_REACH = 0.25
 # ...if each lies at least this share inside that window (a neighbour's piece, a note head
-# beside an accidental, only pokes in) and holds at least _PIECE_LEAST square staff spaces:
-# a blurred scan's specks of erased staff line beside a rest or an accidental are smaller,
-# and joined they widened its box (0.06 missed a coarse capture's tuplet tips).
+# beside an accidental, only pokes in; 0.6 let a scanned natural take the stem of the note
+# beside it) and holds at least _PIECE_LEAST square staff spaces: a blurred scan's specks of
+# erased staff line beside a rest or an accidental are smaller, and joined they widened its
+# box (0.06 missed a coarse capture's tuplet tips).
 _PIECE_INSIDE = 0.8
 _PIECE_LEAST = 0.03
 # ...or, smaller, is an upright stroke: at least _PIECE_UPRIGHT times taller than wide and
@@ -264,7 +266,10 @@ def refine_upright(
         return boxes, classes, scores
     if without_lines:
         symbols = staves_lib.erase_lines(ink_mask, found)
-        pale = pale_ink(page, staff_space)
+        # Pieces join across the staff-line ink the erasure took, too: it cuts a thin stroke
+        # where it crosses a line (an eighth rest's stem on a smaller copy) and parts a breve
+        # in a space whose top and bottom strokes lie on the lines.
+        pale = pale_ink(page, staff_space) | (ink_mask & ~symbols)
     if len(d.symbol_classes):
         boxes, keep = snap_symbols(
             symbols, boxes, classes, scores, classes_lib.model_labels(d.symbol_classes),
@@ -515,7 +520,8 @@ def snap_symbols(
         all, or f32[N] one per detection (`max_changes`).
       min_share: the least share of the box's ink the component must hold.
       staff_space: the page's staff space in pixels; 0 = spurs are not cut.
-      pale_mask: bool[H, W] the page's pale ink (`pale_ink`), or None: pieces never join.
+      pale_mask: bool[H, W] the page's pale ink (`pale_ink`; `refine_upright` adds the
+        staff-line ink the erasure took), or None: pieces never join.
 
     Returns:
       (f32[N, 4] boxes, bool[N] keep): keep is False for a fragment.
