@@ -91,7 +91,7 @@ _MAX_GROWTH_BOTH = 1.5
 # the network decoded short (cutting rows too lowered those classes on clean pages). Widths
 # of 0.25-0.5 cut the same pieces on the robustness set; a length of a whole staff space
 # misses most of them, and half of one a JPEG copy's G clef joined to the system's barline
-# 0.45 staff spaces before it.
+# 0.44 staff spaces before it.
 _SPUR_WIDTH = 0.35
 _SPUR_LENGTH = 0.35
 # A symbol that fell apart on a coarse or blurred capture (a tuplet 3's thin tips) leaves
@@ -266,9 +266,9 @@ def refine_upright(
         return boxes, classes, scores
     if without_lines:
         symbols = staves_lib.erase_lines(ink_mask, found)
-        # Pieces join across the staff-line ink the erasure took, too: it cuts a thin stroke
-        # where it crosses a line (an eighth rest's stem on a smaller copy) and parts a breve
-        # in a space whose top and bottom strokes lie on the lines.
+        # Pieces join across the staff-line ink the erasure took, too: it parts a symbol whose
+        # strokes lie along a line (a C clef's halves, a breve in a space, whose top and
+        # bottom strokes lie on the lines).
         pale = pale_ink(page, staff_space) | (ink_mask & ~symbols)
     if len(d.symbol_classes):
         boxes, keep = snap_symbols(
