@@ -137,8 +137,12 @@ def test_offset_errors_in_box_sides_weigh_a_thin_box_by_its_side():
     c.loss.offset_max_side = 1.5
     got = losses.head_losses(outputs, targets, c)
     assert float(got["offset"]) == pytest.approx((0.5 * (0.5 / 1.5) ** 2 + 2.5) / 2, rel=1e-6)
-    # In pixels the same errors weigh as before: the box does not enter.
+    # In pixels a cap on box sides means nothing: refused by name.
     c.loss.offset_units = "pixels"
+    with pytest.raises(ValueError, match="config.loss.offset_max_side is 1.5"):
+        losses.head_losses(outputs, targets, c)
+    # In pixels the same errors weigh as before: the box does not enter.
+    c.loss.offset_max_side = 0.0
     assert float(losses.head_losses(outputs, targets, c)["offset"]) == pytest.approx(1.3125)
     c.loss.offset_units = "sides"
     with pytest.raises(ValueError, match="config.loss.offset_units is 'sides'"):

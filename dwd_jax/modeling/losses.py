@@ -186,8 +186,13 @@ def _offset(o, t, config) -> jax.Array:
             f"config.loss.offset_units is {units!r}: use 'pixels' (errors in input pixels) or "
             "'box' (errors in sides of the box, as IoU counts them)."
         )
-    size = t["box"] if units == "box" else None
     max_side = float(config.loss.get("offset_max_side", 0.0))
+    if max_side and units != "box":
+        raise ValueError(
+            f"config.loss.offset_max_side is {max_side}, which caps box sides, but "
+            f"config.loss.offset_units is {units!r}: set offset_units='box' or offset_max_side=0."
+        )
+    size = t["box"] if units == "box" else None
     return offset_loss(o["offset"], t["offset"], t["box_mask"], size, max_side)
 
 
