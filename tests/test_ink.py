@@ -368,6 +368,43 @@ def test_an_upright_stem_in_pieces_smaller_than_specks_joins_its_symbol():
     np.testing.assert_array_equal(snap(np.inf), [10, 20, 30, 34])  # Specks' rule alone.
 
 
+def test_a_stem_running_on_beyond_a_box_decoded_short_joins_its_symbol():
+    """An eighth rest whose stem, cut off by an erased staff line, runs on a quarter of a
+    staff space below the box the network decoded short: a quarter of the piece lies beyond
+    the box grown by `_PIECE_REACH`, so it would be refused as a neighbour's piece poking in.
+    Along the box's longer side the window reaches twice as far, and the rest takes its whole
+    height."""
+    k = classes_lib.label_of("rest8th") + 1
+    page = np.full((70, 60), 255, np.uint8)
+    page[10:30, 20:34] = 40  # The flag...
+    page[30:32, 26:28] = 170  # ...the erased line between...
+    page[32:48, 26:28] = 40  # ...and its stem's lower piece (2 x 16).
+    box = np.float32([[9, 18, 40, 36]])
+    snapped = ink.snap_symbols(
+        page < 128, box, np.int32([k]), np.float32([0.9]), [k], 2.0, 0.6,
+        staff_space=16.0, pale_mask=ink.pale_ink(page, 16.0),
+    )[0][0]
+    np.testing.assert_array_equal(snapped, [10, 20, 48, 34])
+
+
+def test_an_upright_piece_beside_a_box_stays_out():
+    """A natural on a coarse capture, joined by pale ink to a piece of the stem of the note
+    beside it: the piece is upright and lies wholly in the box grown by `_PIECE_REACH`, but
+    not across the box's columns, so it is the neighbour's, and the natural keeps its own
+    width."""
+    k = classes_lib.label_of("accidentalNatural") + 1
+    page = np.full((70, 60), 255, np.uint8)
+    page[10:50, 20:32] = 40  # The natural...
+    page[44:46, 32:34] = 170  # ...pale ink...
+    page[38:50, 34:36] = 40  # ...and a piece of the neighbour's stem (2 x 12).
+    box = np.float32([[9, 19, 51, 33]])
+    snapped = ink.snap_symbols(
+        page < 128, box, np.int32([k]), np.float32([0.9]), [k], 2.0, 0.6,
+        staff_space=16.0, pale_mask=ink.pale_ink(page, 16.0),
+    )[0][0]
+    np.testing.assert_array_equal(snapped, [10, 20, 50, 32])
+
+
 def test_a_beams_end_to_end_halves_are_one_beam():
     """Decoded side by side (IoU 0.02, so not by overlap), but on one long component: the
     better half takes the whole beam and the other is dropped."""

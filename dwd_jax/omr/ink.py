@@ -96,8 +96,11 @@ _SPUR_WIDTH = 0.35
 _SPUR_LENGTH = 0.35
 # A symbol that fell apart on a coarse or blurred capture (a tuplet 3's thin tips) leaves
 # dark pieces joined by paler ink: below this grey level, within its decoded box grown by
-# _PIECE_REACH staff spaces (a decoded box can stop short of a tip), pieces joined to its
-# largest are one symbol with it. 128 is the ink itself.
+# _PIECE_REACH staff spaces (a decoded box can stop short of a tip; twice that along its
+# longer side, where an eighth rest's stem cut off by an erased staff line ran on 0.3 staff
+# spaces below a box decoded short), pieces joined to its largest are one symbol with it,
+# each reaching into the box's span across that side (a piece of the stem of the note beside
+# a coarse capture's natural lay wholly beside it). 128 is the ink itself.
 _PALE_BELOW = 192
 _PIECE_REACH = 0.25
 # ...if each lies at least this share inside that window (a neighbour's piece, a note head
@@ -548,28 +551,36 @@ def pale_ink(page: np.ndarray, staff_space: float) -> np.ndarray:
 def _joined_pieces(
     components: np.ndarray,
     pale: np.ndarray,
-    window: tuple[slice, slice],
+    box: np.ndarray,
     label: int,
     sizes: np.ndarray,
     slices: list[tuple[slice, slice]],
     staff_space: float,
 ) -> np.ndarray:
-    """i64[M] the labels of component `label` and of the pieces of its symbol around a decoded
-    box: the components of `components` (i32[H, W], the page's labelled ink; `sizes`
-    i64[K + 1] their pixels, `slices` their extents) joined to it by `pale` (bool[H, W], the
-    page's pale ink) within `window` (the box grown by `_PIECE_REACH`), each with at least
-    `_PIECE_INSIDE` of its pixels inside the window, and with at least `_PIECE_LEAST` square
-    staff spaces of them or upright (`_PIECE_UPRIGHT`)."""
-    inside = components[window]
-    linked, _ = ndimage.label(pale[window] | (inside > 0), structure=np.ones((3, 3), bool))
+    """i64[M] the labels of component `label` and of the pieces of its symbol around decoded
+    `box` (f32[4] `[y0, x0, y1, x1]`): the components of `components` (i32[H, W], the page's
+    labelled ink; `sizes` i64[K + 1] their pixels, `slices` their extents) joined to it by
+    `pale` (bool[H, W], the page's pale ink) within the box grown by `_PIECE_REACH` (twice
+    that along its longer side), each with at least `_PIECE_INSIDE` of its pixels inside that
+    window, reaching into the box's span across its longer side, and with at least
+    `_PIECE_LEAST` square staff spaces of them or upright (`_PIECE_UPRIGHT`)."""
+    reach = int(round(_PIECE_REACH * staff_space))
+    tall = box[2] - box[0] >= box[3] - box[1]
+    rows, cols = _window(box, components.shape, (2 * reach, reach) if tall else (reach, 2 * reach))
+    inside = components[rows, cols]
+    linked, _ = ndimage.label(pale[rows, cols] | (inside > 0), structure=np.ones((3, 3), bool))
     own = linked[inside == label][0]
     joined, counts = np.unique(inside[(linked == own) & (inside > 0)], return_counts=True)
-    extents = np.array([[s.stop - s.start for s in slices[j - 1]] for j in joined]).reshape(-1, 2)
+    spans = np.array([[(s.start, s.stop) for s in slices[j - 1]] for j in joined]).reshape(-1, 2, 2)
+    extents = spans[:, :, 1] - spans[:, :, 0]
     upright = (extents[:, 0] >= _PIECE_UPRIGHT * extents[:, 1]) & (
         extents[:, 0] >= _PIECE_UPRIGHT_HEIGHT * staff_space
     )
     large = sizes[joined] >= _PIECE_LEAST * staff_space**2
-    piece = (counts >= _PIECE_INSIDE * sizes[joined]) & (large | upright)
+    # The box's span across its longer side: a piece wholly beside it is a neighbour's.
+    axis, lo, hi = (1, box[1], box[3]) if tall else (0, box[0], box[2])
+    across = (spans[:, axis, 1] > lo) & (spans[:, axis, 0] < hi)
+    piece = (counts >= _PIECE_INSIDE * sizes[joined]) & (large | upright) & across
     return joined[(joined == label) | piece]
 
 
@@ -625,9 +636,8 @@ def _snap_to_components(
         label = int(counts[1:].argmax()) + 1
         members = np.array([label])
         if pale_mask is not None:
-            grown = _window(boxes[i], mask.shape, int(round(_PIECE_REACH * staff_space)))
             members = _joined_pieces(
-                components, pale_mask, grown, label, sizes, slices, staff_space
+                components, pale_mask, boxes[i], label, sizes, slices, staff_space
             )
         held = counts[members[members < len(counts)]].sum()  # The box's ink they hold.
         if held < min_share * counts[1:].sum():
@@ -678,13 +688,15 @@ def _snap_to_components(
     return out, keep
 
 
-def _window(box: np.ndarray, shape: tuple[int, int], grow: int = 0) -> tuple[slice, slice]:
+def _window(
+    box: np.ndarray, shape: tuple[int, int], grow: tuple[int, int] = (0, 0)
+) -> tuple[slice, slice]:
     """The (rows, cols) of a page of `shape` under f32[4] `box` `[y0, x0, y1, x1]`, grown by
-    `grow` pixels each way."""
+    `grow` (rows, cols) pixels each way."""
     y0, x0, y1, x1 = box
     return (
-        slice(max(int(y0) - grow, 0), min(int(np.ceil(y1)) + grow, shape[0])),
-        slice(max(int(x0) - grow, 0), min(int(np.ceil(x1)) + grow, shape[1])),
+        slice(max(int(y0) - grow[0], 0), min(int(np.ceil(y1)) + grow[0], shape[0])),
+        slice(max(int(x0) - grow[1], 0), min(int(np.ceil(x1)) + grow[1], shape[1])),
     )
 
 
