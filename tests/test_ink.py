@@ -368,6 +368,15 @@ def test_an_upright_stem_in_pieces_smaller_than_specks_joins_its_symbol():
     np.testing.assert_array_equal(snap(np.inf), [10, 20, 30, 34])  # Specks' rule alone.
 
 
+def _snap_one(page: np.ndarray, box: list[float], k: int, staff_space: float = 16.0):
+    """The box `snap_symbols` gives one detection of model class `k` on u8[H, W] `page`, its
+    pale ink joining pieces."""
+    return ink.snap_symbols(
+        page < 128, np.float32([box]), np.int32([k]), np.float32([0.9]), [k], 2.0, 0.6,
+        staff_space=staff_space, pale_mask=ink.pale_ink(page, staff_space),
+    )[0][0]
+
+
 def test_a_stem_running_on_beyond_a_box_decoded_short_joins_its_symbol():
     """An eighth rest whose stem, cut off by an erased staff line, runs on a quarter of a
     staff space below the box the network decoded short: a quarter of the piece lies beyond
@@ -379,12 +388,7 @@ def test_a_stem_running_on_beyond_a_box_decoded_short_joins_its_symbol():
     page[10:30, 20:34] = 40  # The flag...
     page[30:32, 26:28] = 170  # ...the erased line between...
     page[32:48, 26:28] = 40  # ...and its stem's lower piece (2 x 16).
-    box = np.float32([[9, 18, 40, 36]])
-    snapped = ink.snap_symbols(
-        page < 128, box, np.int32([k]), np.float32([0.9]), [k], 2.0, 0.6,
-        staff_space=16.0, pale_mask=ink.pale_ink(page, 16.0),
-    )[0][0]
-    np.testing.assert_array_equal(snapped, [10, 20, 48, 34])
+    np.testing.assert_array_equal(_snap_one(page, [9, 18, 40, 36], k), [10, 20, 48, 34])
 
 
 def test_an_upright_piece_beside_a_box_stays_out():
@@ -397,12 +401,7 @@ def test_an_upright_piece_beside_a_box_stays_out():
     page[10:50, 20:32] = 40  # The natural...
     page[44:46, 32:34] = 170  # ...pale ink...
     page[38:50, 34:36] = 40  # ...and a piece of the neighbour's stem (2 x 12).
-    box = np.float32([[9, 19, 51, 33]])
-    snapped = ink.snap_symbols(
-        page < 128, box, np.int32([k]), np.float32([0.9]), [k], 2.0, 0.6,
-        staff_space=16.0, pale_mask=ink.pale_ink(page, 16.0),
-    )[0][0]
-    np.testing.assert_array_equal(snapped, [10, 20, 50, 32])
+    np.testing.assert_array_equal(_snap_one(page, [9, 19, 51, 33], k), [10, 20, 50, 32])
 
 
 def test_a_beams_end_to_end_halves_are_one_beam():
