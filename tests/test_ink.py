@@ -378,9 +378,9 @@ def _snap_one(page: np.ndarray, box: list[float], k: int, staff_space: float = 1
 
 
 def test_a_stem_running_on_beyond_a_box_decoded_short_joins_its_symbol():
-    """An eighth rest whose stem, cut off by an erased staff line, runs on a quarter of a
-    staff space below the box the network decoded short: a quarter of the piece lies beyond
-    the box grown by `_PIECE_REACH`, so it would be refused as a neighbour's piece poking in.
+    """An eighth rest whose stem, cut off by an erased staff line, runs on half a staff space
+    below the box the network decoded short: a quarter of the piece lies beyond the box
+    grown by `_PIECE_REACH`, so it would be refused as a neighbour's piece poking in.
     Along the box's longer side the window reaches twice as far, and the rest takes its whole
     height."""
     k = classes_lib.label_of("rest8th") + 1

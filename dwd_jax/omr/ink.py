@@ -97,7 +97,7 @@ _SPUR_LENGTH = 0.35
 # A symbol that fell apart on a coarse or blurred capture (a tuplet 3's thin tips) leaves
 # dark pieces joined by paler ink: below this grey level, within its decoded box grown by
 # _PIECE_REACH staff spaces (a decoded box can stop short of a tip; twice that along its
-# longer side, where an eighth rest's stem cut off by an erased staff line ran on 0.3 staff
+# longer side, where an eighth rest's stem cut off by an erased staff line ran on 0.55 staff
 # spaces below a box decoded short), pieces joined to its largest are one symbol with it,
 # each reaching into the box's span across that side (a piece of the stem of the note beside
 # a coarse capture's natural lay wholly beside it). 128 is the ink itself.
