@@ -244,10 +244,9 @@ def get_config() -> ml_collections.ConfigDict:
     # pixels and the other symbols keep their relative weights. 4 halves what "box" costs
     # (mAP@.5 0.801 -> 0.762 shipped) and centres stems better still (network alone 0.45 ->
     # 0.67): not the default either. With the offset factor doubled (combined_factors below),
-    # over two seeds, it keeps the stems (0.68 and 0.67) and raises mAP (0.538 against 0.531
-    # shipped on validation), but mAP@.5 stays level (0.797 against 0.800) and nine rare
-    # compact classes fall on both seeds (tuplet 3 0.86 -> 0.45): not the default
-    # (BENCHMARKS.md, "Offset error in box sides").
+    # over two seeds, it keeps the stems (0.68 and 0.67) and raises mAP (0.538 against 0.528
+    # shipped on validation, three default seeds), but mAP@.5 stays level (0.797 against
+    # 0.794): not the default (BENCHMARKS.md, "Offset error in box sides").
     c.loss.offset_max_side = 0.0
     # (energy, class, box, offset) factors of the combined loss (the original's 2, 1, 1, and 1
     # for the offset head, which is normalised on its own).
